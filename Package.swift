@@ -1,0 +1,117 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// One shared contracts module (MMCore), one scaffolding module for HTTP services
+// (MMServiceKit), one library per service, and two thin executables:
+// `mmd` (every service role) and `mmctl` (operator CLI + supervisor daemon).
+// Services never import each other; they talk HTTP through the typed clients in MMCore.
+
+let package = Package(
+    name: "market-maker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mmd", targets: ["mmd"]),
+        .executable(name: "mmctl", targets: ["mmctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/onevcat/Rainbow.git", from: "4.2.2"),
+    ],
+    targets: [
+        // Models, contracts (routes, roles, typed clients over an abstract transport),
+        // cluster config, role tokens, grant signing, pure folds. No networking code.
+        .target(
+            name: "MMCore",
+            dependencies: [
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // Hummingbird scaffolding every service reuses + the AsyncHTTPClient transport.
+        .target(
+            name: "MMServiceKit",
+            dependencies: [
+                "MMCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // libcurl for mmctl: curl_easy_setopt is variadic, so the shim exposes typed setters.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CurlClient", dependencies: ["CCurl", "MMCore"]),
+
+        .target(name: "Exchange", dependencies: service(["GRDB"])),
+        .target(name: "TradingState", dependencies: service(["GRDB"])),
+        .target(name: "Coordinator", dependencies: service(["GRDB"])),
+        .target(name: "MarketMaker", dependencies: service([])),
+        .target(name: "OperatorGUI", dependencies: service([])),
+        .target(
+            name: "Supervisor",
+            dependencies: service([]) + [
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "mmd",
+            dependencies: [
+                "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "mmctl",
+            dependencies: [
+                "MMCore", "CurlClient", "Supervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Rainbow", package: "Rainbow"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+
+        // Test-only helpers: real `mmd` processes on private ports and data directories.
+        .target(name: "MMTestSupport", dependencies: ["MMCore", "MMServiceKit"]),
+
+        .testTarget(name: "MMCoreTests", dependencies: ["MMCore", .product(name: "PropertyBased", package: "swift-property-based")], resources: [.copy("Golden")]),
+        .testTarget(name: "MMServiceKitTests", dependencies: ["MMServiceKit", "MMTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "CurlClientTests", dependencies: ["CurlClient", "MMServiceKit"]),
+        .testTarget(name: "ExchangeTests", dependencies: serviceTest("Exchange")),
+        .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState")),
+        .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator")),
+        .testTarget(name: "MarketMakerTests", dependencies: serviceTest("MarketMaker")),
+        .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),
+        .testTarget(name: "SupervisorTests", dependencies: serviceTest("Supervisor") + ["CurlClient"]),
+    ]
+)
+
+func service(_ extra: [String]) -> [Target.Dependency] {
+    var deps: [Target.Dependency] = ["MMCore", "MMServiceKit"]
+    if extra.contains("GRDB") { deps.append(.product(name: "GRDB", package: "GRDB.swift")) }
+    return deps
+}
+
+func serviceTest(_ name: String) -> [Target.Dependency] {
+    [
+        .byName(name: name), "MMCore", "MMServiceKit", "MMTestSupport",
+        .product(name: "HummingbirdTesting", package: "hummingbird"),
+        .product(name: "PropertyBased", package: "swift-property-based"),
+    ]
+}

@@ -1,0 +1,187 @@
+import Foundation
+
+/// The whole cluster's configuration: one value every process resolves identically from
+/// (highest first) `--set key=value` flags, `MM_*` environment variables, the YAML file
+/// and the embedded defaults below. `etc/mmctl.yaml` documents every key.
+public struct ClusterConfig: Codable, Sendable, Hashable {
+    public struct Listen: Codable, Sendable, Hashable {
+        public var host: String
+        /// supervisor = base, coordinator = base+1, state = base+2, exchange = base+3,
+        /// gui = base+4, node nK = base+10+K.
+        public var portBase: Int
+    }
+
+    public struct ExchangeSettings: Codable, Sendable, Hashable {
+        /// One reference-price tick per interval since the exchange's first start.
+        public var priceIntervalMs: Int64
+        /// The reference price never leaves base ± band.
+        public var priceBandTicks: Int64
+        /// Largest move of one price tick.
+        public var maxStepTicks: Int64
+        /// Largest quantity one order or quote side may carry; more is rejected as absurd.
+        public var maxOrderQty: Int64
+        /// Largest price accepted, in ticks.
+        public var maxPriceTicks: Int64
+    }
+
+    public struct FlowSettings: Codable, Sendable, Hashable {
+        /// One external order per symbol every interval.
+        public var intervalMs: Int64
+        /// Percent of external orders priced to cross the market maker's quote.
+        public var crossPct: Int64
+        /// External order size is uniform in 1...max_qty lots.
+        public var maxQty: Int64
+    }
+
+    public struct CoordinatorSettings: Codable, Sendable, Hashable {
+        public var presenceTtlMs: Int64
+        public var grantTtlMs: Int64
+    }
+
+    public struct NodeSettings: Codable, Sendable, Hashable {
+        public var heartbeatIntervalMs: Int64
+        /// Renew grants this often (a third of the grant TTL by default).
+        public var renewIntervalMs: Int64
+        /// The node treats its grant as expired this long before the coordinator would.
+        public var safetyMarginMs: Int64
+        /// Dead-man's switch armed at the exchange with every renewal round.
+        public var deadmanTimeoutMs: Int64
+        /// A quote is re-sent at least this often even when nothing changed.
+        public var refreshIntervalMs: Int64
+    }
+
+    public struct QuotingParameters: Codable, Sendable, Hashable {
+        /// Distance from bid to ask, in ticks, before skew.
+        public var spreadTicks: Int64
+        /// How far the quote centre moves against inventory at the position limit (linear).
+        public var skewTicksAtLimit: Int64
+        /// Lots per side.
+        public var sizeLots: Int64
+        /// At |net_qty| ≥ limit the side that would grow the position is withdrawn.
+        public var positionLimitLots: Int64
+
+        public init(spreadTicks: Int64, skewTicksAtLimit: Int64, sizeLots: Int64, positionLimitLots: Int64) {
+            self.spreadTicks = spreadTicks
+            self.skewTicksAtLimit = skewTicksAtLimit
+            self.sizeLots = sizeLots
+            self.positionLimitLots = positionLimitLots
+        }
+    }
+
+    public struct SupervisorSettings: Codable, Sendable, Hashable {
+        public var backoffInitialMs: Int64
+        public var backoffMaxMs: Int64
+        /// A process up this long has its backoff reset.
+        public var stableAfterMs: Int64
+        /// More than max_restarts restarts within restart_period_ms ⇒ fatal.
+        public var maxRestarts: Int64
+        public var restartPeriodMs: Int64
+        public var stopGraceMs: Int64
+        public var readyTimeoutMs: Int64
+        public var logMaxBytes: Int64
+        public var logKeep: Int64
+    }
+
+    public struct HTTPSettings: Codable, Sendable, Hashable {
+        public var maxBodyBytes: Int
+        public var clientTimeoutMs: Int64
+    }
+
+    public var seed: Int64
+    public var listen: Listen
+    public var nodeCount: Int
+    public var symbols: [SymbolSpec]
+    public var exchange: ExchangeSettings
+    public var flow: FlowSettings
+    public var coordinator: CoordinatorSettings
+    public var node: NodeSettings
+    public var quoting: QuotingParameters
+    public var supervisor: SupervisorSettings
+    public var http: HTTPSettings
+
+    public var symbolNames: [String] { symbols.map(\.symbol) }
+    public func symbol(_ name: String) -> SymbolSpec? { symbols.first { $0.symbol == name } }
+
+    /// SHA-256 of the canonical JSON, shown by `GET /v1/info` so an operator can see that
+    /// every process runs the same configuration.
+    public var digest: String {
+        (try? MMJSON.encode(self)).map { sha256Hex($0) } ?? "unencodable"
+    }
+}
+
+// MARK: - Ports and process names
+
+/// The processes of a cluster, by the names `mmctl` and the logs use.
+public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case coordinator, state, exchange, gui
+    case node(Int)
+
+    public var name: String {
+        switch self {
+        case .coordinator: "coordinator"
+        case .state: "state"
+        case .exchange: "exchange"
+        case .gui: "gui"
+        case .node(let index): "n\(index)"
+        }
+    }
+
+    /// The role string of `processes[].role` in `mmctl status --json`.
+    public var role: String {
+        switch self {
+        case .node: "node"
+        default: name
+        }
+    }
+
+    public var description: String { name }
+
+    public init?(name: String) {
+        switch name {
+        case "coordinator": self = .coordinator
+        case "state": self = .state
+        case "exchange": self = .exchange
+        case "gui": self = .gui
+        default:
+            guard name.hasPrefix("n"), let index = Int(name.dropFirst()), index >= 1, index <= ClusterConfig.maxNodes else { return nil }
+            self = .node(index)
+        }
+    }
+
+    /// Start order; stop order is the reverse.
+    private var rank: Int {
+        switch self {
+        case .coordinator: 0
+        case .state: 1
+        case .exchange: 2
+        case .node(let index): 10 + index
+        case .gui: 1000
+        }
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rank < rhs.rank }
+}
+
+extension ClusterConfig {
+    public static let maxNodes = 64
+
+    public var supervisorPort: Int { listen.portBase }
+
+    public func port(of process: ClusterProcess) -> Int {
+        switch process {
+        case .coordinator: listen.portBase + 1
+        case .state: listen.portBase + 2
+        case .exchange: listen.portBase + 3
+        case .gui: listen.portBase + 4
+        case .node(let index): listen.portBase + 10 + index
+        }
+    }
+
+    public func baseURL(of process: ClusterProcess) -> String { "http://\(listen.host):\(port(of: process))" }
+    public var supervisorURL: String { "http://\(listen.host):\(supervisorPort)" }
+
+    /// Every process of a cluster with `nodeCount` nodes, in start order.
+    public var processes: [ClusterProcess] {
+        [.coordinator, .state, .exchange] + (1...max(nodeCount, 1)).map { .node($0) } + [.gui]
+    }
+}

@@ -1,0 +1,287 @@
+import Configuration
+import Foundation
+import SystemPackage
+import Yams
+
+/// A configuration problem, naming the key and why, so nothing starts on a bad config.
+public struct ConfigError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+    public var source: String?
+
+    public init(key: String, reason: String, source: String? = nil) {
+        self.key = key
+        self.reason = reason
+        self.source = source
+    }
+
+    public var description: String {
+        "invalid configuration\(source.map { " in \($0)" } ?? ""): '\(key)' \(reason)"
+    }
+}
+
+extension ClusterConfig {
+    /// The embedded defaults: a cluster that runs with no file at all.
+    public static let defaults = ClusterConfig(
+        seed: 42,
+        listen: Listen(host: "127.0.0.1", portBase: 7400),
+        nodeCount: 3,
+        symbols: [
+            SymbolSpec(symbol: "ACME", tickSize: "0.01", basePrice: 10_000, lotSize: 100),
+            SymbolSpec(symbol: "BOLT", tickSize: "0.01", basePrice: 2_500, lotSize: 100),
+            SymbolSpec(symbol: "CRUX", tickSize: "0.01", basePrice: 15_000, lotSize: 100),
+            SymbolSpec(symbol: "DYNA", tickSize: "0.01", basePrice: 5_000, lotSize: 100),
+            SymbolSpec(symbol: "EVOK", tickSize: "0.05", basePrice: 800, lotSize: 100),
+            SymbolSpec(symbol: "FLUX", tickSize: "0.01", basePrice: 32_000, lotSize: 100),
+        ],
+        exchange: ExchangeSettings(priceIntervalMs: 250, priceBandTicks: 500, maxStepTicks: 3, maxOrderQty: 100_000, maxPriceTicks: 1_000_000_000),
+        flow: FlowSettings(intervalMs: 200, crossPct: 30, maxQty: 5),
+        coordinator: CoordinatorSettings(presenceTtlMs: 2_000, grantTtlMs: 2_000),
+        node: NodeSettings(heartbeatIntervalMs: 500, renewIntervalMs: 600, safetyMarginMs: 200, deadmanTimeoutMs: 2_000, refreshIntervalMs: 5_000),
+        quoting: QuotingParameters(spreadTicks: 4, skewTicksAtLimit: 4, sizeLots: 5, positionLimitLots: 50),
+        supervisor: SupervisorSettings(
+            backoffInitialMs: 250, backoffMaxMs: 30_000, stableAfterMs: 60_000, maxRestarts: 5, restartPeriodMs: 30_000,
+            stopGraceMs: 10_000, readyTimeoutMs: 20_000, logMaxBytes: 10_000_000, logKeep: 3),
+        http: HTTPSettings(maxBodyBytes: 1_048_576, clientTimeoutMs: 5_000)
+    )
+
+    /// Every key a file, `MM_*` variable or `--set` may name; `symbols.NAME.*` keys are
+    /// checked against `symbols.names`.
+    public static let knownKeys: Set<String> = [
+        "seed", "listen.host", "listen.port_base", "nodes.count", "symbols.names",
+        "exchange.price_interval_ms", "exchange.price_band_ticks", "exchange.max_step_ticks",
+        "exchange.max_order_qty", "exchange.max_price_ticks",
+        "flow.interval_ms", "flow.cross_pct", "flow.max_qty",
+        "coordinator.presence_ttl_ms", "coordinator.grant_ttl_ms",
+        "node.heartbeat_interval_ms", "node.renew_interval_ms", "node.safety_margin_ms",
+        "node.deadman_timeout_ms", "node.refresh_interval_ms",
+        "quoting.spread_ticks", "quoting.skew_ticks_at_limit", "quoting.size_lots", "quoting.position_limit_lots",
+        "supervisor.backoff_initial_ms", "supervisor.backoff_max_ms", "supervisor.stable_after_ms",
+        "supervisor.max_restarts", "supervisor.restart_period_ms", "supervisor.stop_grace_ms",
+        "supervisor.ready_timeout_ms", "supervisor.log_max_bytes", "supervisor.log_keep",
+        "http.max_body_bytes", "http.client_timeout_ms",
+    ]
+    public static let symbolKeys: Set<String> = ["base_price", "tick_size", "lot_size"]
+
+    /// Resolves the configuration. `path == nil` means embedded defaults (plus env and
+    /// overrides); a path that does not exist is an error, never silently ignored.
+    public static func load(
+        path: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        overrides: [String: String] = [:]
+    ) async throws(ConfigError) -> ClusterConfig {
+        for key in overrides.keys { try checkKnown(key, symbolNames: nil, source: "--set") }
+        var providers: [any ConfigProvider] = []
+        if !overrides.isEmpty {
+            providers.append(EnvironmentVariablesProvider(environmentVariables: Dictionary(uniqueKeysWithValues: overrides.map { (envName($0.key), $0.value) })))
+        }
+        let prefixed = environment.filter { $0.key.hasPrefix("MM_") }
+        providers.append(EnvironmentVariablesProvider(environmentVariables: Dictionary(uniqueKeysWithValues: prefixed.map { (String($0.key.dropFirst(3)), $0.value) })))
+        var fileKeys: [String] = []
+        if let path {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigError(key: "--config", reason: "names '\(path)', which does not exist or cannot be read")
+            }
+            fileKeys = try flattenedKeys(yaml: String(decoding: data, as: UTF8.self), source: path)
+            do {
+                providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
+            } catch {
+                throw ConfigError(key: "--config", reason: "is not valid YAML: \(error)", source: path)
+            }
+        }
+        let reader = ConfigReader(providers: providers)
+        let config = try await read(reader, source: path)
+        for key in fileKeys { try checkKnown(key, symbolNames: Set(config.symbolNames), source: path) }
+        try config.validate(source: path)
+        return config
+    }
+
+    static func envName(_ dottedKey: String) -> String {
+        dottedKey.uppercased().replacingOccurrences(of: ".", with: "_")
+    }
+
+    private static func checkKnown(_ key: String, symbolNames: Set<String>?, source: String?) throws(ConfigError) {
+        if knownKeys.contains(key) { return }
+        let parts = key.split(separator: ".").map(String.init)
+        if parts.count == 3, parts[0] == "symbols", symbolKeys.contains(parts[2]) {
+            if let symbolNames, !symbolNames.contains(parts[1]) {
+                throw ConfigError(key: key, reason: "configures symbol '\(parts[1])', which is not in symbols.names", source: source)
+            }
+            return
+        }
+        let suggestion = knownKeys.min { editDistance($0, key) < editDistance($1, key) }
+        throw ConfigError(key: key, reason: "is not a known key\(suggestion.map { " (did you mean '\($0)'?)" } ?? "")", source: source)
+    }
+
+    /// The dotted paths of every leaf of a YAML document, to catch misspelled keys that a
+    /// key-value reader would silently ignore.
+    private static func flattenedKeys(yaml: String, source: String) throws(ConfigError) -> [String] {
+        let node: Yams.Node?
+        do { node = try Yams.compose(yaml: yaml) } catch {
+            throw ConfigError(key: "--config", reason: "is not valid YAML: \(error)", source: source)
+        }
+        guard let node else { return [] }
+        guard node.mapping != nil else {
+            throw ConfigError(key: "--config", reason: "must be a YAML mapping of keys at its top level", source: source)
+        }
+        var keys: [String] = []
+        func walk(_ node: Yams.Node, prefix: String) {
+            if let mapping = node.mapping {
+                for (keyNode, value) in mapping {
+                    let key = keyNode.string ?? "?"
+                    walk(value, prefix: prefix.isEmpty ? key : "\(prefix).\(key)")
+                }
+            } else {
+                keys.append(prefix)
+            }
+        }
+        walk(node, prefix: "")
+        return keys
+    }
+
+    private static func read(_ reader: ConfigReader, source: String?) async throws(ConfigError) -> ClusterConfig {
+        let d = ClusterConfig.defaults
+        func int(_ key: String, _ fallback: Int64) async throws(ConfigError) -> Int64 {
+            do { return Int64(try await reader.fetchInt(forKey: ConfigKey(key.split(separator: ".").map(String.init)), default: Int(fallback))) } catch {
+                throw ConfigError(key: key, reason: "must be an integer", source: source)
+            }
+        }
+        func string(_ key: String, _ fallback: String) async throws(ConfigError) -> String {
+            do { return try await reader.fetchString(forKey: ConfigKey(key.split(separator: ".").map(String.init)), default: fallback) } catch {
+                throw ConfigError(key: key, reason: "must be a string (quote decimals such as tick sizes: \"0.01\")", source: source)
+            }
+        }
+        func strings(_ key: String, _ fallback: [String]) async throws(ConfigError) -> [String] {
+            do { return try await reader.fetchStringArray(forKey: ConfigKey(key.split(separator: ".").map(String.init)), default: fallback) } catch {
+                throw ConfigError(key: key, reason: "must be a list of strings", source: source)
+            }
+        }
+
+        let names = try await strings("symbols.names", d.symbols.map(\.symbol))
+        var symbols: [SymbolSpec] = []
+        for name in names {
+            let fallback = d.symbol(name) ?? SymbolSpec(symbol: name, tickSize: "0.01", basePrice: 0, lotSize: 100)
+            let basePrice = try await int("symbols.\(name).base_price", fallback.basePrice)
+            if basePrice == 0 && d.symbol(name) == nil {
+                throw ConfigError(key: "symbols.\(name).base_price", reason: "is required for a symbol that has no embedded default", source: source)
+            }
+            symbols.append(SymbolSpec(
+                symbol: name,
+                tickSize: try await string("symbols.\(name).tick_size", fallback.tickSize),
+                basePrice: basePrice,
+                lotSize: try await int("symbols.\(name).lot_size", fallback.lotSize)))
+        }
+        return ClusterConfig(
+            seed: try await int("seed", d.seed),
+            listen: Listen(host: try await string("listen.host", d.listen.host), portBase: Int(try await int("listen.port_base", Int64(d.listen.portBase)))),
+            nodeCount: Int(try await int("nodes.count", Int64(d.nodeCount))),
+            symbols: symbols,
+            exchange: ExchangeSettings(
+                priceIntervalMs: try await int("exchange.price_interval_ms", d.exchange.priceIntervalMs),
+                priceBandTicks: try await int("exchange.price_band_ticks", d.exchange.priceBandTicks),
+                maxStepTicks: try await int("exchange.max_step_ticks", d.exchange.maxStepTicks),
+                maxOrderQty: try await int("exchange.max_order_qty", d.exchange.maxOrderQty),
+                maxPriceTicks: try await int("exchange.max_price_ticks", d.exchange.maxPriceTicks)),
+            flow: FlowSettings(
+                intervalMs: try await int("flow.interval_ms", d.flow.intervalMs),
+                crossPct: try await int("flow.cross_pct", d.flow.crossPct),
+                maxQty: try await int("flow.max_qty", d.flow.maxQty)),
+            coordinator: CoordinatorSettings(
+                presenceTtlMs: try await int("coordinator.presence_ttl_ms", d.coordinator.presenceTtlMs),
+                grantTtlMs: try await int("coordinator.grant_ttl_ms", d.coordinator.grantTtlMs)),
+            node: NodeSettings(
+                heartbeatIntervalMs: try await int("node.heartbeat_interval_ms", d.node.heartbeatIntervalMs),
+                renewIntervalMs: try await int("node.renew_interval_ms", d.node.renewIntervalMs),
+                safetyMarginMs: try await int("node.safety_margin_ms", d.node.safetyMarginMs),
+                deadmanTimeoutMs: try await int("node.deadman_timeout_ms", d.node.deadmanTimeoutMs),
+                refreshIntervalMs: try await int("node.refresh_interval_ms", d.node.refreshIntervalMs)),
+            quoting: QuotingParameters(
+                spreadTicks: try await int("quoting.spread_ticks", d.quoting.spreadTicks),
+                skewTicksAtLimit: try await int("quoting.skew_ticks_at_limit", d.quoting.skewTicksAtLimit),
+                sizeLots: try await int("quoting.size_lots", d.quoting.sizeLots),
+                positionLimitLots: try await int("quoting.position_limit_lots", d.quoting.positionLimitLots)),
+            supervisor: SupervisorSettings(
+                backoffInitialMs: try await int("supervisor.backoff_initial_ms", d.supervisor.backoffInitialMs),
+                backoffMaxMs: try await int("supervisor.backoff_max_ms", d.supervisor.backoffMaxMs),
+                stableAfterMs: try await int("supervisor.stable_after_ms", d.supervisor.stableAfterMs),
+                maxRestarts: try await int("supervisor.max_restarts", d.supervisor.maxRestarts),
+                restartPeriodMs: try await int("supervisor.restart_period_ms", d.supervisor.restartPeriodMs),
+                stopGraceMs: try await int("supervisor.stop_grace_ms", d.supervisor.stopGraceMs),
+                readyTimeoutMs: try await int("supervisor.ready_timeout_ms", d.supervisor.readyTimeoutMs),
+                logMaxBytes: try await int("supervisor.log_max_bytes", d.supervisor.logMaxBytes),
+                logKeep: try await int("supervisor.log_keep", d.supervisor.logKeep)),
+            http: HTTPSettings(
+                maxBodyBytes: Int(try await int("http.max_body_bytes", Int64(d.http.maxBodyBytes))),
+                clientTimeoutMs: try await int("http.client_timeout_ms", d.http.clientTimeoutMs))
+        )
+    }
+
+    /// Cross-field rules. Each failure names the key to change.
+    public func validate(source: String? = nil) throws(ConfigError) {
+        func require(_ condition: Bool, _ key: String, _ reason: String) throws(ConfigError) {
+            if !condition { throw ConfigError(key: key, reason: reason, source: source) }
+        }
+        try require(!listen.host.isEmpty, "listen.host", "must not be empty")
+        try require((1024...65_000).contains(listen.portBase), "listen.port_base", "must be in 1024...65000 (got \(listen.portBase))")
+        try require((1...ClusterConfig.maxNodes).contains(nodeCount), "nodes.count", "must be in 1...\(ClusterConfig.maxNodes) (got \(nodeCount))")
+        try require(!symbols.isEmpty, "symbols.names", "must list at least one symbol")
+        try require(Set(symbolNames).count == symbols.count, "symbols.names", "lists a symbol twice")
+        for spec in symbols {
+            let valid = !spec.symbol.isEmpty && spec.symbol.count <= 16
+                && spec.symbol.unicodeScalars.allSatisfy { CharacterSet.uppercaseLetters.contains($0) || CharacterSet.decimalDigits.contains($0) }
+            try require(valid, "symbols.names", "has '\(spec.symbol)': a symbol is 1–16 characters A–Z and 0–9")
+            try require(spec.basePrice > exchange.priceBandTicks, "symbols.\(spec.symbol).base_price",
+                        "must exceed exchange.price_band_ticks (\(exchange.priceBandTicks)) so the price stays > 0 (got \(spec.basePrice))")
+            try require(spec.basePrice + exchange.priceBandTicks <= exchange.maxPriceTicks, "symbols.\(spec.symbol).base_price", "plus the band exceeds exchange.max_price_ticks")
+            try require(Decimal(string: spec.tickSize).map { $0 > 0 } ?? false, "symbols.\(spec.symbol).tick_size", "must be a positive decimal string such as \"0.01\" (got '\(spec.tickSize)')")
+            try require(spec.lotSize > 0, "symbols.\(spec.symbol).lot_size", "must be > 0")
+        }
+        try require(exchange.priceIntervalMs >= 10, "exchange.price_interval_ms", "must be ≥ 10")
+        try require(exchange.priceBandTicks >= 1, "exchange.price_band_ticks", "must be ≥ 1")
+        try require(exchange.maxStepTicks >= 1 && exchange.maxStepTicks <= exchange.priceBandTicks, "exchange.max_step_ticks", "must be in 1...price_band_ticks")
+        try require(exchange.maxOrderQty >= 1 && exchange.maxOrderQty <= 1_000_000_000, "exchange.max_order_qty", "must be in 1...1000000000")
+        try require(exchange.maxPriceTicks >= 1 && exchange.maxPriceTicks <= 1_000_000_000_000, "exchange.max_price_ticks", "must be in 1...10^12")
+        try require(flow.intervalMs >= 1, "flow.interval_ms", "must be ≥ 1")
+        try require((0...100).contains(flow.crossPct), "flow.cross_pct", "is a percentage: 0...100")
+        try require(flow.maxQty >= 1 && flow.maxQty <= exchange.maxOrderQty, "flow.max_qty", "must be in 1...exchange.max_order_qty")
+        try require(coordinator.presenceTtlMs >= 100, "coordinator.presence_ttl_ms", "must be ≥ 100")
+        try require(coordinator.grantTtlMs >= 100, "coordinator.grant_ttl_ms", "must be ≥ 100")
+        try require(node.heartbeatIntervalMs >= 10 && node.heartbeatIntervalMs * 2 <= coordinator.presenceTtlMs, "node.heartbeat_interval_ms",
+                    "must be ≥ 10 and at most half of coordinator.presence_ttl_ms, so one lost heartbeat does not expire a node")
+        try require(node.renewIntervalMs >= 10 && node.renewIntervalMs * 2 <= coordinator.grantTtlMs, "node.renew_interval_ms",
+                    "must be ≥ 10 and at most half of coordinator.grant_ttl_ms, so one slow renewal does not lapse a grant")
+        try require(node.safetyMarginMs >= 0 && node.safetyMarginMs + node.renewIntervalMs < coordinator.grantTtlMs, "node.safety_margin_ms",
+                    "plus node.renew_interval_ms must stay below coordinator.grant_ttl_ms")
+        try require(node.deadmanTimeoutMs >= node.renewIntervalMs * 2, "node.deadman_timeout_ms", "must be at least twice node.renew_interval_ms (it is re-armed each renewal round)")
+        try require(node.refreshIntervalMs >= 100 && node.refreshIntervalMs <= 5_000, "node.refresh_interval_ms", "must be in 100...5000 (quotes are refreshed at least every 5 s)")
+        try require(quoting.spreadTicks >= 1, "quoting.spread_ticks", "must be ≥ 1 so a quote is never crossed or locked")
+        try require(quoting.skewTicksAtLimit >= 0, "quoting.skew_ticks_at_limit", "must be ≥ 0")
+        try require(quoting.sizeLots >= 1 && quoting.sizeLots <= exchange.maxOrderQty, "quoting.size_lots", "must be in 1...exchange.max_order_qty")
+        try require(quoting.positionLimitLots >= quoting.sizeLots, "quoting.position_limit_lots", "must be ≥ quoting.size_lots")
+        try require(supervisor.backoffInitialMs >= 10 && supervisor.backoffInitialMs <= supervisor.backoffMaxMs, "supervisor.backoff_initial_ms", "must be in 10...backoff_max_ms")
+        try require(supervisor.maxRestarts >= 1, "supervisor.max_restarts", "must be ≥ 1")
+        try require(supervisor.restartPeriodMs >= 1_000, "supervisor.restart_period_ms", "must be ≥ 1000")
+        try require(supervisor.stableAfterMs >= 1_000, "supervisor.stable_after_ms", "must be ≥ 1000")
+        try require(supervisor.stopGraceMs >= 100, "supervisor.stop_grace_ms", "must be ≥ 100")
+        try require(supervisor.readyTimeoutMs >= 1_000, "supervisor.ready_timeout_ms", "must be ≥ 1000")
+        try require(supervisor.logMaxBytes >= 4_096, "supervisor.log_max_bytes", "must be ≥ 4096")
+        try require(supervisor.logKeep >= 1 && supervisor.logKeep <= 100, "supervisor.log_keep", "must be in 1...100")
+        try require(http.maxBodyBytes >= 1_024, "http.max_body_bytes", "must be ≥ 1024")
+        try require(http.clientTimeoutMs >= 100, "http.client_timeout_ms", "must be ≥ 100")
+    }
+}
+
+private func editDistance(_ lhs: String, _ rhs: String) -> Int {
+    let a = Array(lhs), b = Array(rhs)
+    var row = Array(0...b.count)
+    for i in 1...max(a.count, 1) where !a.isEmpty {
+        var previous = row[0]
+        row[0] = i
+        for j in stride(from: 1, through: b.count, by: 1) {
+            let current = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+            previous = current
+        }
+    }
+    return row[b.count]
+}

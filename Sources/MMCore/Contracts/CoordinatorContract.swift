@@ -1,0 +1,228 @@
+import Foundation
+
+// MARK: Coordinator: membership, assignments, authority grants, fencing tokens, events.
+
+public enum CoordinatorRoutes {
+    public static let heartbeat = RouteSpec(.POST, "/v1/members/{node}/heartbeat", roles: [.node])
+    public static let leave = RouteSpec(.DELETE, "/v1/members/{node}", roles: [.node])
+    public static let members = RouteSpec.read("/v1/members")
+    /// `?after_version=V&wait_ms=W`: long-polls until the assignment version exceeds V.
+    public static let assignments = RouteSpec.read("/v1/assignments")
+    public static let acquire = RouteSpec(.POST, "/v1/authority/{symbol}/acquire", roles: [.node])
+    public static let renew = RouteSpec(.POST, "/v1/authority/{symbol}/renew", roles: [.node])
+    public static let release = RouteSpec(.POST, "/v1/authority/{symbol}/release", roles: [.node])
+    /// Renews all of a node's grants in one call.
+    public static let renewBatch = RouteSpec(.POST, "/v1/authority/renew", roles: [.node])
+    public static let authority = RouteSpec.read("/v1/authority")
+    public static let authorityOf = RouteSpec.read("/v1/authority/{symbol}")
+    /// `?after=SEQ&limit=N&wait_ms=W`.
+    public static let events = RouteSpec.read("/v1/events")
+
+    public static let all: [RouteSpec] = [heartbeat, leave, members, assignments, acquire, renew, release, renewBatch, authority, authorityOf, events]
+}
+
+public enum CoordinatorErrorCode {
+    public static let unknownNode = "unknown_node"                 // 404
+    public static let invalidNodeId = "invalid_node_id"            // 400
+    public static let notAssigned = "not_assigned"                 // 409
+    public static let heldByOther = "held_by_other"                // 409
+    public static let grantLapsed = "grant_lapsed"                 // 409
+    public static let staleFencingToken = "stale_fencing_token"    // 409
+    public static let startupQuiet = "startup_quiet_period"        // 503, with retry_after_ms
+}
+
+public struct HeartbeatRequest: Codable, Sendable, Hashable {
+    public var address: String
+    public init(address: String) { self.address = address }
+}
+
+public struct HeartbeatResponse: Codable, Sendable, Hashable {
+    public var node: String
+    public var expiresAtMs: EpochMs
+    public var assignmentsVersion: Int64
+    public init(node: String, expiresAtMs: EpochMs, assignmentsVersion: Int64) {
+        self.node = node
+        self.expiresAtMs = expiresAtMs
+        self.assignmentsVersion = assignmentsVersion
+    }
+}
+
+public struct LeaveResult: Codable, Sendable, Hashable {
+    public var node: String
+    public var left: Bool
+    public init(node: String, left: Bool) {
+        self.node = node
+        self.left = left
+    }
+}
+
+public struct MemberList: Codable, Sendable, Hashable {
+    public var members: [NodePresence]
+    public init(members: [NodePresence]) { self.members = members }
+}
+
+public struct AcquireRequest: Codable, Sendable, Hashable {
+    public var node: String
+    public init(node: String) { self.node = node }
+}
+
+public struct RenewRequest: Codable, Sendable, Hashable {
+    public var node: String
+    public var fencingToken: Int64
+    public init(node: String, fencingToken: Int64) {
+        self.node = node
+        self.fencingToken = fencingToken
+    }
+}
+
+public struct ReleaseResult: Codable, Sendable, Hashable {
+    public var symbol: String
+    public var released: Bool
+    public init(symbol: String, released: Bool) {
+        self.symbol = symbol
+        self.released = released
+    }
+}
+
+public struct BatchRenewRequest: Codable, Sendable, Hashable {
+    public struct Item: Codable, Sendable, Hashable {
+        public var symbol: String
+        public var fencingToken: Int64
+        public init(symbol: String, fencingToken: Int64) {
+            self.symbol = symbol
+            self.fencingToken = fencingToken
+        }
+    }
+
+    public var node: String
+    public var grants: [Item]
+    public init(node: String, grants: [Item]) {
+        self.node = node
+        self.grants = grants
+    }
+}
+
+public struct BatchRenewResult: Codable, Sendable, Hashable {
+    public struct Refusal: Codable, Sendable, Hashable {
+        public var symbol: String
+        public var code: String
+        public var message: String
+        public init(symbol: String, code: String, message: String) {
+            self.symbol = symbol
+            self.code = code
+            self.message = message
+        }
+    }
+
+    public var renewed: [AuthorityGrant]
+    public var refused: [Refusal]
+    public init(renewed: [AuthorityGrant], refused: [Refusal]) {
+        self.renewed = renewed
+        self.refused = refused
+    }
+}
+
+public struct AuthorityStatus: Codable, Sendable, Hashable {
+    public var symbol: String
+    public var assignedTo: String?
+    /// The holder of the unexpired grant, if any.
+    public var node: String?
+    /// The current (or last) fencing token for the symbol; 0 before the first grant.
+    public var fencingToken: Int64
+    public var expiresAtMs: EpochMs?
+    public var expiresInMs: Int64?
+    public init(symbol: String, assignedTo: String?, node: String?, fencingToken: Int64, expiresAtMs: EpochMs?, expiresInMs: Int64?) {
+        self.symbol = symbol
+        self.assignedTo = assignedTo
+        self.node = node
+        self.fencingToken = fencingToken
+        self.expiresAtMs = expiresAtMs
+        self.expiresInMs = expiresInMs
+    }
+}
+
+public struct AuthorityList: Codable, Sendable, Hashable {
+    public var authority: [AuthorityStatus]
+    /// While > 0 the coordinator grants nothing (startup quiet period after a restart).
+    public var quietForMs: Int64
+    public init(authority: [AuthorityStatus], quietForMs: Int64) {
+        self.authority = authority
+        self.quietForMs = quietForMs
+    }
+}
+
+public struct EventPage: Codable, Sendable, Hashable {
+    public var events: [ClusterEvent]
+    public var headSeq: Int64
+    public init(events: [ClusterEvent], headSeq: Int64) {
+        self.events = events
+        self.headSeq = headSeq
+    }
+}
+
+// MARK: Interfaces
+
+/// Registering and renewing node presence.
+public protocol PresenceRegistry: Sendable {
+    func heartbeat(node: String, _ request: HeartbeatRequest) async throws(ClientError) -> HeartbeatResponse
+    func leave(node: String) async throws(ClientError) -> LeaveResult
+}
+
+/// Acquiring, renewing and releasing symbol authority.
+public protocol AuthorityProvider: Sendable {
+    func acquire(symbol: String, node: String) async throws(ClientError) -> AuthorityGrant
+    func renew(symbol: String, _ request: RenewRequest) async throws(ClientError) -> AuthorityGrant
+    func renew(_ request: BatchRenewRequest) async throws(ClientError) -> BatchRenewResult
+    func release(symbol: String, _ request: RenewRequest) async throws(ClientError) -> ReleaseResult
+}
+
+/// Inspecting authority, membership and assignments.
+public protocol ClusterInspection: Sendable {
+    func members() async throws(ClientError) -> [NodePresence]
+    func assignments(afterVersion: Int64?, waitMs: Int64) async throws(ClientError) -> AssignmentTable
+    func authority() async throws(ClientError) -> AuthorityList
+    func events(after seq: Int64, limit: Int, waitMs: Int64) async throws(ClientError) -> EventPage
+}
+
+public struct CoordinatorClient: PresenceRegistry, AuthorityProvider, ClusterInspection {
+    public let endpoint: ServiceEndpoint
+    public init(_ endpoint: ServiceEndpoint) { self.endpoint = endpoint }
+
+    public func heartbeat(node: String, _ request: HeartbeatRequest) async throws(ClientError) -> HeartbeatResponse {
+        try await endpoint.call(.POST, CoordinatorRoutes.heartbeat.path(["node": node]), body: request)
+    }
+    public func leave(node: String) async throws(ClientError) -> LeaveResult {
+        try await endpoint.call(.DELETE, CoordinatorRoutes.leave.path(["node": node]))
+    }
+    public func acquire(symbol: String, node: String) async throws(ClientError) -> AuthorityGrant {
+        try await endpoint.call(.POST, CoordinatorRoutes.acquire.path(["symbol": symbol]), body: AcquireRequest(node: node))
+    }
+    public func renew(symbol: String, _ request: RenewRequest) async throws(ClientError) -> AuthorityGrant {
+        try await endpoint.call(.POST, CoordinatorRoutes.renew.path(["symbol": symbol]), body: request)
+    }
+    public func renew(_ request: BatchRenewRequest) async throws(ClientError) -> BatchRenewResult {
+        try await endpoint.call(.POST, CoordinatorRoutes.renewBatch.path, body: request)
+    }
+    public func release(symbol: String, _ request: RenewRequest) async throws(ClientError) -> ReleaseResult {
+        try await endpoint.call(.POST, CoordinatorRoutes.release.path(["symbol": symbol]), body: request)
+    }
+    public func members() async throws(ClientError) -> [NodePresence] {
+        try await endpoint.call(.GET, CoordinatorRoutes.members.path, as: MemberList.self).members
+    }
+    public func assignments(afterVersion: Int64? = nil, waitMs: Int64 = 0) async throws(ClientError) -> AssignmentTable {
+        var query: [(String, String)] = []
+        if let afterVersion { query += [("after_version", "\(afterVersion)"), ("wait_ms", "\(waitMs)")] }
+        return try await endpoint.call(.GET, CoordinatorRoutes.assignments.path, query: query, timeoutMs: endpoint.timeoutMs + waitMs)
+    }
+    public func authority() async throws(ClientError) -> AuthorityList {
+        try await endpoint.call(.GET, CoordinatorRoutes.authority.path)
+    }
+    public func authority(symbol: String) async throws(ClientError) -> AuthorityStatus {
+        try await endpoint.call(.GET, CoordinatorRoutes.authorityOf.path(["symbol": symbol]))
+    }
+    public func events(after seq: Int64 = 0, limit: Int = 200, waitMs: Int64 = 0) async throws(ClientError) -> EventPage {
+        try await endpoint.call(
+            .GET, CoordinatorRoutes.events.path, query: [("after", "\(seq)"), ("limit", "\(limit)"), ("wait_ms", "\(waitMs)")],
+            timeoutMs: endpoint.timeoutMs + waitMs)
+    }
+}

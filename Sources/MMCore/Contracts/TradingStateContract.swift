@@ -1,0 +1,113 @@
+import Foundation
+
+// MARK: Trading state: the fill ledger and the only writer of positions.
+
+public enum TradingStateRoutes {
+    /// Record a batch of fills (exactly-once by fill_id). Exchange role only.
+    public static let recordFills = RouteSpec(.POST, "/v1/fills", roles: [.exchange])
+    /// `?after_version=V&wait_ms=W`: long-polls until the ledger version exceeds V.
+    public static let positions = RouteSpec.read("/v1/positions")
+    public static let position = RouteSpec.read("/v1/positions/{symbol}")
+    /// `?symbol=&after=SEQ&limit=N`: pages through the ledger in seq order.
+    public static let ledger = RouteSpec.read("/v1/fills")
+    public static let ingest = RouteSpec.read("/v1/ingest")
+
+    public static let all: [RouteSpec] = [recordFills, positions, position, ledger, ingest]
+}
+
+public enum TradingStateErrorCode {
+    /// A fill_id already recorded with different contents: the first is kept. 409.
+    public static let conflictingDuplicate = "conflicting_duplicate"
+}
+
+public struct RecordFillsRequest: Codable, Sendable, Hashable {
+    public var fills: [Fill]
+    public init(fills: [Fill]) { self.fills = fills }
+}
+
+public struct RecordFillsResult: Codable, Sendable, Hashable {
+    public var recorded: [String]
+    public var duplicates: [String]
+    public var version: Int64
+    public init(recorded: [String], duplicates: [String], version: Int64) {
+        self.recorded = recorded
+        self.duplicates = duplicates
+        self.version = version
+    }
+}
+
+public struct PositionsView: Codable, Sendable, Hashable {
+    /// The ledger version: the number of distinct fills applied.
+    public var version: Int64
+    /// Every configured symbol, flat ones included.
+    public var positions: [Position]
+    public init(version: Int64, positions: [Position]) {
+        self.version = version
+        self.positions = positions
+    }
+}
+
+public struct LedgerPage: Codable, Sendable, Hashable {
+    public var fills: [Fill]
+    /// Pass as `after` to get the next page; null when this page is the last.
+    public var nextAfter: Int64?
+    public init(fills: [Fill], nextAfter: Int64?) {
+        self.fills = fills
+        self.nextAfter = nextAfter
+    }
+}
+
+public struct IngestStatus: Codable, Sendable, Hashable {
+    /// Highest exchange seq applied (every seq ≤ cursor is in the ledger).
+    public var cursor: Int64
+    public var exchangeHeadSeq: Int64?
+    public var lag: Int64?
+    public var ledgerFillCount: Int64
+    public var lastBatchAtMs: EpochMs?
+    public var lastError: String?
+    public init(cursor: Int64, exchangeHeadSeq: Int64?, lag: Int64?, ledgerFillCount: Int64, lastBatchAtMs: EpochMs?, lastError: String?) {
+        self.cursor = cursor
+        self.exchangeHeadSeq = exchangeHeadSeq
+        self.lag = lag
+        self.ledgerFillCount = ledgerFillCount
+        self.lastBatchAtMs = lastBatchAtMs
+        self.lastError = lastError
+    }
+}
+
+// MARK: Interfaces
+
+/// Recording fills into the ledger (the exchange side of the contract).
+public protocol FillRecorder: Sendable {
+    func record(_ request: RecordFillsRequest) async throws(ClientError) -> RecordFillsResult
+}
+
+/// Querying positions, optionally waiting for a change.
+public protocol PositionSource: Sendable {
+    func positions(afterVersion: Int64?, waitMs: Int64) async throws(ClientError) -> PositionsView
+}
+
+public struct TradingStateClient: FillRecorder, PositionSource {
+    public let endpoint: ServiceEndpoint
+    public init(_ endpoint: ServiceEndpoint) { self.endpoint = endpoint }
+
+    public func record(_ request: RecordFillsRequest) async throws(ClientError) -> RecordFillsResult {
+        try await endpoint.call(.POST, TradingStateRoutes.recordFills.path, body: request)
+    }
+    public func positions(afterVersion: Int64? = nil, waitMs: Int64 = 0) async throws(ClientError) -> PositionsView {
+        var query: [(String, String)] = []
+        if let afterVersion { query += [("after_version", "\(afterVersion)"), ("wait_ms", "\(waitMs)")] }
+        return try await endpoint.call(.GET, TradingStateRoutes.positions.path, query: query, timeoutMs: endpoint.timeoutMs + waitMs)
+    }
+    public func position(symbol: String) async throws(ClientError) -> Position {
+        try await endpoint.call(.GET, TradingStateRoutes.position.path(["symbol": symbol]))
+    }
+    public func ledger(symbol: String? = nil, after: Int64 = 0, limit: Int = 1000) async throws(ClientError) -> LedgerPage {
+        var query = [("after", "\(after)"), ("limit", "\(limit)")]
+        if let symbol { query.append(("symbol", symbol)) }
+        return try await endpoint.call(.GET, TradingStateRoutes.ledger.path, query: query)
+    }
+    public func ingest() async throws(ClientError) -> IngestStatus {
+        try await endpoint.call(.GET, TradingStateRoutes.ingest.path)
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// One directory holds a cluster's state; two clusters in two directories never touch.
+///
+///     DATA_DIR/
+///       tokens/ROLE            role bearer tokens (0600, directory 0700)
+///       tokens/grant-signing.key
+///       exchange.sqlite        journal + fill log
+///       state.sqlite           fill ledger + positions
+///       coordinator.sqlite     fencing counters + event log
+///       logs/NAME.log          per-process logs (rotated NAME.log.1 …)
+///       supervisor.lock        flock held while a supervisor runs
+///       supervisor.json        supervisor pid, control address
+///       pids/NAME.pid          last known child pids, swept at the next start
+///       effective-config.json the resolved config every child was started with
+public struct DataDirectory: Sendable, Hashable {
+    public let path: String
+
+    public init(_ path: String) {
+        let expanded = (path as NSString).expandingTildeInPath
+        if expanded.hasPrefix("/") {
+            self.path = (expanded as NSString).standardizingPath
+        } else {
+            let cwd = FileManager.default.currentDirectoryPath
+            self.path = ((cwd as NSString).appendingPathComponent(expanded) as NSString).standardizingPath
+        }
+    }
+
+    /// `--data-dir` wins, then `MMCTL_DATA_DIR`, then `var/` in the working directory.
+    public static func resolve(flag: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> DataDirectory {
+        DataDirectory(flag ?? environment["MMCTL_DATA_DIR"] ?? "var")
+    }
+
+    public var tokensDirectory: String { file("tokens") }
+    public func tokenPath(_ role: Role) -> String { file("tokens/\(role.rawValue)") }
+    public var grantKeyPath: String { file("tokens/grant-signing.key") }
+    public var logsDirectory: String { file("logs") }
+    public func logPath(_ process: String) -> String { file("logs/\(process).log") }
+    public var pidsDirectory: String { file("pids") }
+    public func pidPath(_ process: String) -> String { file("pids/\(process).pid") }
+    public func databasePath(_ service: String) -> String { file("\(service).sqlite") }
+    public var lockPath: String { file("supervisor.lock") }
+    public var supervisorStatePath: String { file("supervisor.json") }
+    public var effectiveConfigPath: String { file("effective-config.json") }
+
+    public func file(_ relative: String) -> String { (path as NSString).appendingPathComponent(relative) }
+
+    public func ensureExists() throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: logsDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: pidsDirectory, withIntermediateDirectories: true)
+    }
+
+    public func ensureTokensDirectory() throws {
+        try ensureExists()
+        try FileManager.default.createDirectory(atPath: tokensDirectory, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: tokensDirectory)
+    }
+
+    /// Writes a secret so that it is never readable by others, not even for an instant:
+    /// the file is created 0600 and renamed into place.
+    public func writeSecret(_ secret: String, to filePath: String) throws {
+        let temporary = filePath + ".tmp"
+        FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600])
+        try Data(secret.utf8).write(to: URL(fileURLWithPath: temporary))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary)
+        if FileManager.default.fileExists(atPath: filePath) { try FileManager.default.removeItem(atPath: filePath) }
+        try FileManager.default.moveItem(atPath: temporary, toPath: filePath)
+    }
+
+    public func readSecret(_ filePath: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: filePath) else {
+            throw DataDirectoryError.missingSecret(filePath)
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+public enum DataDirectoryError: Error, CustomStringConvertible {
+    case missingSecret(String)
+
+    public var description: String {
+        switch self {
+        case .missingSecret(let path):
+            "missing \(path): start the cluster with 'mmctl start' (it writes the role tokens), or point --data-dir at the cluster's data directory"
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import AsyncHTTPClient
+import Foundation
+import MMCore
+import NIOCore
+import NIOHTTP1
+
+/// Service-to-service HTTP through AsyncHTTPClient, with a per-request timeout.
+public struct AHCTransport: HTTPTransport {
+    public static let shared = AHCTransport(client: HTTPClient.shared)
+
+    let client: HTTPClient
+    /// Responses larger than this are refused rather than buffered without bound.
+    let maxResponseBytes: Int
+
+    public init(client: HTTPClient, maxResponseBytes: Int = 64 * 1024 * 1024) {
+        self.client = client
+        self.maxResponseBytes = maxResponseBytes
+    }
+
+    public func send(_ request: TransportRequest) async throws(TransportError) -> TransportResponse {
+        var outbound = HTTPClientRequest(url: request.url)
+        outbound.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
+        for (name, value) in request.headers { outbound.headers.add(name: name, value: value) }
+        if let body = request.body { outbound.body = .bytes(ByteBuffer(bytes: body)) }
+        do {
+            let response = try await client.execute(outbound, timeout: .milliseconds(request.timeoutMs))
+            let body = try await response.body.collect(upTo: maxResponseBytes)
+            return TransportResponse(status: Int(response.status.code), body: Data(body.readableBytesView))
+        } catch {
+            throw TransportError(url: request.url, reason: "\(error)")
+        }
+    }
+}

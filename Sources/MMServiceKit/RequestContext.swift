@@ -1,0 +1,90 @@
+import Foundation
+import Hummingbird
+import MMCore
+import NIOCore
+
+/// The request context of every service: the caller's proven role (set by the route's
+/// authorization check), the cluster's JSON conventions and its body size limit.
+public struct MMRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The role whose bearer token the request carried; nil on unauthenticated routes.
+    public var role: Role?
+    public var bodyLimit: Int
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.role = nil
+        self.bodyLimit = BodyLimit.current
+    }
+
+    public var maxUploadSize: Int { bodyLimit }
+    public var requestDecoder: MMRequestDecoder { MMRequestDecoder() }
+    public var responseEncoder: MMResponseEncoder { MMResponseEncoder() }
+}
+
+/// The process-wide request body limit (from `http.max_body_bytes`), fixed at startup.
+public enum BodyLimit {
+    private static let storage = LockedValue(1_048_576)
+    public static var current: Int { storage.value }
+    public static func set(_ bytes: Int) { storage.value = bytes }
+}
+
+/// Decodes bodies with the cluster's snake_case convention and turns every failure into a
+/// 400/413 that names the field, never a 500.
+public struct MMRequestDecoder: RequestDecoder {
+    public init() {}
+
+    public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        let data = try await readBody(request, limit: context.maxUploadSize)
+        guard !data.isEmpty else { throw APIError.malformedBody("the request needs a JSON body") }
+        do {
+            return try MMJSON.decode(T.self, from: data)
+        } catch {
+            throw APIError.malformedBody(MMJSON.describe(error))
+        }
+    }
+}
+
+/// Reads a request body, refusing more than `limit` bytes with 413 body_too_large.
+public func readBody(_ request: Request, limit: Int) async throws -> Data {
+    if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+        throw APIError.bodyTooLarge(limit: limit)
+    }
+    var request = request
+    let buffer: ByteBuffer
+    do {
+        buffer = try await request.collectBody(upTo: limit)
+    } catch {
+        throw APIError.bodyTooLarge(limit: limit)
+    }
+    return Data(buffer.readableBytesView)
+}
+
+public struct MMResponseEncoder: ResponseEncoder {
+    public init() {}
+
+    public func encode(_ value: some Encodable, from request: Request, context: some RequestContext) throws -> Response {
+        try jsonResponse(value, status: .ok)
+    }
+}
+
+public func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let data = try MMJSON.encode(value)
+    var headers = HTTPFields()
+    headers[.contentType] = "application/json; charset=utf-8"
+    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// A small lock-protected box for process-wide settings written once at startup.
+public final class LockedValue<Value: Sendable>: Sendable {
+    private let lock: NIOLockedValueBox<Value>
+
+    public init(_ value: Value) { lock = NIOLockedValueBox(value) }
+
+    public var value: Value {
+        get { lock.withLockedValue { $0 } }
+        set { lock.withLockedValue { $0 = newValue } }
+    }
+}
+
+import NIOConcurrencyHelpers

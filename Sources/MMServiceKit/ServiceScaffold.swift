@@ -1,0 +1,161 @@
+import Foundation
+import Hummingbird
+import Logging
+import MMCore
+import Metrics
+import Prometheus
+import ServiceLifecycle
+
+/// What `/readyz` reports: ready, or not yet and why.
+public struct Readiness: Sendable {
+    public var ready: Bool
+    public var detail: String
+    public init(ready: Bool, detail: String) {
+        self.ready = ready
+        self.detail = detail
+    }
+    public static let ready = Readiness(ready: true, detail: "ready")
+}
+
+public struct HealthBody: Codable, Sendable {
+    public var status: String
+    public var detail: String
+}
+
+/// The router every service starts from: error envelope, request metrics, and the common
+/// routes (`/healthz`, `/readyz`, `/metrics`, `GET /v1/info`).
+public func buildServiceRouter(
+    _ environment: ServiceEnvironment,
+    readiness: @escaping @Sendable () async -> Readiness = { .ready }
+) -> AuthorizedRouter {
+    BodyLimit.set(environment.config.http.maxBodyBytes)
+    let router = Router(context: MMRequestContext.self)
+    router.add(middleware: ErrorEnvelopeMiddleware())
+    router.add(middleware: MetricsMiddleware())
+    router.get(RouterPath(CommonRoutes.healthz)) { _, _ in
+        try jsonResponse(HealthBody(status: "ok", detail: environment.process.name))
+    }
+    router.get(RouterPath(CommonRoutes.readyz)) { _, _ in
+        let state = await readiness()
+        return try jsonResponse(
+            HealthBody(status: state.ready ? "ready" : "not_ready", detail: state.detail),
+            status: state.ready ? .ok : .serviceUnavailable)
+    }
+    router.get(RouterPath(CommonRoutes.metrics)) { _, _ in
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: MetricsBootstrap.registry.emitToString())))
+    }
+    let authorized = AuthorizedRouter(router: router, tokens: environment.tokens)
+    let info = environment.info
+    authorized.on(CommonRoutes.info) { _, _ in info }
+    return authorized
+}
+
+/// Builds the Hummingbird application bound to the service's loopback address.
+public func buildApplication(
+    _ environment: ServiceEnvironment,
+    router: AuthorizedRouter,
+    services: [any Service] = [],
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    Application(
+        router: router.router,
+        configuration: .init(address: .hostname(environment.host, port: environment.port), serverName: "mmd-\(environment.process.name)"),
+        services: services,
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? environment.port) },
+        logger: environment.logger
+    )
+}
+
+/// Runs a service until SIGTERM/SIGINT, or until its parent (the supervisor) goes away
+/// when `exitWithParent` is set: the supervisor holds the write end of the child's stdin,
+/// so EOF on stdin means the supervisor is gone, however it died.
+public func runService(
+    _ application: some ApplicationProtocol & Service,
+    environment: ServiceEnvironment,
+    exitWithParent: Bool
+) async throws {
+    var services: [any Service] = [application]
+    if exitWithParent { services.append(ParentWatchService(logger: environment.logger)) }
+    let group = ServiceGroup(
+        configuration: .init(
+            services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: environment.logger))
+    try await group.run()
+}
+
+/// Returns (ending the service group gracefully) when stdin reaches EOF. If the graceful
+/// shutdown itself hangs, the process is ended anyway after a few seconds, because a
+/// service outliving its supervisor is the one thing that must not happen.
+public struct ParentWatchService: Service {
+    let logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+
+    public func run() async throws {
+        // Waiting for stdin must not keep a graceful shutdown from finishing: race the two.
+        let parentGone = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let thread = Thread {
+                        var byte: UInt8 = 0
+                        while true {
+                            let count = read(0, &byte, 1)
+                            if count == 0 || (count < 0 && errno != EINTR) { break }
+                        }
+                        continuation.resume()
+                    }
+                    thread.start()
+                }
+                return true
+            }
+            group.addTask {
+                try? await gracefulShutdown()
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard parentGone else { return }
+        logger.warning("supervisor went away (stdin closed): shutting down")
+        let watchdog = Thread {
+            Thread.sleep(forTimeInterval: 5)
+            _exit(2)
+        }
+        watchdog.start()
+    }
+}
+
+/// The process-wide metrics registry, bootstrapped once (swift-metrics allows one bootstrap).
+public enum MetricsBootstrap {
+    public static let registry = PrometheusCollectorRegistry()
+    private static let done = LockedValue(false)
+
+    public static func bootstrap() {
+        let shouldBootstrap: Bool = {
+            if done.value { return false }
+            done.value = true
+            return true
+        }()
+        if shouldBootstrap { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
+    }
+}
+
+/// Logs to stderr (the supervisor captures it per process) at LOG_LEVEL (default info).
+public enum LoggingBootstrap {
+    private static let done = LockedValue(false)
+
+    public static func bootstrap(label: String) {
+        if done.value { return }
+        done.value = true
+        let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import MMCore
+import MMServiceKit
+import Synchronization
+
+// Shared by the test targets: real `mmd` processes on their own ports and data directories,
+// so process tests can run in parallel without touching each other or a developer's cluster.
+
+public enum TestPaths {
+    /// The built `mmd`: $MMD_BINARY, else next to the test bundle (.build/debug/mmd).
+    public static var mmd: String { binary("mmd", env: "MMD_BINARY") }
+    public static var mmctl: String { binary("mmctl", env: "MMCTL_BINARY") }
+
+    static func binary(_ name: String, env: String) -> String {
+        if let path = ProcessInfo.processInfo.environment[env] { return path }
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent(name).path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/\(name)").path
+    }
+
+    /// The repository root (for etc/, Scripts/).
+    public static var repositoryRoot: String {
+        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while directory.path != "/" {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) { return directory.path }
+            directory = directory.deletingLastPathComponent()
+        }
+        return FileManager.default.currentDirectoryPath
+    }
+
+    /// A fresh, empty data directory under /tmp.
+    public static func temporaryDataDirectory(_ label: String) -> DataDirectory {
+        let path = NSTemporaryDirectory() + "mm-test-\(label)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return DataDirectory(path)
+    }
+}
+
+/// Hands out port bases (blocks of 100 ports) no other test in this run uses and that are
+/// free right now.
+public enum PortAllocator {
+    private static let next = Mutex<Int>(20_000 + Int(ProcessInfo.processInfo.processIdentifier % 300) * 100)
+
+    public static func portBase() -> Int {
+        while true {
+            let base = next.withLock { value -> Int in
+                let current = value
+                value += 100
+                if value > 60_000 { value = 20_000 }
+                return current
+            }
+            if (0..<20).allSatisfy({ isFree(base + $0) }) { return base }
+        }
+    }
+
+    public static func isFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return result == 0
+    }
+}
+
+/// A test cluster's shared settings: one data directory, one port base, config overrides.
+public struct TestCluster: Sendable {
+    public let dataDirectory: DataDirectory
+    public let portBase: Int
+    public var overrides: [String: String]
+    public let tokens: RoleTokens
+
+    public init(_ label: String, overrides: [String: String] = [:]) throws {
+        dataDirectory = TestPaths.temporaryDataDirectory(label)
+        try dataDirectory.ensureExists()
+        portBase = PortAllocator.portBase()
+        var all = overrides
+        all["listen.port_base"] = "\(portBase)"
+        self.overrides = all
+        tokens = try RoleTokens.generate(in: dataDirectory)
+    }
+
+    public var config: ClusterConfig {
+        get async throws { try await ClusterConfig.load(path: nil, environment: [:], overrides: overrides) }
+    }
+
+    public var setArguments: [String] { overrides.sorted { $0.key < $1.key }.flatMap { ["--set", "\($0.key)=\($0.value)"] } }
+
+    public func endpoint(_ process: ClusterProcess, as role: Role, timeoutMs: Int64 = 5_000) async throws -> ServiceEndpoint {
+        ServiceEndpoint(baseURL: try await config.baseURL(of: process), token: tokens.token(for: role)!, transport: AHCTransport.shared, timeoutMs: timeoutMs)
+    }
+
+    /// Starts `mmd <role…>` for `process` and waits until its /readyz answers 200.
+    public func start(_ process: ClusterProcess, extraArguments: [String] = [], readyTimeout: Duration = .seconds(30)) async throws -> MMDProcess {
+        var arguments: [String]
+        switch process {
+        case .node: arguments = ["node", "--id", process.name]
+        case .gui: arguments = ["gui"]
+        case .exchange: arguments = ["exchange", "serve"]
+        default: arguments = [process.name]
+        }
+        arguments += ["--data-dir", dataDirectory.path] + setArguments + extraArguments
+        let running = try MMDProcess.launch(arguments: arguments, logPath: dataDirectory.logPath(process.name))
+        let url = try await config.baseURL(of: process) + CommonRoutes.readyz
+        try await running.waitUntilReady(url: url, timeout: readyTimeout)
+        return running
+    }
+
+    public func removeData() {
+        try? FileManager.default.removeItem(atPath: dataDirectory.path)
+    }
+}
+
+/// One real `mmd` process (Foundation.Process is fine in tests; the supervisor uses
+/// swift-subprocess with its own process-group handling).
+public final class MMDProcess: Sendable {
+    private let process: Process
+    public let logPath: String
+    public var pid: Int32 { process.processIdentifier }
+
+    init(process: Process, logPath: String) {
+        self.process = process
+        self.logPath = logPath
+    }
+
+    public static func launch(arguments: [String], logPath: String) throws -> MMDProcess {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: TestPaths.mmd)
+        process.arguments = arguments
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return MMDProcess(process: process, logPath: logPath)
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// kill -9 and wait for it to be gone.
+    public func kill9() async {
+        signal(SIGKILL)
+        await waitForExit(timeout: .seconds(10))
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    public func stop(grace: Duration = .seconds(10)) async {
+        guard process.isRunning else { return }
+        signal(SIGTERM)
+        await waitForExit(timeout: grace)
+        if process.isRunning { await kill9() }
+    }
+
+    public func waitForExit(timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    public var terminationStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+
+    public func waitUntilReady(url: String, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !process.isRunning {
+                throw HarnessError("mmd \(process.arguments ?? []) exited with \(process.terminationStatus) before ready; log tail:\n\(logTail())")
+            }
+            if let response = try? await AHCTransport.shared.send(TransportRequest(method: .GET, url: url, timeoutMs: 1_000)), response.status == 200 {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw HarnessError("mmd \(process.arguments ?? []) not ready at \(url) within \(timeout); log tail:\n\(logTail())")
+    }
+
+    public func logTail(lines: Int = 30) -> String {
+        let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+}
+
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` until it is true or `timeout` passes; returns whether it became true.
+public func eventually(timeout: Duration = .seconds(10), every interval: Duration = .milliseconds(50), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}

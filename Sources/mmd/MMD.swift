@@ -1,0 +1,124 @@
+import ArgumentParser
+import Coordinator
+import Exchange
+import Foundation
+import MarketMaker
+import MMCore
+import MMServiceKit
+import OperatorGUI
+import TradingState
+
+/// `mmd ROLE`: one binary for every service, so `ps` shows which role each process plays.
+@main
+struct MMD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mmd",
+        abstract: "Market-maker cluster services (normally started by 'mmctl start').",
+        version: MMVersion.current,
+        subcommands: [ExchangeCommand.self, StateCommand.self, CoordinatorCommand.self, NodeCommand.self, GUICommand.self]
+    )
+}
+
+/// Options every service takes.
+struct ServiceOptions: ParsableArguments {
+    @Option(help: "Cluster config (YAML). Default: embedded defaults.")
+    var config: String?
+
+    @Option(name: .customLong("data-dir"), help: "Cluster data directory (default: $MMCTL_DATA_DIR or ./var).")
+    var dataDir: String?
+
+    @Option(name: .customLong("set"), help: "Override one config key, e.g. --set coordinator.grant_ttl_ms=3000 (repeatable).")
+    var overrides: [String] = []
+
+    @Option(help: "Listen on this port instead of the configured one.")
+    var port: Int?
+
+    @Flag(name: .customLong("exit-with-parent"), help: "Exit when stdin closes (set by the supervisor).")
+    var exitWithParent = false
+
+    func environment(process: ClusterProcess, role: Role) async throws -> ServiceEnvironment {
+        LoggingBootstrap.bootstrap(label: "mmd")
+        MetricsBootstrap.bootstrap()
+        var parsed: [String: String] = [:]
+        for item in overrides {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw ValidationError("--set takes key=value, got '\(item)'")
+            }
+            parsed[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        }
+        let config: ClusterConfig
+        do {
+            config = try await ClusterConfig.load(path: self.config, overrides: parsed)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let dataDirectory = DataDirectory.resolve(flag: dataDir)
+        try dataDirectory.ensureExists()
+        let tokens = try RoleTokens.loadOrGenerate(in: dataDirectory)
+        return ServiceEnvironment(process: process, role: role, config: config, dataDirectory: dataDirectory, tokens: tokens, portOverride: port)
+    }
+}
+
+struct ExchangeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exchange", abstract: "Exchange simulator: reference prices, matching, fills.",
+        subcommands: [Serve.self, Replay.self], defaultSubcommand: Serve.self)
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the exchange service (default).")
+        @OptionGroup var options: ServiceOptions
+        func run() async throws {
+            try await ExchangeService.run(try await options.environment(process: .exchange, role: .exchange), exitWithParent: options.exitWithParent)
+        }
+    }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "replay", abstract: "Recompute the fill log from the journal offline and print its SHA-256.")
+        @OptionGroup var options: ServiceOptions
+        @Option(name: .customLong("through-seq"), help: "Digest only the first N fills.")
+        var throughSeq: Int64?
+        func run() async throws {
+            let environment = try await options.environment(process: .exchange, role: .exchange)
+            print(try await ExchangeService.replay(environment, throughSeq: throughSeq))
+        }
+    }
+}
+
+struct StateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "state", abstract: "Trading state: fill ledger and positions.")
+    @OptionGroup var options: ServiceOptions
+    func run() async throws {
+        try await TradingStateService.run(try await options.environment(process: .state, role: .state), exitWithParent: options.exitWithParent)
+    }
+}
+
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "coordinator", abstract: "Membership, assignments and fenced authority grants.")
+    @OptionGroup var options: ServiceOptions
+    func run() async throws {
+        try await CoordinatorService.run(try await options.environment(process: .coordinator, role: .coordinator), exitWithParent: options.exitWithParent)
+    }
+}
+
+struct NodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "A market-maker node: quotes the symbols it holds authority for.")
+    @OptionGroup var options: ServiceOptions
+    @Option(help: "Node index: 1 gives node id n1 and port base+11.")
+    var id: String
+
+    func run() async throws {
+        guard let process = ClusterProcess(name: id), case .node = process else {
+            throw ValidationError("--id must be nK with K in 1...\(ClusterConfig.maxNodes), e.g. n1 (got '\(id)')")
+        }
+        try await MarketMakerService.run(try await options.environment(process: process, role: .node), exitWithParent: options.exitWithParent)
+    }
+}
+
+struct GUICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "gui", abstract: "Read-only operator dashboard (web).")
+    @OptionGroup var options: ServiceOptions
+    func run() async throws {
+        try await OperatorGUIService.run(try await options.environment(process: .gui, role: .observer), exitWithParent: options.exitWithParent)
+    }
+}
