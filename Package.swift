@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "mmd", targets: ["mmd"]),
         .executable(name: "mmctl", targets: ["mmctl"]),
+        .executable(name: "mmbench", targets: ["mmbench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -89,6 +90,16 @@ let package = Package(
 
         // Test-only helpers: real `mmd` processes on private ports and data directories.
         .target(name: "MMTestSupport", dependencies: ["MMCore", "MMServiceKit"]),
+
+        // Benchmarks behind docs/PERFORMANCE.md, run through Scripts/bench.
+        .executableTarget(
+            name: "mmbench",
+            dependencies: [
+                "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI", "CurlClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
 
         .testTarget(name: "MMCoreTests", dependencies: ["MMCore", .product(name: "PropertyBased", package: "swift-property-based")], resources: [.copy("Golden")]),
         .testTarget(name: "MMServiceKitTests", dependencies: ["MMServiceKit", "MMTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird")]),

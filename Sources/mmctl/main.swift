@@ -1,1 +1,1 @@
-print("mmctl")
+print("mmctl: not written yet (issue 7)")
