@@ -285,15 +285,19 @@ public struct ClusterEvent: Codable, Sendable, Hashable {
     public var symbol: String?
     public var node: String?
     public var fencingToken: Int64?
+    /// For grant, renew and grant_expired events: the grant's expiry at that moment, so a
+    /// checker can rebuild every grant's lifetime [granted, min(release, expiry)] from the log.
+    public var expiresAtMs: EpochMs?
     public var detail: String
 
-    public init(seq: Int64, tsMs: EpochMs, kind: String, symbol: String? = nil, node: String? = nil, fencingToken: Int64? = nil, detail: String) {
+    public init(seq: Int64, tsMs: EpochMs, kind: String, symbol: String? = nil, node: String? = nil, fencingToken: Int64? = nil, expiresAtMs: EpochMs? = nil, detail: String) {
         self.seq = seq
         self.tsMs = tsMs
         self.kind = kind
         self.symbol = symbol
         self.node = node
         self.fencingToken = fencingToken
+        self.expiresAtMs = expiresAtMs
         self.detail = detail
     }
 }
