@@ -1,0 +1,2 @@
+/// The dashboard's static files (see DashboardPage/Script/Styles.swift).
+enum DashboardAssets {}

@@ -1,0 +1,466 @@
+// Embedded rather than shipped as files: the binary is the whole dashboard, it works offline
+// and there is no build toolchain. Edit here; served as /app.js.
+
+extension DashboardAssets {
+    /// The page logic: polling, rendering, integer price formatting, countdowns.
+    static let script = #"""
+// Operator dashboard. Polls one aggregated view (GET /api/dashboard) and renders it; the
+// only requests this page makes are GETs to its own origin. Prices, PnL and countdowns are
+// computed with integers (BigInt), never floating point.
+'use strict';
+
+const POLL_MS = 300;
+const REQUEST_TIMEOUT_MS = 2000;
+const FRESH_EVENT_MS = 5000;
+
+// ---------- integer formatting ----------
+
+/** "0.05" → { mantissa: 5n, scale: 2 }; null when the tick size is not a plain decimal. */
+function parseTickSize(tickSize) {
+  const match = /^(\d+)(?:\.(\d+))?$/.exec(String(tickSize).trim());
+  if (!match) return null;
+  const fraction = match[2] || '';
+  return { mantissa: BigInt(match[1] + fraction), scale: fraction.length };
+}
+
+/** A JSON integer as BigInt, or null when JSON parsing may already have lost digits. */
+function exactInteger(value) {
+  if (typeof value === 'bigint') return value;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) return null;
+  return BigInt(value);
+}
+
+/** value × 10^-scale as a decimal string with thousands separators ("-1,234.50"). */
+function formatScaled(value, scale) {
+  const negative = value < 0n;
+  let digits = (negative ? -value : value).toString();
+  let fraction = '';
+  if (scale > 0) {
+    digits = digits.padStart(scale + 1, '0');
+    fraction = '.' + digits.slice(digits.length - scale);
+    digits = digits.slice(0, digits.length - scale);
+  }
+  const grouped = digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return (negative ? '-' : '') + grouped + fraction;
+}
+
+/** ticks × tick_size, exactly: formatTicks(10005, "0.01") === "100.05". */
+function formatTicks(ticks, tickSize) {
+  const tick = parseTickSize(tickSize);
+  const exact = exactInteger(ticks);
+  if (ticks === null || ticks === undefined) return '—';
+  if (!tick || exact === null) return String(ticks) + ' ticks';
+  return formatScaled(exact * tick.mantissa, tick.scale);
+}
+
+/** Σ amounts[i] × tickSizes[i] at the finest scale among them. */
+function sumTicks(items) {
+  let scale = 0;
+  const parsed = [];
+  for (const { amount, tickSize } of items) {
+    const tick = parseTickSize(tickSize);
+    const exact = exactInteger(amount);
+    if (!tick || exact === null) return null;
+    parsed.push({ exact, tick });
+    scale = Math.max(scale, tick.scale);
+  }
+  let total = 0n;
+  for (const { exact, tick } of parsed) total += exact * tick.mantissa * (10n ** BigInt(scale - tick.scale));
+  return formatScaled(total, scale);
+}
+
+function formatQty(qty, signed) {
+  const exact = exactInteger(qty);
+  if (exact === null) return String(qty);
+  const text = formatScaled(exact, 0);
+  return signed && exact > 0n ? '+' + text : text;
+}
+
+/** Milliseconds left as "4.2 s" (tenths by integer division). */
+function formatCountdown(ms) {
+  if (ms <= 0) return '0.0 s';
+  const tenths = Math.floor(ms / 100);
+  return Math.floor(tenths / 10) + '.' + (tenths % 10) + ' s';
+}
+
+function formatDuration(ms) {
+  if (ms === null || ms === undefined) return '—';
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return seconds + ' s';
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return minutes + ' m ' + (seconds % 60) + ' s';
+  return Math.floor(minutes / 60) + ' h ' + (minutes % 60) + ' m';
+}
+
+function formatClock(epochMs) {
+  const date = new Date(epochMs);
+  const pad = (n, w) => String(n).padStart(w, '0');
+  return pad(date.getHours(), 2) + ':' + pad(date.getMinutes(), 2) + ':' + pad(date.getSeconds(), 2) + '.' + pad(date.getMilliseconds(), 3);
+}
+
+// ---------- DOM helpers (textContent only: nothing from the cluster is parsed as HTML) ----------
+
+function el(tag, options, ...children) {
+  const node = document.createElement(tag);
+  const opts = options || {};
+  if (opts.cls) node.className = opts.cls;
+  if (opts.text !== undefined && opts.text !== null) node.textContent = String(opts.text);
+  if (opts.title) node.title = opts.title;
+  if (opts.data) for (const [key, value] of Object.entries(opts.data)) node.dataset[key] = value === null || value === undefined ? '' : String(value);
+  if (opts.attrs) for (const [key, value] of Object.entries(opts.attrs)) node.setAttribute(key, String(value));
+  for (const child of children) if (child !== null && child !== undefined) node.append(child);
+  return node;
+}
+
+function num(text, options) {
+  const opts = options || {};
+  return el('td', { cls: 'num' + (opts.cls ? ' ' + opts.cls : ''), text, title: opts.title, data: opts.data });
+}
+
+function flag(kind, text, title) {
+  return el('span', { cls: 'flag ' + kind, text, title });
+}
+
+function replaceRows(tbody, rows, emptyText, columns) {
+  if (rows.length === 0) {
+    tbody.replaceChildren(el('tr', {}, el('td', { cls: 'empty', text: emptyText, attrs: { colspan: columns } })));
+  } else {
+    tbody.replaceChildren(...rows);
+  }
+}
+
+function pnlCell(amount, tickSize, extra) {
+  if (amount === null || amount === undefined) return num('—', { title: 'no reference price to mark the position at', data: extra });
+  const exact = exactInteger(amount);
+  return num(formatTicks(amount, tickSize), { cls: exact !== null && exact < 0n ? 'neg' : '', data: extra });
+}
+
+// ---------- countdowns ----------
+// A countdown is anchored to performance.now() when its frame arrived, so it ticks smoothly
+// between polls and does not depend on the browser's wall clock agreeing with the cluster's.
+
+function countdown(remainingMs, totalMs, receivedAt) {
+  const wrap = el('span', { cls: 'lease' });
+  const secs = el('span', { cls: 'secs' });
+  const meter = el('span', { cls: 'meter', attrs: { 'aria-hidden': 'true' } }, el('span'));
+  wrap.append(secs, meter);
+  wrap.dataset.deadline = String(receivedAt + remainingMs);
+  wrap.dataset.total = String(totalMs || 0);
+  paintCountdown(wrap, performance.now());
+  return wrap;
+}
+
+function paintCountdown(wrap, now) {
+  const left = Math.max(0, Number(wrap.dataset.deadline) - now);
+  const total = Number(wrap.dataset.total);
+  const secs = wrap.querySelector('.secs');
+  const meter = wrap.querySelector('.meter');
+  // Renewals happen every third of a TTL: below a quarter left, a renewal has been missed.
+  const low = total > 0 && left < total / 4;
+  secs.textContent = left <= 0 ? 'expired' : (low ? '⚠ ' : '') + formatCountdown(left);
+  secs.className = 'secs' + (left <= 0 ? ' badtext' : low ? ' warntext' : '');
+  meter.classList.toggle('low', low);
+  const percent = total > 0 ? Math.min(100, Math.floor((left * 100) / total)) : 0;
+  meter.firstChild.style.width = percent + '%';
+}
+
+function tickCountdowns() {
+  const now = performance.now();
+  for (const wrap of document.querySelectorAll('.lease[data-deadline]')) paintCountdown(wrap, now);
+}
+
+// ---------- rendering ----------
+
+const seenEvents = new Map();
+
+function render(frame, receivedAt) {
+  const view = frame.view;
+  document.body.dataset.version = String(frame.version);
+  renderConnection(frame);
+  renderBanners(frame);
+  if (!view) return;
+  const ticks = new Map(view.symbols.map((s) => [s.symbol, s.tick_size]));
+  renderMeta(frame, view);
+  renderSymbols(view, frame.cluster, receivedAt);
+  renderPositions(view);
+  renderMembers(view, frame.cluster, receivedAt);
+  renderProcesses(view);
+  renderTimeline(frame.timeline || view.recent_events || [], frame.server_now_ms);
+  renderQuoteUpdates(frame.quote_updates || [], ticks);
+  renderFills(view.recent_fills || [], ticks);
+}
+
+function renderConnection(frame) {
+  const box = document.getElementById('connection');
+  let state, text;
+  if (!frame.view) { state = 'connecting'; text = '○ waiting for the first cluster view'; }
+  else if (frame.refresh.stale) { state = 'stale'; text = '✖ STALE view'; }
+  else { state = 'live'; text = '● live'; }
+  box.dataset.state = state;
+  box.textContent = text;
+  document.body.dataset.state = state;
+}
+
+function renderBanners(frame) {
+  const banners = [];
+  const view = frame.view;
+  const refresh = frame.refresh;
+  if (refresh.stale && refresh.last_success_ms) {
+    const age = frame.server_now_ms - refresh.last_success_ms;
+    banners.push(el('p', { cls: 'banner bad', data: { banner: 'stale' },
+      text: '✖ The cluster view is ' + formatDuration(age) + ' old: the figures below are frozen. ' + (refresh.last_error ? 'Last error: ' + refresh.last_error : '') }));
+  } else if (!view && refresh.last_error) {
+    banners.push(el('p', { cls: 'banner bad', data: { banner: 'no-view' }, text: '✖ No cluster view yet: ' + refresh.last_error }));
+  }
+  for (const error of (view && view.errors) || []) {
+    banners.push(el('p', { cls: 'banner warn', data: { banner: 'service-error', service: error.service },
+      text: '⚠ ' + error.service + ' not readable: ' + error.error }));
+  }
+  document.getElementById('banners').replaceChildren(...banners);
+}
+
+function renderMeta(frame, view) {
+  const items = [
+    ['View at', formatClock(view.taken_at_ms)],
+    ['Supervisor', view.supervisor ? 'pid ' + view.supervisor.pid + ', up ' + formatDuration(view.supervisor.uptime_ms) : 'unreachable'],
+    ['Assignments', view.assignments ? 'v' + view.assignments.version : '—'],
+    ['Grant TTL', formatCountdown(frame.cluster.grant_ttl_ms)],
+  ];
+  document.getElementById('meta').replaceChildren(...items.map(([label, value]) => el('div', {}, el('dt', { text: label }), el('dd', { text: value }))));
+}
+
+function renderSymbols(view, cluster, receivedAt) {
+  let withoutHolder = 0, withoutQuote = 0;
+  const rows = view.symbols.map((s) => {
+    const holder = s.authority ? s.authority.node : '';
+    const quote = s.quote;
+    if (!s.authority) withoutHolder += 1;
+    if (!quote) withoutQuote += 1;
+    const problems = [];
+    if (!s.authority) problems.push('no holder');
+    if (!quote) problems.push('no quote');
+    const row = el('tr', {
+      cls: problems.length ? 'alert' : '',
+      data: {
+        symbol: s.symbol, holder, token: s.authority ? s.authority.fencing_token : '',
+        quote: quote ? 'present' : 'none', quoteNode: quote ? quote.node : '',
+        bid: quote && quote.bid !== null ? quote.bid : '', ask: quote && quote.ask !== null ? quote.ask : '',
+        assigned: s.assigned_to || '', problems: problems.join(','),
+      },
+    });
+    row.append(el('th', { cls: 'sym', attrs: { scope: 'row' } }, s.symbol, el('span', { cls: 'tick', text: '×' + s.tick_size })));
+    row.append(num(s.reference_price === null || s.reference_price === undefined ? '—' : formatTicks(s.reference_price, s.tick_size), { data: { field: 'reference' } }));
+    if (quote) {
+      const side = (price, qty) => price === null || price === undefined
+        ? [num('—', { title: 'side withdrawn' }), num('withdrawn', { cls: 'muted' })]
+        : [num(formatTicks(price, s.tick_size)), num(formatQty(qty))];
+      const [bidPrice, bidQty] = side(quote.bid, quote.bid_qty);
+      const [askPrice, askQty] = side(quote.ask, quote.ask_qty);
+      bidPrice.dataset.field = 'bid'; askPrice.dataset.field = 'ask';
+      row.append(bidQty, bidPrice, askPrice, askQty);
+      const owner = el('td', { data: { field: 'quote-owner' } }, quote.node + ' #' + quote.fencing_token);
+      if (s.authority && (quote.node !== s.authority.node || quote.fencing_token !== s.authority.fencing_token)) {
+        owner.append(' ', flag('warn', '⚠ not the holder', 'the resting quote was placed under another grant'));
+      }
+      row.append(owner);
+    } else {
+      row.append(el('td', { cls: 'num', attrs: { colspan: 4 }, data: { field: 'quote' } }, flag('bad', '⚠ NO QUOTE', 'nothing rests on the book for this symbol')));
+      row.append(el('td', { cls: 'muted', text: '—' }));
+    }
+    if (s.authority) {
+      row.append(el('td', { cls: 'ok', text: '✓ ' + s.authority.node, data: { field: 'holder' } }));
+      row.append(num(String(s.authority.fencing_token), { data: { field: 'token' } }));
+      row.append(el('td', {}, countdown(s.authority.expires_in_ms, cluster.grant_ttl_ms, receivedAt)));
+    } else {
+      row.append(el('td', { data: { field: 'holder' } }, flag('bad', '⚠ NO HOLDER', 'no unexpired authority grant for this symbol')));
+      row.append(num('—'));
+      row.append(el('td', { cls: 'muted', text: '—' }));
+    }
+    const assigned = el('td', { data: { field: 'assigned' } }, s.assigned_to || '—');
+    if (s.assigned_to && s.authority && s.assigned_to !== s.authority.node) assigned.append(' ', flag('warn', '→ moving', 'assigned to another node than the current holder'));
+    if (!s.assigned_to) assigned.className = 'badtext';
+    row.append(assigned);
+    return row;
+  });
+  replaceRows(document.querySelector('#symbols tbody'), rows, 'no symbols configured', 11);
+  const summary = document.getElementById('symbols-summary');
+  const parts = [view.symbols.length + ' symbols'];
+  if (withoutHolder) parts.push('⚠ ' + withoutHolder + ' without holder');
+  if (withoutQuote) parts.push('⚠ ' + withoutQuote + ' without quote');
+  if (!withoutHolder && !withoutQuote) parts.push('✓ all held and quoted');
+  summary.textContent = parts.join(' · ');
+  summary.className = 'summary' + (withoutHolder || withoutQuote ? ' bad' : '');
+  document.title = (withoutHolder || withoutQuote ? '⚠ ' : '') + 'Market-maker cluster';
+}
+
+function renderPositions(view) {
+  const realized = [], unrealized = [];
+  let fills = 0n, unrealizedComplete = true;
+  const rows = view.symbols.map((s) => {
+    const p = s.position || { net_qty: 0, avg_price: 0, realized_pnl: 0, unrealized_pnl: s.reference_price === null || s.reference_price === undefined ? null : 0, fill_count: 0 };
+    realized.push({ amount: p.realized_pnl, tickSize: s.tick_size });
+    if (p.unrealized_pnl === null || p.unrealized_pnl === undefined) unrealizedComplete = false;
+    else unrealized.push({ amount: p.unrealized_pnl, tickSize: s.tick_size });
+    fills += exactInteger(p.fill_count) || 0n;
+    return el('tr', { data: { position: s.symbol, netQty: p.net_qty } },
+      el('th', { cls: 'sym', text: s.symbol, attrs: { scope: 'row' } }),
+      num(formatQty(p.net_qty, true), { cls: exactInteger(p.net_qty) < 0n ? 'neg' : '', data: { field: 'net' } }),
+      num(exactInteger(p.net_qty) === 0n ? '—' : formatTicks(p.avg_price, s.tick_size), { data: { field: 'avg' } }),
+      num(s.reference_price === null || s.reference_price === undefined ? '—' : formatTicks(s.reference_price, s.tick_size)),
+      pnlCell(p.realized_pnl, s.tick_size, { field: 'realized' }),
+      pnlCell(p.unrealized_pnl, s.tick_size, { field: 'unrealized' }),
+      num(formatQty(p.fill_count)));
+  });
+  replaceRows(document.querySelector('#positions tbody'), rows, 'no positions', 7);
+  const totals = document.getElementById('totals');
+  const realizedTotal = sumTicks(realized);
+  const unrealizedTotal = sumTicks(unrealized);
+  totals.querySelector('[data-field="realized"]').textContent = realizedTotal === null ? '—' : realizedTotal;
+  totals.querySelector('[data-field="unrealized"]').textContent = unrealizedTotal === null ? '—' : unrealizedTotal + (unrealizedComplete ? '' : ' (partial)');
+  totals.querySelector('[data-field="fills"]').textContent = formatScaled(fills, 0);
+  totals.dataset.realized = realizedTotal || '';
+  totals.dataset.unrealized = unrealizedTotal || '';
+}
+
+const MEMBER_STATUS = { alive: ['● alive', 'ok'], expired: ['✖ expired', 'badtext'], left: ['− left', 'muted'] };
+
+function renderMembers(view, cluster, receivedAt) {
+  const holds = new Map();
+  for (const s of view.symbols) if (s.authority) holds.set(s.authority.node, (holds.get(s.authority.node) || 0) + 1);
+  let alive = 0;
+  const rows = view.members.map((m) => {
+    if (m.status === 'alive') alive += 1;
+    const [label, cls] = MEMBER_STATUS[m.status] || [m.status, ''];
+    return el('tr', { cls: m.status === 'expired' ? 'alert' : '', data: { member: m.node, status: m.status } },
+      el('th', { cls: 'sym', text: m.node, attrs: { scope: 'row' } }),
+      el('td', { cls, text: label }),
+      m.status === 'alive' ? el('td', { cls: 'num' }, countdown(m.expires_in_ms, cluster.presence_ttl_ms, receivedAt)) : num('—'),
+      num(String(holds.get(m.node) || 0)));
+  });
+  replaceRows(document.querySelector('#members tbody'), rows, 'no members have joined', 4);
+  document.getElementById('members-summary').textContent = alive + ' of ' + view.members.length + ' alive';
+}
+
+const PROCESS_STATE = {
+  running: ['● running', 'ok'], starting: ['○ starting', 'warntext'], backoff: ['↻ backoff', 'warntext'],
+  fatal: ['✖ FATAL', 'badtext'], stopped: ['■ stopped', 'badtext'], stopping: ['□ stopping', 'warntext'],
+};
+
+function renderProcesses(view) {
+  let running = 0;
+  const rows = view.processes.map((p) => {
+    if (p.state === 'running') running += 1;
+    const [label, cls] = PROCESS_STATE[p.state] || [p.state, ''];
+    const exit = p.last_exit ? 'last exit: ' + (p.last_exit.signal ? 'signal ' + p.last_exit.signal : 'code ' + p.last_exit.code) + ' at ' + formatClock(p.last_exit.at_ms) : '';
+    return el('tr', { cls: p.state === 'running' ? '' : 'alert', data: { process: p.name, state: p.state, restarts: p.restarts, pid: p.pid || '' }, title: exit },
+      el('th', { cls: 'sym', text: p.name, attrs: { scope: 'row' } }),
+      num(p.pid ? String(p.pid) : '—'),
+      el('td', { cls, text: label }),
+      num(formatQty(p.restarts), { cls: p.restarts > 0 ? 'warntext' : '' }),
+      num(formatDuration(p.uptime_ms)));
+  });
+  const supervisorDown = !view.supervisor;
+  replaceRows(document.querySelector('#processes tbody'), rows, supervisorDown ? '⚠ supervisor not reachable' : 'no processes', 5);
+  document.getElementById('processes-summary').textContent = supervisorDown ? '⚠ supervisor unreachable' : running + ' of ' + view.processes.length + ' running';
+}
+
+const EVENT_KIND = {
+  join: ['+ join', 'good'], leave: ['− leave', 'neutral'], expire: ['✖ expire', 'bad'],
+  grant: ['✓ grant', 'good'], renew_refused: ['✖ renew refused', 'bad'], release: ['↩ release', 'info'],
+  rebalance: ['⇄ rebalance', 'info'], grant_expired: ['✖ grant expired', 'bad'], coordinator_started: ['▶ coordinator up', 'info'],
+  spawn: ['▶ spawn', 'good'], exit: ['■ exit', 'bad'], restart: ['↻ restart', 'bad'], fatal: ['✖ FATAL', 'bad'],
+};
+
+function renderTimeline(events, serverNow) {
+  const items = events.map((e) => {
+    const [label, cls] = EVENT_KIND[e.kind] || [e.kind, 'neutral'];
+    const fresh = serverNow - e.ts_ms < FRESH_EVENT_MS;
+    const what = [];
+    if (e.node) what.push(e.node);
+    if (e.symbol) what.push(e.symbol);
+    if (e.fencing_token !== null && e.fencing_token !== undefined) what.push('#' + e.fencing_token);
+    const text = what.join(' ') + (e.detail ? (what.length ? ' — ' : '') + e.detail : '');
+    return el('li', { cls: fresh ? 'fresh' : '', data: { eventKind: e.kind, node: e.node || '', symbol: e.symbol || '', seq: e.seq } },
+      el('span', { cls: 'time', text: formatClock(e.ts_ms) }),
+      el('span', { cls: 'kind ' + cls, text: label + (fresh ? ' •' : ''), title: fresh ? 'in the last 5 seconds' : '' }),
+      el('span', { cls: 'what', text }));
+  });
+  const list = document.getElementById('timeline');
+  if (items.length === 0) list.replaceChildren(el('li', { cls: 'empty', text: 'no events yet' }));
+  else list.replaceChildren(...items);
+}
+
+const QUOTE_CHANGE = { current: 'resting', placed: '+ placed', replaced: '⇄ replaced', refreshed: '↻ refreshed', withdrawn: '✖ withdrawn' };
+
+function renderQuoteUpdates(updates, ticks) {
+  const rows = updates.map((u) => {
+    const tickSize = ticks.get(u.symbol) || '1';
+    const side = (price, qty) => price === null || price === undefined ? '—' : formatQty(qty) + ' @ ' + formatTicks(price, tickSize);
+    return el('tr', { data: { quoteUpdate: u.seq, symbol: u.symbol, change: u.change } },
+      el('td', { cls: 'time', text: formatClock(u.observed_at_ms) }),
+      el('td', { cls: 'sym', text: u.symbol }),
+      el('td', { cls: u.change === 'withdrawn' ? 'badtext' : '', text: QUOTE_CHANGE[u.change] || u.change }),
+      num(u.change === 'withdrawn' ? '—' : side(u.bid, u.bid_qty)),
+      num(u.change === 'withdrawn' ? '—' : side(u.ask, u.ask_qty)),
+      el('td', { text: u.node + ' #' + u.fencing_token }));
+  });
+  replaceRows(document.querySelector('#quote-updates tbody'), rows, 'no quote changes seen yet', 6);
+}
+
+function renderFills(fills, ticks) {
+  const rows = fills.map((f) => el('tr', { data: { fill: f.fill_id, seq: f.seq, symbol: f.symbol } },
+    el('td', { cls: 'time', text: formatClock(f.ts_ms) }),
+    num(String(f.seq)),
+    el('td', { cls: 'sym', text: f.symbol }),
+    el('td', { cls: 'side-' + f.side, text: f.side === 'buy' ? '▲ buy' : '▼ sell' }),
+    num(formatQty(f.qty)),
+    num(formatTicks(f.price, ticks.get(f.symbol) || '1')),
+    el('td', { text: f.node + ' #' + f.fencing_token })));
+  replaceRows(document.querySelector('#fills tbody'), rows, 'no fills yet', 7);
+}
+
+// ---------- polling ----------
+
+let lastVersion = -1;
+let failingSince = null;
+
+function showUnreachable(reason) {
+  if (failingSince === null) failingSince = Date.now();
+  const box = document.getElementById('connection');
+  box.dataset.state = 'unreachable';
+  box.textContent = '✖ dashboard server unreachable';
+  document.body.dataset.state = 'unreachable';
+  document.getElementById('banners').replaceChildren(el('p', { cls: 'banner bad', data: { banner: 'unreachable' },
+    text: '✖ No answer from the dashboard server since ' + formatClock(failingSince) + ' (' + reason + '): the figures below are frozen.' }));
+  for (const wrap of document.querySelectorAll('.lease[data-deadline]')) delete wrap.dataset.deadline;
+}
+
+async function poll() {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+  try {
+    const response = await fetch('/api/dashboard?quotes=60', { cache: 'no-store', signal: controller.signal });
+    if (!response.ok) throw new Error('HTTP ' + response.status);
+    const frame = await response.json();
+    const receivedAt = performance.now();
+    failingSince = null;
+    if (frame.version !== lastVersion || frame.refresh.stale || !frame.view) {
+      lastVersion = frame.version;
+      render(frame, receivedAt);
+    } else {
+      renderConnection(frame);
+    }
+  } catch (error) {
+    showUnreachable(error && error.name === 'AbortError' ? 'timed out' : String(error && error.message || error));
+  } finally {
+    clearTimeout(timer);
+    setTimeout(poll, POLL_MS);
+  }
+}
+
+if (typeof document !== 'undefined' && document.getElementById('symbols')) {
+  setInterval(tickCountdowns, 100);
+  poll();
+}
+"""#
+}

@@ -1,0 +1,74 @@
+// Embedded rather than shipped as files: the binary is the whole dashboard, it works offline
+// and there is no build toolchain. Edit here; served as /app.css.
+
+extension DashboardAssets {
+    /// Layout and colours: dark text on light panels (WCAG AA contrast); every state also has a text/icon marker.
+    static let styles = #"""
+:root {
+  --ink: #16191d; --muted: #4a5561; --line: #d5dbe1; --panel: #ffffff; --page: #eef1f4;
+  --head: #1d2733; --head-ink: #f4f6f8;
+  --good: #14632f; --good-bg: #e3f4e8;
+  --warn: #7a3e00; --warn-bg: #fff1cc; --warn-line: #b86e00;
+  --bad: #9b1c1c; --bad-bg: #fde4e4; --bad-line: #c53030;
+  --info: #1e4e8c; --info-bg: #e4eefb;
+}
+* { box-sizing: border-box; }
+html { font-size: 14px; }
+body { margin: 0; background: var(--page); color: var(--ink); font-family: "DejaVu Sans", "Liberation Sans", system-ui, sans-serif; line-height: 1.35; }
+.topbar { display: flex; align-items: center; gap: 1.5rem; padding: .55rem 1rem; background: var(--head); color: var(--head-ink); flex-wrap: wrap; }
+.topbar h1 { font-size: 1.15rem; margin: 0; font-weight: 600; }
+.readonly { font-size: .75rem; font-weight: 600; border: 1px solid #9fb0c2; border-radius: 3px; padding: 0 .35rem; margin-left: .4rem; vertical-align: middle; }
+.connection { font-weight: 600; padding: .15rem .6rem; border-radius: 3px; background: #33414f; }
+.connection[data-state="live"] { background: #1f5f35; }
+.connection[data-state="stale"], .connection[data-state="unreachable"] { background: #8a1f1f; }
+.meta { display: flex; gap: 1.2rem; margin: 0; font-size: .9rem; color: #d6dde4; }
+.meta div { display: flex; gap: .35rem; }
+.meta dt { color: #a9b6c3; }
+.meta dd { margin: 0; font-variant-numeric: tabular-nums; }
+.banners { padding: 0 1rem; }
+.banner { margin: .5rem 0 0; padding: .45rem .75rem; border-left: 5px solid; border-radius: 2px; font-weight: 600; }
+.banner.bad { background: var(--bad-bg); color: var(--bad); border-color: var(--bad-line); }
+.banner.warn { background: var(--warn-bg); color: var(--warn); border-color: var(--warn-line); }
+main { display: grid; grid-template-columns: repeat(12, minmax(0, 1fr)); gap: .75rem; padding: .75rem 1rem; }
+.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 4px; padding: .5rem .65rem .6rem; min-width: 0; }
+.span-12 { grid-column: span 12; } .span-6 { grid-column: span 6; } .span-4 { grid-column: span 4; } .span-3 { grid-column: span 3; }
+@media (max-width: 1100px) { .span-6, .span-4, .span-3 { grid-column: span 12; } }
+.panel.scroll { max-height: 24rem; overflow-y: auto; }
+h2 { font-size: 1rem; margin: 0 0 .4rem; display: flex; gap: .6rem; align-items: baseline; flex-wrap: wrap; }
+.summary { font-size: .85rem; font-weight: 400; color: var(--muted); }
+.summary.bad { color: var(--bad); font-weight: 700; }
+table.grid { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
+.grid th, .grid td { padding: .28rem .45rem; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+.grid thead th { font-size: .8rem; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: var(--panel); }
+.grid.compact th, .grid.compact td { padding: .18rem .35rem; font-size: .88rem; }
+.grid .num { text-align: right; }
+.grid tfoot th, .grid tfoot td { font-weight: 700; border-top: 2px solid var(--ink); border-bottom: none; }
+.sym { font-weight: 700; }
+.tick { color: var(--muted); font-size: .8rem; font-weight: 400; margin-left: .3rem; }
+tr.alert > * { background: var(--warn-bg); }
+tr.alert > th:first-child, tr.alert > td:first-child { box-shadow: inset 5px 0 0 var(--warn-line); }
+.flag { display: inline-block; font-weight: 700; padding: 0 .35rem; border-radius: 3px; }
+.flag.bad { color: var(--bad); background: var(--bad-bg); border: 1px solid var(--bad-line); }
+.flag.warn { color: var(--warn); background: var(--warn-bg); border: 1px solid var(--warn-line); }
+.ok { color: var(--good); font-weight: 600; }
+.badtext { color: var(--bad); font-weight: 700; }
+.warntext { color: var(--warn); font-weight: 700; }
+.muted { color: var(--muted); }
+.neg { color: var(--bad); }
+.lease { display: inline-flex; align-items: center; gap: .45rem; min-width: 8.5rem; }
+.lease .secs { min-width: 3.6rem; text-align: right; }
+.meter { display: inline-block; width: 4rem; height: .55rem; background: #dfe4ea; border-radius: 2px; overflow: hidden; border: 1px solid #b9c2cc; }
+.meter > span { display: block; height: 100%; background: var(--good); }
+.meter.low > span { background: var(--warn-line); }
+.timeline { list-style: none; margin: 0; padding: 0; font-size: .88rem; }
+.timeline li { display: grid; grid-template-columns: 6.6rem 8.3rem 1fr; gap: .4rem; padding: .2rem .3rem; border-bottom: 1px solid var(--line); align-items: baseline; }
+.timeline li.fresh { background: var(--info-bg); }
+.timeline .what { overflow-wrap: anywhere; }
+.kind { font-weight: 700; white-space: nowrap; }
+.kind.good { color: var(--good); } .kind.bad { color: var(--bad); } .kind.info { color: var(--info); } .kind.neutral { color: var(--muted); }
+.time { color: var(--muted); font-variant-numeric: tabular-nums; }
+.side-buy { color: var(--good); font-weight: 600; } .side-sell { color: var(--bad); font-weight: 600; }
+.empty { color: var(--muted); font-style: italic; }
+footer { padding: .3rem 1rem 1rem; color: var(--muted); font-size: .8rem; }
+"""#
+}
