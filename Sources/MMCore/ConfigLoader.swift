@@ -160,6 +160,10 @@ extension ClusterConfig {
         let names = try await strings("symbols.names", d.symbols.map(\.symbol))
         var symbols: [SymbolSpec] = []
         for name in names {
+            // Checked before the per-symbol keys are read, so a bad name is reported as such.
+            guard isValidSymbolName(name) else {
+                throw ConfigError(key: "symbols.names", reason: "has '\(name)': a symbol is 1–16 characters A–Z and 0–9", source: source)
+            }
             let fallback = d.symbol(name) ?? SymbolSpec(symbol: name, tickSize: "0.01", basePrice: 0, lotSize: 100)
             let basePrice = try await int("symbols.\(name).base_price", fallback.basePrice)
             if basePrice == 0 && d.symbol(name) == nil {
@@ -227,9 +231,7 @@ extension ClusterConfig {
         try require(!symbols.isEmpty, "symbols.names", "must list at least one symbol")
         try require(Set(symbolNames).count == symbols.count, "symbols.names", "lists a symbol twice")
         for spec in symbols {
-            let valid = !spec.symbol.isEmpty && spec.symbol.count <= 16
-                && spec.symbol.unicodeScalars.allSatisfy { CharacterSet.uppercaseLetters.contains($0) || CharacterSet.decimalDigits.contains($0) }
-            try require(valid, "symbols.names", "has '\(spec.symbol)': a symbol is 1–16 characters A–Z and 0–9")
+            try require(isValidSymbolName(spec.symbol), "symbols.names", "has '\(spec.symbol)': a symbol is 1–16 characters A–Z and 0–9")
             try require(spec.basePrice > exchange.priceBandTicks, "symbols.\(spec.symbol).base_price",
                         "must exceed exchange.price_band_ticks (\(exchange.priceBandTicks)) so the price stays > 0 (got \(spec.basePrice))")
             try require(spec.basePrice + exchange.priceBandTicks <= exchange.maxPriceTicks, "symbols.\(spec.symbol).base_price", "plus the band exceeds exchange.max_price_ticks")
@@ -269,6 +271,11 @@ extension ClusterConfig {
         try require(http.maxBodyBytes >= 1_024, "http.max_body_bytes", "must be ≥ 1024")
         try require(http.clientTimeoutMs >= 100, "http.client_timeout_ms", "must be ≥ 100")
     }
+}
+
+/// Symbols appear in URL paths, file names and the signed grant string: keep them plain.
+public func isValidSymbolName(_ name: String) -> Bool {
+    !name.isEmpty && name.count <= 16 && name.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("0"..."9").contains($0) }
 }
 
 private func editDistance(_ lhs: String, _ rhs: String) -> Int {
