@@ -1,0 +1,350 @@
+import Logging
+import MMCore
+import ServiceLifecycle
+
+// The node's long-running loops, each a swift-service-lifecycle Service. They are handed to
+// the application in this order: presence, assignments, quoting, authority, prices,
+// positions. The service group shuts services down one by one in REVERSE order, so on
+// SIGTERM the inputs stop first, then no grant is acquired or renewed any more, then the
+// quoting engine cancels every quote and releases every grant, and only then does the
+// presence loop leave the cluster: cancel, release, leave — in that order.
+
+/// Logs the first failure of a streak, every 50th after it and the recovery, so a peer that is
+/// down for a minute costs a few log lines, not thousands.
+struct FailureStreak {
+    let what: String
+    private var count = 0
+
+    init(_ what: String) { self.what = what }
+
+    mutating func failed(_ error: any Error, logger: Logger) {
+        count += 1
+        if count == 1 || count % 50 == 0 {
+            logger.warning("\(what) failed (\(count) in a row): \(error)")
+        }
+    }
+
+    mutating func succeeded(logger: Logger) {
+        if count > 0 { logger.info("\(what) works again after \(count) failure(s)") }
+        count = 0
+    }
+}
+
+/// Sleeps unless the task is cancelled; never throws, so loops end by checking cancellation.
+func pause(milliseconds: Int64) async {
+    try? await Task.sleep(for: .milliseconds(max(milliseconds, 0)))
+}
+
+/// Runs `body` until graceful shutdown (or cancellation), then returns normally. `wake` is
+/// rung on graceful shutdown so a loop parked on it notices at once.
+func runUntilShutdown(wake: Doorbell, _ body: @escaping @Sendable () async -> Void) async {
+    await withGracefulShutdownHandler {
+        await cancelWhenGracefulShutdown {
+            await body()
+        }
+    } onGracefulShutdown: {
+        wake.ring()
+    }
+}
+
+// MARK: Presence
+
+/// Heartbeats the coordinator (the first accepted heartbeat registers the node and makes it
+/// ready); on graceful shutdown, which comes last, leaves the cluster explicitly.
+public struct PresenceService: Service {
+    let state: NodeState
+    let registry: any PresenceRegistry
+    let logger: Logger
+
+    public init(state: NodeState, registry: any PresenceRegistry, logger: Logger) {
+        self.state = state
+        self.registry = registry
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let settings = state.settings
+        let wake = Doorbell()
+        await runUntilShutdown(wake: wake) {
+            var streak = FailureStreak("heartbeat")
+            while !Task.isCancelled {
+                do {
+                    _ = try await registry.heartbeat(node: settings.nodeId, HeartbeatRequest(address: settings.address))
+                    await state.markRegistered()
+                    streak.succeeded(logger: logger)
+                } catch {
+                    await state.countHeartbeatFailure()
+                    streak.failed(error, logger: logger)
+                }
+                await wake.wait(timeout: .milliseconds(settings.heartbeatIntervalMs))
+            }
+        }
+        guard Task.isShuttingDownGracefully, !Task.isCancelled else { return }
+        do {
+            let result = try await registry.leave(node: settings.nodeId)
+            logger.info("left the cluster (left=\(result.left))")
+        } catch {
+            // Not fatal: without heartbeats the coordinator expires the node after its TTL.
+            logger.warning("leave failed, the coordinator will expire this node instead: \(error)")
+        }
+    }
+}
+
+// MARK: Assignments
+
+/// Long-polls the assignment table and applies every newer version.
+public struct AssignmentWatcher: Service {
+    let state: NodeState
+    let source: any AssignmentSource
+    let logger: Logger
+
+    public init(state: NodeState, source: any AssignmentSource, logger: Logger) {
+        self.state = state
+        self.source = source
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let settings = state.settings
+        await runUntilShutdown(wake: Doorbell()) {
+            var streak = FailureStreak("assignment watch")
+            var known: Int64?
+            while !Task.isCancelled {
+                do {
+                    let table = try await source.assignments(afterVersion: known, waitMs: known == nil ? 0 : settings.longPollWaitMs)
+                    streak.succeeded(logger: logger)
+                    // A restarted coordinator may count versions from scratch: follow it down too.
+                    if let current = known, table.version < current {
+                        logger.warning("assignment version went back from \(current) to \(table.version): coordinator restarted")
+                        await state.resetAssignmentsVersion()
+                    }
+                    await state.applyAssignments(table)
+                    known = table.version
+                } catch {
+                    streak.failed(error, logger: logger)
+                    await pause(milliseconds: settings.transientRetryMs)
+                }
+            }
+        }
+    }
+}
+
+// MARK: Authority
+
+/// Acquires a grant for every assigned symbol the node does not hold. Refusals (held by the
+/// previous holder until it releases or its grant lapses, the coordinator's startup quiet
+/// period) are retried every `acquireRetryMs`, so a failover completes within a fraction of a
+/// second of the old grant ending.
+public struct GrantAcquirer: Service {
+    let state: NodeState
+    let authority: any AuthorityProvider
+    let time: any MonotonicTimeSource
+    let logger: Logger
+
+    public init(state: NodeState, authority: any AuthorityProvider, time: any MonotonicTimeSource, logger: Logger) {
+        self.state = state
+        self.authority = authority
+        self.time = time
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let settings = state.settings
+        let bell = state.acquirerBell
+        await runUntilShutdown(wake: bell) {
+            var notBefore: [String: MonotonicInstant] = [:]
+            while !Task.isCancelled {
+                let wanted = await state.symbolsToAcquire()
+                let now = time.now()
+                let due = wanted.filter { (notBefore[$0] ?? now) <= now }
+                notBefore = notBefore.filter { wanted.contains($0.key) }
+                let retries = await withTaskGroup(of: (String, Int64?).self) { group in
+                    for symbol in due {
+                        group.addTask { (symbol, await acquire(symbol, settings: settings)) }
+                    }
+                    var retries: [(String, Int64?)] = []
+                    for await result in group { retries.append(result) }
+                    return retries
+                }
+                for (symbol, retryMs) in retries {
+                    notBefore[symbol] = retryMs.map { time.now().adding(milliseconds: $0) }
+                }
+                let nextDue = notBefore.values.min()
+                if let nextDue {
+                    let waitMs = max(nextDue.milliseconds(since: time.now()), 1)
+                    await bell.wait(timeout: .milliseconds(waitMs))
+                } else {
+                    // Nothing to retry: sleep until assignments change or a symbol is freed.
+                    // The timeout is a backstop only.
+                    await bell.wait(timeout: .seconds(5))
+                }
+            }
+        }
+    }
+
+    /// One acquire attempt; returns nil on success, else how long to wait before retrying.
+    private func acquire(_ symbol: String, settings: NodeSettings) async -> Int64? {
+        let sentAt = time.now()
+        do {
+            let grant = try await authority.acquire(symbol: symbol, node: settings.nodeId)
+            guard grant.symbol == symbol, grant.node == settings.nodeId else {
+                logger.error("coordinator answered an acquire of \(symbol) with a grant for \(grant.node)/\(grant.symbol): ignoring it")
+                return settings.acquireRetryMs
+            }
+            await state.installGrant(grant, requestSentAt: sentAt)
+            return nil
+        } catch {
+            let code = error.code ?? "unreachable"
+            await state.countAcquireRefusal(code)
+            switch code {
+            case CoordinatorErrorCode.startupQuiet:
+                let hinted = error.retryAfterMs ?? settings.acquireRetryMs
+                return min(max(hinted, 10), settings.grantTtlMs)
+            case CoordinatorErrorCode.heldByOther, CoordinatorErrorCode.notAssigned:
+                logger.debug("acquire \(symbol): \(code), retrying")
+                return settings.acquireRetryMs
+            case CoordinatorErrorCode.unknownNode:
+                // Not registered (yet, or expired): the next heartbeat registers again.
+                return settings.heartbeatIntervalMs
+            default:
+                logger.warning("acquire \(symbol) failed: \(error)")
+                return max(settings.acquireRetryMs, settings.transientRetryMs)
+            }
+        }
+    }
+}
+
+extension ClientError {
+    /// `details.retry_after_ms` of an error envelope (the coordinator's startup quiet period).
+    var retryAfterMs: Int64? {
+        guard case .api(_, let envelope) = self else { return nil }
+        return envelope.error.details?["retry_after_ms"].flatMap { Int64($0) }
+    }
+}
+
+/// Renews every held grant in one batch call each `renew_interval_ms`, counting each renewed
+/// lease from the moment the renewal was sent, and re-arms the exchange's dead-man's switch in
+/// the same round, so quotes cannot outlive a node that stops renewing by more than its timeout.
+public struct GrantRenewer: Service {
+    let state: NodeState
+    let authority: any AuthorityProvider
+    let orders: any OrderEntry
+    let time: any MonotonicTimeSource
+    let logger: Logger
+
+    public init(state: NodeState, authority: any AuthorityProvider, orders: any OrderEntry, time: any MonotonicTimeSource, logger: Logger) {
+        self.state = state
+        self.authority = authority
+        self.orders = orders
+        self.time = time
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let settings = state.settings
+        await runUntilShutdown(wake: Doorbell()) {
+            var renewStreak = FailureStreak("grant renewal")
+            var deadmanStreak = FailureStreak("dead-man re-arm")
+            while !Task.isCancelled {
+                let roundStarted = time.now()
+                let leases = await state.leasesToRenew()
+                if !leases.isEmpty {
+                    await renew(leases, settings: settings, streak: &renewStreak)
+                    do {
+                        _ = try await orders.armDeadman(DeadmanRequest(node: settings.nodeId, timeoutMs: settings.deadmanTimeoutMs))
+                        deadmanStreak.succeeded(logger: logger)
+                    } catch {
+                        await state.countDeadmanFailure()
+                        deadmanStreak.failed(error, logger: logger)
+                    }
+                }
+                let elapsed = time.now().milliseconds(since: roundStarted)
+                await pause(milliseconds: settings.renewIntervalMs - elapsed)
+            }
+        }
+    }
+
+    private func renew(_ leases: [GrantLease], settings: NodeSettings, streak: inout FailureStreak) async {
+        let request = BatchRenewRequest(
+            node: settings.nodeId, grants: leases.map { BatchRenewRequest.Item(symbol: $0.symbol, fencingToken: $0.fencingToken) })
+        let sentAt = time.now()
+        do {
+            let result = try await authority.renew(request)
+            await state.applyRenewal(result, requestSentAt: sentAt)
+            streak.succeeded(logger: logger)
+        } catch {
+            // The leases keep running down on the node's own clock; if renewals keep failing
+            // they end locally before the coordinator's, and the engine stops quoting.
+            await state.countRenewFailure()
+            streak.failed(error, logger: logger)
+        }
+    }
+}
+
+// MARK: Inputs
+
+/// Polls the exchange's reference prices about once per price tick.
+public struct PriceFeed: Service {
+    let state: NodeState
+    let source: any ReferencePriceSource
+    let logger: Logger
+
+    public init(state: NodeState, source: any ReferencePriceSource, logger: Logger) {
+        self.state = state
+        self.source = source
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let settings = state.settings
+        await runUntilShutdown(wake: Doorbell()) {
+            var streak = FailureStreak("price poll")
+            while !Task.isCancelled {
+                do {
+                    await state.applyPrices(try await source.prices())
+                    streak.succeeded(logger: logger)
+                } catch {
+                    streak.failed(error, logger: logger)
+                }
+                await pause(milliseconds: settings.priceIntervalMs)
+            }
+        }
+    }
+}
+
+/// Long-polls trading state's positions on the ledger version, so the node sees a fill's
+/// position effect as soon as trading state has applied it. Positions come only from here.
+public struct PositionFeed: Service {
+    let state: NodeState
+    let source: any PositionSource
+    let logger: Logger
+
+    public init(state: NodeState, source: any PositionSource, logger: Logger) {
+        self.state = state
+        self.source = source
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let settings = state.settings
+        await runUntilShutdown(wake: Doorbell()) {
+            var streak = FailureStreak("position watch")
+            var known: Int64?
+            while !Task.isCancelled {
+                do {
+                    let view = try await source.positions(afterVersion: known, waitMs: known == nil ? 0 : settings.longPollWaitMs)
+                    streak.succeeded(logger: logger)
+                    if let current = known, view.version < current {
+                        logger.warning("ledger version went back from \(current) to \(view.version): trading state was reset")
+                        await state.resetPositionsVersion()
+                    }
+                    await state.applyPositions(view)
+                    known = view.version
+                } catch {
+                    streak.failed(error, logger: logger)
+                    await pause(milliseconds: settings.transientRetryMs)
+                }
+            }
+        }
+    }
+}

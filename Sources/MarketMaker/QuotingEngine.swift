@@ -1,0 +1,125 @@
+import Logging
+import MMCore
+import ServiceLifecycle
+
+/// Keeps exactly one quote per held symbol on the exchange. It sleeps until something rings
+/// (an input moved, a lease came or went) or the next deadline (a refresh is due, a lease ends
+/// on the node's clock), then runs one round: every symbol needing attention is handled
+/// concurrently, at most one request per symbol per round, and the round completes before the
+/// next is planned — so requests for one symbol are never reordered.
+///
+/// On graceful shutdown (which reaches it after the inputs and the grant loops have stopped)
+/// it gives up every symbol — cancel the quote, release the grant — and only then returns.
+public struct QuotingEngine: Service {
+    let state: NodeState
+    let orders: any OrderEntry
+    let authority: any AuthorityProvider
+    let time: any MonotonicTimeSource
+    let logger: Logger
+
+    public init(state: NodeState, orders: any OrderEntry, authority: any AuthorityProvider, time: any MonotonicTimeSource, logger: Logger) {
+        self.state = state
+        self.orders = orders
+        self.authority = authority
+        self.time = time
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let bell = state.engineBell
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                let (worked, deadline) = await runRound()
+                if worked { continue }
+                await bell.wait(timeout: deadline.map { .nanoseconds(max($0.nanoseconds - time.now().nanoseconds, 0)) })
+            }
+        } onGracefulShutdown: {
+            bell.ring()
+        }
+        guard !Task.isCancelled else { return }
+        await state.beginShutdown()
+        // Each round cleans up every pending symbol; a few rounds cover anything that raced in.
+        var rounds = 0
+        while !(await state.isDrained) && rounds < 5 && !Task.isCancelled {
+            _ = await runRound()
+            rounds += 1
+        }
+        logger.info("quotes cancelled and grants released")
+    }
+
+    /// Plans and performs one round; returns whether there was anything to do and, when
+    /// there was not, when the next thing falls due.
+    @discardableResult
+    public func runRound() async -> (worked: Bool, deadline: MonotonicInstant?) {
+        let (work, deadline) = await state.planRound()
+        guard !work.isEmpty else { return (false, deadline) }
+        await withTaskGroup(of: Void.self) { group in
+            for item in work {
+                group.addTask { await perform(item) }
+            }
+        }
+        return (true, deadline)
+    }
+
+    private func perform(_ work: EngineWork) async {
+        switch work {
+        case .quote(let symbol, let planned, let decision):
+            await sendQuote(symbol: symbol, token: planned.fencingToken, decision: decision)
+        case .giveUp(let symbol, let loss):
+            await giveUp(symbol: symbol, loss: loss)
+        }
+    }
+
+    private func sendQuote(symbol: String, token: Int64, decision: QuoteDecision) async {
+        let node = state.settings.nodeId
+        // The last word on authority, asked at the moment of sending: a lease that ran out
+        // (on the node's monotonic clock) or was given up since planning sends nothing.
+        guard let lease = await state.validLease(for: symbol, token: token) else { return }
+        let sentAt = time.now()
+        do {
+            switch decision.action {
+            case .replace:
+                let target = decision.target
+                _ = try await orders.replaceQuote(
+                    symbol: symbol,
+                    QuoteRequest(node: node, grant: lease.grant, bidPrice: target.bidPrice, bidQty: target.bidQty, askPrice: target.askPrice, askQty: target.askQty))
+            case .cancel:
+                _ = try await orders.cancelQuote(symbol: symbol, FencedRequest(node: node, grant: lease.grant))
+            }
+            logger.debug("\(symbol) #\(token) \(decision.action == .replace ? "quoted" : "withdrew") \(decision.target) (\(decision.reason.rawValue))")
+            await state.recordSent(symbol: symbol, token: token, decision: decision, sentAt: sentAt)
+        } catch {
+            let refusal = ExchangeRefusal.classify(error)
+            switch refusal {
+            case .lostAuthority: logger.warning("exchange refused \(symbol) #\(token): \(error); stopping at once")
+            case .refused: logger.error("exchange refused the \(symbol) quote \(decision.target): \(error)")
+            case .transient: logger.debug("\(symbol) quote not delivered: \(error)")
+            }
+            await state.recordRefusal(symbol: symbol, token: token, refusal: refusal)
+        }
+    }
+
+    private func giveUp(symbol: String, loss: PendingLoss) async {
+        let node = state.settings.nodeId
+        let grant = loss.lease.grant
+        if await state.mayStillCancel(loss) {
+            do {
+                _ = try await orders.cancelQuote(symbol: symbol, FencedRequest(node: node, grant: grant))
+                await state.countCancel()
+            } catch {
+                // Nothing more to do: the exchange's dead-man's switch or the next holder's
+                // higher token removes the quote.
+                await state.countCancelRefusal(ExchangeRefusal.classify(error))
+                logger.warning("cancel of \(symbol) #\(grant.fencingToken) while giving it up failed: \(error)")
+            }
+        }
+        do {
+            _ = try await authority.release(symbol: symbol, RenewRequest(node: node, fencingToken: grant.fencingToken))
+        } catch {
+            // Refused (already lapsed or superseded) or unreachable: either way the grant ends
+            // at its expiry at the latest, and the node no longer acts on it.
+            logger.info("release of \(symbol) #\(grant.fencingToken) not confirmed: \(error)")
+        }
+        await state.finishLoss(symbol)
+    }
+}
