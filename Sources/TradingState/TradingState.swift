@@ -1,12 +1,46 @@
+import Foundation
 import MMCore
 import MMServiceKit
 
-/// Entry point used by `mmd`. Placeholder until this service's issue lands: serves only
-/// the common routes (/healthz, /readyz, /metrics, /v1/info).
+/// `mmd state`: the fill ledger and the only writer of positions.
 public enum TradingStateService {
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
-        let router = buildServiceRouter(environment)
-        let app = buildApplication(environment, router: router)
+        let parts = try await build(environment)
+        let app = buildApplication(environment, router: parts.router, services: [parts.ingest])
         try await runService(app, environment: environment, exitWithParent: exitWithParent)
+    }
+
+    /// Everything the service runs, wired but not started (tests run the router in-process).
+    public struct Parts {
+        public let router: AuthorizedRouter
+        public let ledger: TradingLedger
+        public let monitor: IngestMonitor
+        public let ingest: FillIngestService
+    }
+
+    /// Opens (and migrates) the ledger, then wires routes and the ingest loop. `repository`
+    /// defaults to `DATA_DIR/state.sqlite`; `source` to the exchange's fill log.
+    public static func build(
+        _ environment: ServiceEnvironment,
+        repository: (any LedgerRepository)? = nil,
+        source: (any FillLogSource)? = nil,
+        settings: IngestSettings = IngestSettings()
+    ) async throws -> Parts {
+        let repository = try repository ?? GRDBLedgerRepository(
+            path: environment.dataDirectory.databasePath("state"), symbols: environment.config.symbolNames)
+        let ledger = try await TradingLedger.open(
+            repository: repository, validator: FillValidator(config: environment.config), clock: environment.clock, logger: environment.logger)
+        let cursor = try await repository.cursorState()
+        let monitor = IngestMonitor(cursor: cursor.cursor, lastBatchAtMs: cursor.lastBatchAtMs)
+        environment.logger.info("ledger open: version \(cursor.version), ingest cursor \(cursor.cursor)")
+        // The ledger is open and migrated before the router exists, so once the server
+        // answers at all it can do its job.
+        let readinessDetail = "ledger open (state.sqlite migrated, cursor \(cursor.cursor) at start)"
+        let router = buildServiceRouter(environment, readiness: { Readiness(ready: true, detail: readinessDetail) })
+        addTradingStateRoutes(to: router, ledger: ledger, monitor: monitor, symbols: environment.config.symbolNames)
+        let ingest = FillIngestService(
+            source: source ?? ExchangeClient(environment.endpoint(of: .exchange)), ledger: ledger, monitor: monitor,
+            settings: settings, clock: environment.clock, logger: environment.logger)
+        return Parts(router: router, ledger: ledger, monitor: monitor, ingest: ingest)
     }
 }

@@ -18,6 +18,8 @@ public enum TradingStateRoutes {
 public enum TradingStateErrorCode {
     /// A fill_id already recorded with different contents: the first is kept. 409.
     public static let conflictingDuplicate = "conflicting_duplicate"
+    /// A seq already recorded under another fill_id: the exchange's log and the ledger disagree. 409.
+    public static let seqConflict = "seq_conflict"
 }
 
 public struct RecordFillsRequest: Codable, Sendable, Hashable {
@@ -65,13 +67,24 @@ public struct IngestStatus: Codable, Sendable, Hashable {
     public var ledgerFillCount: Int64
     public var lastBatchAtMs: EpochMs?
     public var lastError: String?
+    /// When `last_error` was last set; null while ingest is healthy.
+    public var lastErrorAtMs: EpochMs?
+    /// The ledger version (distinct fills applied, pushed ones included).
+    public var version: Int64?
+
     public init(cursor: Int64, exchangeHeadSeq: Int64?, lag: Int64?, ledgerFillCount: Int64, lastBatchAtMs: EpochMs?, lastError: String?) {
+        self.init(cursor: cursor, exchangeHeadSeq: exchangeHeadSeq, lag: lag, ledgerFillCount: ledgerFillCount, lastBatchAtMs: lastBatchAtMs, lastError: lastError, lastErrorAtMs: nil, version: nil)
+    }
+
+    public init(cursor: Int64, exchangeHeadSeq: Int64?, lag: Int64?, ledgerFillCount: Int64, lastBatchAtMs: EpochMs?, lastError: String?, lastErrorAtMs: EpochMs?, version: Int64?) {
         self.cursor = cursor
         self.exchangeHeadSeq = exchangeHeadSeq
         self.lag = lag
         self.ledgerFillCount = ledgerFillCount
         self.lastBatchAtMs = lastBatchAtMs
         self.lastError = lastError
+        self.lastErrorAtMs = lastErrorAtMs
+        self.version = version
     }
 }
 
@@ -101,6 +114,13 @@ public struct TradingStateClient: FillRecorder, PositionSource {
     }
     public func position(symbol: String) async throws(ClientError) -> Position {
         try await endpoint.call(.GET, TradingStateRoutes.position.path(["symbol": symbol]))
+    }
+    /// Long-polls one symbol: returns as soon as its position's version exceeds `afterVersion`,
+    /// else after `waitMs` with the current position.
+    public func position(symbol: String, afterVersion: Int64, waitMs: Int64) async throws(ClientError) -> Position {
+        try await endpoint.call(
+            .GET, TradingStateRoutes.position.path(["symbol": symbol]),
+            query: [("after_version", "\(afterVersion)"), ("wait_ms", "\(waitMs)")], timeoutMs: endpoint.timeoutMs + waitMs)
     }
     public func ledger(symbol: String? = nil, after: Int64 = 0, limit: Int = 1000) async throws(ClientError) -> LedgerPage {
         var query = [("after", "\(after)"), ("limit", "\(limit)")]
