@@ -71,6 +71,16 @@ let package = Package(
             ]
         ),
 
+        // `mmctl check` and `mmctl drill`: the cluster's promises checked from outside, under faults.
+        .target(
+            name: "ClusterCheck",
+            dependencies: [
+                "MMCore", "CurlClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+
         .executableTarget(
             name: "mmd",
             dependencies: [
@@ -81,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "mmctl",
             dependencies: [
-                "MMCore", "CurlClient", "Supervisor",
+                "MMCore", "CurlClient", "Supervisor", "ClusterCheck",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Rainbow", package: "Rainbow"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -109,6 +119,7 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator")),
         .testTarget(name: "MarketMakerTests", dependencies: serviceTest("MarketMaker")),
         .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),
+        .testTarget(name: "ClusterCheckTests", dependencies: ["ClusterCheck", "MMCore", "MMTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "SupervisorTests", dependencies: serviceTest("Supervisor") + ["CurlClient"]),
     ]
 )
