@@ -1,12 +1,114 @@
+import Foundation
+import Hummingbird
+import Logging
 import MMCore
 import MMServiceKit
+import ServiceLifecycle
 
-/// Entry point used by `mmd`. Placeholder until this service's issue lands: serves only
-/// the common routes (/healthz, /readyz, /metrics, /v1/info).
+/// Entry point used by `mmd coordinator`.
 public enum CoordinatorService {
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
-        let router = buildServiceRouter(environment)
-        let app = buildApplication(environment, router: router)
+        let store = try GRDBCoordinatorStore(path: environment.dataDirectory.databasePath("coordinator"))
+        let app = try await buildCoordinatorApplication(environment, store: store)
         try await runService(app, environment: environment, exitWithParent: exitWithParent)
+    }
+}
+
+/// Longest a long-poll may be asked to wait; longer requests are refused with 400 so a
+/// client bug shows up at once instead of as a hung request.
+public let coordinatorMaxWaitMs: Int64 = 60_000
+
+/// The coordinator's whole application: engine on the given store, routes, sweeper.
+public func buildCoordinatorApplication(
+    _ environment: ServiceEnvironment, store: any CoordinatorStore, sweepIntervalMs: Int64? = nil
+) async throws -> some ApplicationProtocol & Service {
+    let engine = try await CoordinatorEngine(
+        policy: CoordinatorPolicy(environment.config), store: store, signer: try GrantSigner(dataDirectory: environment.dataDirectory),
+        clock: environment.clock, logger: environment.logger)
+    let router = buildCoordinatorRouter(environment, engine: engine)
+    let interval = sweepIntervalMs ?? CoordinatorSweeper.interval(for: environment.config)
+    return buildApplication(environment, router: router, services: [CoordinatorSweeper(engine: engine, intervalMs: interval)])
+}
+
+/// Every coordinator route over `engine`.
+public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: CoordinatorEngine) -> AuthorizedRouter {
+    let router = buildServiceRouter(environment) {
+        let quiet = await engine.quietForMs
+        return Readiness(ready: true, detail: quiet > 0 ? "ready (startup quiet period: granting nothing for \(quiet) ms)" : "ready")
+    }
+
+    router.on(CoordinatorRoutes.heartbeat) { request, context in
+        let node = try context.pathParameter("node")
+        let body = try await request.decode(as: HeartbeatRequest.self, context: context)
+        return try await engine.heartbeat(node: node, address: body.address)
+    }
+    router.on(CoordinatorRoutes.leave) { _, context in
+        try await engine.leave(node: try context.pathParameter("node"))
+    }
+    router.on(CoordinatorRoutes.members) { _, _ in
+        MemberList(members: await engine.members())
+    }
+    router.on(CoordinatorRoutes.assignments) { request, _ in
+        let after = try request.queryIntIfPresent("after_version", range: 0...Int64.max)
+        let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...coordinatorMaxWaitMs)
+        return await engine.assignments(afterVersion: after, waitMs: waitMs)
+    }
+    router.on(CoordinatorRoutes.acquire) { request, context in
+        let symbol = try context.pathParameter("symbol")
+        let body = try await request.decode(as: AcquireRequest.self, context: context)
+        return try await engine.acquire(symbol: symbol, node: body.node)
+    }
+    router.on(CoordinatorRoutes.renew) { request, context in
+        let symbol = try context.pathParameter("symbol")
+        let body = try await request.decode(as: RenewRequest.self, context: context)
+        return try await engine.renew(symbol: symbol, node: body.node, fencingToken: body.fencingToken)
+    }
+    router.on(CoordinatorRoutes.release) { request, context in
+        let symbol = try context.pathParameter("symbol")
+        let body = try await request.decode(as: RenewRequest.self, context: context)
+        return try await engine.release(symbol: symbol, node: body.node, fencingToken: body.fencingToken)
+    }
+    router.on(CoordinatorRoutes.renewBatch) { request, context in
+        let body = try await request.decode(as: BatchRenewRequest.self, context: context)
+        return try await engine.renew(body)
+    }
+    router.on(CoordinatorRoutes.authority) { _, _ in
+        await engine.authority()
+    }
+    router.on(CoordinatorRoutes.authorityOf) { _, context in
+        try await engine.authority(symbol: try context.pathParameter("symbol"))
+    }
+    router.on(CoordinatorRoutes.events) { request, _ in
+        let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
+        let limit = try request.queryInt("limit", default: 200, range: 1...1_000)
+        let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...coordinatorMaxWaitMs)
+        return try await engine.events(after: after, limit: Int(limit), waitMs: waitMs)
+    }
+    return router
+}
+
+/// Expires silent members and lapsed grants on the injected clock, so their events and the
+/// resulting rebalance appear within one interval rather than at the next request.
+public struct CoordinatorSweeper: Service {
+    let engine: CoordinatorEngine
+    let intervalMs: Int64
+
+    public init(engine: CoordinatorEngine, intervalMs: Int64) {
+        self.engine = engine
+        self.intervalMs = intervalMs
+    }
+
+    /// 50 ms, or a tenth of the shorter TTL when TTLs are very short (tests).
+    public static func interval(for config: ClusterConfig) -> Int64 {
+        max(5, min(50, min(config.coordinator.presenceTtlMs, config.coordinator.grantTtlMs) / 10))
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(intervalMs))
+            await engine.sweep()
+        }
+        // Long-polls would otherwise hold the HTTP server's graceful shutdown for their wait.
+        await engine.wakeAllWaiters()
     }
 }

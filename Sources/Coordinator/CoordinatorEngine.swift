@@ -1,0 +1,254 @@
+import Foundation
+import Logging
+import MMCore
+
+/// The coordinator's one writer: applies each request to `CoordinatorState` on the injected
+/// clock, persists what must be durable before answering, signs grants, and wakes long-polls.
+///
+/// Mutations run one at a time (an async lock held across the store write), because the
+/// actor would otherwise let a second request read state the first has changed but not yet
+/// persisted. If a store write fails, the in-memory state may be ahead of the disk, so the
+/// engine reloads from the store exactly as after a restart (quiet period included).
+public actor CoordinatorEngine {
+    private var state: CoordinatorState
+    private let store: any CoordinatorStore
+    private let signer: GrantSigner
+    private let clock: any EpochClock
+    private let logger: Logger
+    private var needsReload = false
+
+    private var mutationInProgress = false
+    private var mutationQueue: [CheckedContinuation<Void, Never>] = []
+    private var mutationQueueHead = 0
+
+    private var nextWaiterID = 0
+    private var assignmentWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var eventWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+
+    /// Loads the durable state and logs `coordinator_started` (which starts the quiet period
+    /// when the store shows a previous run).
+    public init(policy: CoordinatorPolicy, store: any CoordinatorStore, signer: GrantSigner, clock: any EpochClock, logger: Logger = Logger(label: "mm.coordinator")) async throws {
+        let recovered = try await store.load()
+        var state = CoordinatorState(policy: policy, recovered: recovered, nowMs: clock.nowMs())
+        try await store.commit(state.takePending())
+        self.state = state
+        self.store = store
+        self.signer = signer
+        self.clock = clock
+        self.logger = logger
+    }
+
+    // MARK: Commands
+
+    public func heartbeat(node: String, address: String) async throws -> HeartbeatResponse {
+        try await mutate { state, now throws(CoordinatorRefusal) in try state.heartbeat(node: node, address: address, nowMs: now) }
+    }
+
+    public func leave(node: String) async throws -> LeaveResult {
+        try await mutate { state, now throws(CoordinatorRefusal) in try state.leave(node: node, nowMs: now) }
+    }
+
+    public func acquire(symbol: String, node: String) async throws -> AuthorityGrant {
+        sign(try await mutate { state, now throws(CoordinatorRefusal) in try state.acquire(symbol: symbol, node: node, nowMs: now) })
+    }
+
+    public func renew(symbol: String, node: String, fencingToken: Int64) async throws -> AuthorityGrant {
+        sign(try await mutate { state, now throws(CoordinatorRefusal) in
+            try state.renew(symbol: symbol, node: node, fencingToken: fencingToken, nowMs: now)
+        })
+    }
+
+    /// Renews each listed grant independently: one refusal does not fail the others.
+    public func renew(_ request: BatchRenewRequest) async throws -> BatchRenewResult {
+        guard NodeID.isValid(request.node) else { throw CoordinatorRefusal.invalidNodeId(request.node).apiError }
+        var seen = Set<String>()
+        for item in request.grants where !seen.insert(item.symbol).inserted {
+            throw APIError.invalidField("grants", "lists '\(item.symbol)' more than once")
+        }
+        let outcomes: [Result<GrantRecord, CoordinatorRefusal>] = try await mutate { state, now throws(CoordinatorRefusal) in
+            guard state.members[request.node] != nil else { throw .unknownNode(request.node) }
+            return request.grants.map { item in
+                Result { () throws(CoordinatorRefusal) in
+                    try state.renew(symbol: item.symbol, node: request.node, fencingToken: item.fencingToken, nowMs: now)
+                }
+            }
+        }
+        var result = BatchRenewResult(renewed: [], refused: [])
+        for (item, outcome) in zip(request.grants, outcomes) {
+            switch outcome {
+            case .success(let grant): result.renewed.append(sign(grant))
+            case .failure(let refusal):
+                result.refused.append(.init(symbol: item.symbol, code: refusal.code, message: refusal.apiError.message))
+            }
+        }
+        return result
+    }
+
+    public func release(symbol: String, node: String, fencingToken: Int64) async throws -> ReleaseResult {
+        try await mutate { state, now throws(CoordinatorRefusal) in
+            try state.release(symbol: symbol, node: node, fencingToken: fencingToken, nowMs: now)
+        }
+    }
+
+    /// Expires silent members and lapsed grants (called by the sweeper service).
+    public func sweep() async {
+        do {
+            try await mutate { state, now throws(CoordinatorRefusal) in state.sweep(nowMs: now) }
+        } catch {
+            logger.error("sweep failed: \(error)")
+        }
+    }
+
+    // MARK: Queries
+
+    public func members() -> [NodePresence] {
+        let now = clock.nowMs()
+        return state.members.values.sorted { $0.node < $1.node }.map { $0.presence(nowMs: now) }
+    }
+
+    public var assignmentTable: AssignmentTable { state.assignments }
+
+    /// The table once its version exceeds `afterVersion`, or the current one after `waitMs`.
+    public func assignments(afterVersion: Int64?, waitMs: Int64) async -> AssignmentTable {
+        if let afterVersion, state.assignments.version <= afterVersion, waitMs > 0 {
+            await waitForChange(assignments: true, waitMs: waitMs)
+        }
+        return state.assignments
+    }
+
+    public func authority() -> AuthorityList {
+        let now = clock.nowMs()
+        return AuthorityList(
+            authority: state.policy.symbols.map { state.authority(symbol: $0, nowMs: now) }, quietForMs: max(0, state.quietUntilMs - now))
+    }
+
+    public func authority(symbol: String) throws -> AuthorityStatus {
+        guard state.isKnown(symbol: symbol) else { throw APIError.unknownSymbol(symbol) }
+        return state.authority(symbol: symbol, nowMs: clock.nowMs())
+    }
+
+    public var quietForMs: Int64 { max(0, state.quietUntilMs - clock.nowMs()) }
+    public var headSeq: Int64 { state.headSeq }
+
+    /// The live grant of `symbol`, signed, if any (tests and inspection).
+    public func liveGrant(symbol: String) -> AuthorityGrant? {
+        state.liveGrant(symbol: symbol, nowMs: clock.nowMs()).map(sign)
+    }
+
+    /// Events after `seq`; when there are none yet, waits up to `waitMs` for the next one.
+    public func events(after seq: Int64, limit: Int, waitMs: Int64) async throws -> EventPage {
+        if state.headSeq <= seq, waitMs > 0 {
+            await waitForChange(assignments: false, waitMs: waitMs)
+        }
+        let head = state.headSeq
+        let events = try await store.events(after: seq, limit: limit)
+        return EventPage(events: events, headSeq: head)
+    }
+
+    /// Ends every long-poll at once (graceful shutdown must not wait for them).
+    public func wakeAllWaiters() {
+        for continuation in assignmentWaiters.values { continuation.resume() }
+        for continuation in eventWaiters.values { continuation.resume() }
+        assignmentWaiters.removeAll()
+        eventWaiters.removeAll()
+    }
+
+    // MARK: Internals
+
+    private func sign(_ grant: GrantRecord) -> AuthorityGrant {
+        signer.sign(symbol: grant.symbol, node: grant.node, fencingToken: grant.fencingToken, grantedAtMs: grant.grantedAtMs, expiresAtMs: grant.expiresAtMs)
+    }
+
+    private func mutate<T>(_ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T) async throws -> T {
+        await lockMutations()
+        defer { unlockMutations() }
+        if needsReload { try await reload() }
+        let versionBefore = state.assignments.version
+        let headBefore = state.headSeq
+        // The clock is read under the lock, so successive mutations see non-decreasing time.
+        let outcome = Result { () throws(CoordinatorRefusal) in try body(&state, clock.nowMs()) }
+        let mutation = state.takePending()
+        if !mutation.isEmpty {
+            do {
+                try await store.commit(mutation)
+            } catch {
+                logger.error("coordinator store write failed, reloading from the store: \(error)")
+                needsReload = true
+                try? await reload()
+                throw APIError(
+                    status: 503, code: "store_unavailable",
+                    message: "the coordinator could not persist this change (\(error)); nothing was granted, retry shortly")
+            }
+        }
+        if state.assignments.version != versionBefore { wake(assignments: true) }
+        if state.headSeq != headBefore { wake(assignments: false) }
+        switch outcome {
+        case .success(let value): return value
+        case .failure(let refusal): throw refusal.apiError
+        }
+    }
+
+    private func reload() async throws {
+        let recovered = try await store.load()
+        var fresh = CoordinatorState(policy: state.policy, recovered: recovered, nowMs: clock.nowMs())
+        try await store.commit(fresh.takePending())
+        state = fresh
+        needsReload = false
+        wake(assignments: true)
+        wake(assignments: false)
+    }
+
+    private func lockMutations() async {
+        guard mutationInProgress else {
+            mutationInProgress = true
+            return
+        }
+        await withCheckedContinuation { mutationQueue.append($0) }
+    }
+
+    /// Hands the lock straight to the next waiter, so nobody can overtake the queue.
+    private func unlockMutations() {
+        guard mutationQueueHead < mutationQueue.count else {
+            mutationInProgress = false
+            mutationQueue.removeAll(keepingCapacity: true)
+            mutationQueueHead = 0
+            return
+        }
+        let next = mutationQueue[mutationQueueHead]
+        mutationQueueHead += 1
+        next.resume()
+    }
+
+    private func waitForChange(assignments: Bool, waitMs: Int64) async {
+        let id = nextWaiterID
+        nextWaiterID += 1
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                if assignments { assignmentWaiters[id] = continuation } else { eventWaiters[id] = continuation }
+                Task { [weak self] in
+                    try? await Task.sleep(for: .milliseconds(waitMs))
+                    await self?.wake(waiter: id)
+                }
+            }
+        } onCancel: {
+            Task { [weak self] in await self?.wake(waiter: id) }
+        }
+    }
+
+    private func wake(waiter id: Int) {
+        if let continuation = assignmentWaiters.removeValue(forKey: id) { continuation.resume() }
+        if let continuation = eventWaiters.removeValue(forKey: id) { continuation.resume() }
+    }
+
+    private func wake(assignments: Bool) {
+        if assignments {
+            let waiting = assignmentWaiters
+            assignmentWaiters.removeAll()
+            for continuation in waiting.values { continuation.resume() }
+        } else {
+            let waiting = eventWaiters
+            eventWaiters.removeAll()
+            for continuation in waiting.values { continuation.resume() }
+        }
+    }
+}

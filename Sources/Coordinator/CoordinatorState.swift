@@ -1,0 +1,398 @@
+import MMCore
+
+/// The coordinator's fixed rules: which symbols exist and how long presence and grants last.
+public struct CoordinatorPolicy: Sendable, Hashable {
+    public var symbols: [String]
+    public var presenceTtlMs: Int64
+    public var grantTtlMs: Int64
+    /// Departed (left or expired) members kept for `GET /v1/members`; older ones are forgotten
+    /// so a stream of made-up node ids cannot grow memory without bound.
+    public var retainedDepartedMembers: Int
+
+    public init(symbols: [String], presenceTtlMs: Int64, grantTtlMs: Int64, retainedDepartedMembers: Int = 256) {
+        self.symbols = symbols
+        self.presenceTtlMs = presenceTtlMs
+        self.grantTtlMs = grantTtlMs
+        self.retainedDepartedMembers = retainedDepartedMembers
+    }
+
+    public init(_ config: ClusterConfig) {
+        self.init(symbols: config.symbolNames, presenceTtlMs: config.coordinator.presenceTtlMs, grantTtlMs: config.coordinator.grantTtlMs)
+    }
+}
+
+/// The event kinds of the coordinator's durable log.
+public enum CoordinatorEventKind: String, Sendable, CaseIterable {
+    case join, leave, expire, grant
+    case renewRefused = "renew_refused"
+    case release
+    case grantExpired = "grant_expired"
+    case rebalance
+    case coordinatorStarted = "coordinator_started"
+}
+
+public struct MemberRecord: Sendable, Hashable {
+    public var node: String
+    public var address: String
+    public var joinedAtMs: EpochMs
+    public var lastHeartbeatMs: EpochMs
+    public var expiresAtMs: EpochMs
+    public var status: PresenceStatus
+
+    public func presence(nowMs: EpochMs) -> NodePresence {
+        NodePresence(
+            node: node, address: address, joinedAtMs: joinedAtMs, lastHeartbeatMs: lastHeartbeatMs, expiresAtMs: expiresAtMs,
+            expiresInMs: status == .alive ? max(0, expiresAtMs - nowMs) : 0, status: status)
+    }
+}
+
+/// An issued grant, unsigned (the engine signs what it returns).
+public struct GrantRecord: Sendable, Hashable {
+    public var symbol: String
+    public var node: String
+    public var fencingToken: Int64
+    public var grantedAtMs: EpochMs
+    public var expiresAtMs: EpochMs
+
+    /// A grant is valid while now < expires_at_ms, the same rule the exchange applies.
+    public func isLive(at nowMs: EpochMs) -> Bool { nowMs < expiresAtMs }
+}
+
+/// What the repository hands back at startup: the only state that survives a restart.
+public struct RecoveredCoordinatorState: Sendable, Hashable {
+    public var headSeq: Int64
+    public var fencingTokens: [String: Int64]
+
+    public init(headSeq: Int64, fencingTokens: [String: Int64]) {
+        self.headSeq = headSeq
+        self.fencingTokens = fencingTokens
+    }
+
+    /// Any prior event or token means an earlier run may have issued grants still running.
+    public var showsPreviousRun: Bool { headSeq > 0 || !fencingTokens.isEmpty }
+}
+
+/// What must be durable before a result is returned: appended events and raised tokens.
+public struct CoordinatorMutation: Sendable, Hashable {
+    public var events: [ClusterEvent] = []
+    public var fencingTokens: [String: Int64] = [:]
+    public var isEmpty: Bool { events.isEmpty && fencingTokens.isEmpty }
+}
+
+/// Why the coordinator said no. Each maps to one HTTP status and stable code.
+public enum CoordinatorRefusal: Error, Sendable, Hashable {
+    case unknownSymbol(String)
+    case invalidNodeId(String)
+    case invalidAddress(String)
+    case unknownNode(String)
+    case notAssigned(symbol: String, node: String, assignedTo: String?)
+    case heldByOther(symbol: String, holder: String, expiresInMs: Int64)
+    case grantLapsed(symbol: String, node: String)
+    case staleFencingToken(symbol: String, presented: Int64, current: Int64, holder: String?)
+    case startupQuiet(retryAfterMs: Int64)
+
+    public var code: String {
+        switch self {
+        case .unknownSymbol: "unknown_symbol"
+        case .invalidNodeId: CoordinatorErrorCode.invalidNodeId
+        case .invalidAddress: "invalid_field"
+        case .unknownNode: CoordinatorErrorCode.unknownNode
+        case .notAssigned: CoordinatorErrorCode.notAssigned
+        case .heldByOther: CoordinatorErrorCode.heldByOther
+        case .grantLapsed: CoordinatorErrorCode.grantLapsed
+        case .staleFencingToken: CoordinatorErrorCode.staleFencingToken
+        case .startupQuiet: CoordinatorErrorCode.startupQuiet
+        }
+    }
+
+    public var apiError: APIError {
+        switch self {
+        case .unknownSymbol(let symbol):
+            return .unknownSymbol(symbol)
+        case .invalidNodeId(let node):
+            return APIError(
+                status: 400, code: code, message: "node id '\(node)' must be 1–32 characters of a–z, 0–9 and '-'", details: ["node": node])
+        case .invalidAddress(let why):
+            return .invalidField("address", why)
+        case .unknownNode(let node):
+            return APIError(
+                status: 404, code: code, message: "node '\(node)' is not a member: send POST /v1/members/\(node)/heartbeat first",
+                details: ["node": node])
+        case .notAssigned(let symbol, let node, let assignedTo):
+            var details = ["symbol": symbol, "node": node]
+            details["assigned_to"] = assignedTo
+            return APIError(
+                status: 409, code: code,
+                message: "symbol '\(symbol)' is assigned to \(assignedTo.map { "'\($0)'" } ?? "no live node"), not '\(node)': watch GET /v1/assignments",
+                details: details)
+        case .heldByOther(let symbol, let holder, let expiresInMs):
+            return APIError(
+                status: 409, code: code,
+                message: "'\(holder)' holds an unexpired grant for '\(symbol)' for \(expiresInMs) ms more; retry after it is released or expires",
+                details: ["symbol": symbol, "holder": holder, "expires_in_ms": "\(expiresInMs)"])
+        case .grantLapsed(let symbol, let node):
+            return APIError(
+                status: 409, code: code,
+                message: "'\(node)' holds no unexpired grant for '\(symbol)': stop acting on it and acquire again",
+                details: ["symbol": symbol, "node": node])
+        case .staleFencingToken(let symbol, let presented, let current, let holder):
+            var details = ["symbol": symbol, "presented": "\(presented)", "current": "\(current)"]
+            details["holder"] = holder
+            return APIError(
+                status: 409, code: code,
+                message: "fencing token \(presented) for '\(symbol)' is not the current one (\(current)\(holder.map { ", held by '\($0)'" } ?? "")): stop acting on it",
+                details: details)
+        case .startupQuiet(let retryAfterMs):
+            return APIError(
+                status: 503, code: code,
+                message: "the coordinator restarted and grants nothing for one grant TTL so no earlier grant can overlap; retry in \(retryAfterMs) ms",
+                details: ["retry_after_ms": "\(retryAfterMs)"])
+        }
+    }
+}
+
+/// The coordinator as a pure state machine: membership, assignments, grants and fencing
+/// tokens. No I/O and no clock of its own: every call takes `nowMs`, and everything that must
+/// be durable accumulates in `pending` (events numbered from `headSeq`, raised tokens) for
+/// the engine to persist before it answers.
+public struct CoordinatorState: Sendable {
+    public let policy: CoordinatorPolicy
+    private let knownSymbols: Set<String>
+    public private(set) var members: [String: MemberRecord] = [:]
+    public private(set) var grants: [String: GrantRecord] = [:]
+    /// The last fencing token issued per symbol (0 or absent before the first grant).
+    public private(set) var fencingTokens: [String: Int64]
+    public private(set) var assignments: AssignmentTable
+    public private(set) var quietUntilMs: EpochMs
+    public private(set) var headSeq: Int64
+    public private(set) var pending = CoordinatorMutation()
+
+    /// A coordinator coming up on `recovered` state at `nowMs`. After a previous run it grants
+    /// nothing until `nowMs + grant TTL`: any grant it issued before the restart expires by
+    /// then, whatever renewals it received, because each one ran at most one TTL from a
+    /// moment before this one.
+    public init(policy: CoordinatorPolicy, recovered: RecoveredCoordinatorState, nowMs: EpochMs) {
+        self.policy = policy
+        self.knownSymbols = Set(policy.symbols)
+        self.fencingTokens = recovered.fencingTokens
+        self.headSeq = recovered.headSeq
+        let previousRun = recovered.showsPreviousRun
+        self.quietUntilMs = previousRun ? nowMs + policy.grantTtlMs : nowMs
+        self.assignments = AssignmentTable(version: 0, symbols: [:])
+        let started = append(
+            nowMs, .coordinatorStarted, expiresAtMs: quietUntilMs,
+            detail: previousRun
+                ? "previous run found (last event \(recovered.headSeq)): granting nothing until \(quietUntilMs)"
+                : "fresh data directory: granting at once")
+        // The version is the seq of the event that last changed the table, so it is durable
+        // and never reused across restarts.
+        assignments.version = started
+    }
+
+    // MARK: Membership
+
+    public mutating func heartbeat(node: String, address: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> HeartbeatResponse {
+        try validate(node: node)
+        guard !address.isEmpty, address.utf8.count <= 256 else {
+            throw .invalidAddress("must be 1–256 bytes, e.g. \"http://127.0.0.1:7411\"")
+        }
+        let expiresAtMs = nowMs + policy.presenceTtlMs
+        if var member = members[node], member.status == .alive {
+            member.lastHeartbeatMs = nowMs
+            member.expiresAtMs = expiresAtMs
+            member.address = address
+            members[node] = member
+        } else {
+            members[node] = MemberRecord(
+                node: node, address: address, joinedAtMs: nowMs, lastHeartbeatMs: nowMs, expiresAtMs: expiresAtMs, status: .alive)
+            append(nowMs, .join, node: node, detail: "joined at \(address)")
+            forgetOldDepartedMembers()
+            rebalance(nowMs: nowMs)
+        }
+        return HeartbeatResponse(node: node, expiresAtMs: expiresAtMs, assignmentsVersion: assignments.version)
+    }
+
+    /// A graceful leave. The node's grants stay valid until released or expired (the node may
+    /// still be acting under them), but cannot be renewed because its symbols move away.
+    public mutating func leave(node: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> LeaveResult {
+        try validate(node: node)
+        guard var member = members[node] else { throw .unknownNode(node) }
+        guard member.status == .alive else { return LeaveResult(node: node, left: false) }
+        member.status = .left
+        member.expiresAtMs = nowMs
+        members[node] = member
+        append(nowMs, .leave, node: node, detail: "left gracefully")
+        rebalance(nowMs: nowMs)
+        return LeaveResult(node: node, left: true)
+    }
+
+    /// Expires silent members and lapsed grants. Expiry is also judged on every call, so the
+    /// sweep only makes the events (and the rebalance) prompt.
+    public mutating func sweep(nowMs: EpochMs) {
+        var membershipChanged = false
+        for node in members.keys.sorted() {
+            guard var member = members[node], member.status == .alive, member.expiresAtMs <= nowMs else { continue }
+            member.status = .expired
+            members[node] = member
+            append(nowMs, .expire, node: node, detail: "no heartbeat for \(policy.presenceTtlMs) ms")
+            membershipChanged = true
+        }
+        if membershipChanged { rebalance(nowMs: nowMs) }
+        for symbol in grants.keys.sorted() {
+            if let grant = grants[symbol], !grant.isLive(at: nowMs) { closeExpiredGrant(grant, nowMs: nowMs) }
+        }
+    }
+
+    public var liveMembers: [String] {
+        members.values.filter { $0.status == .alive }.map(\.node).sorted()
+    }
+
+    // MARK: Grants
+
+    /// Grants `symbol` to `node`, or, for the holder of the current unexpired grant, renews
+    /// it with the same token (so a retried acquire is harmless).
+    public mutating func acquire(symbol: String, node: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> GrantRecord {
+        try validate(symbol: symbol)
+        try validate(node: node)
+        guard let member = members[node] else { throw .unknownNode(node) }
+        let assignedTo = assignments.symbols[symbol]
+        guard member.status == .alive, assignedTo == node else { throw .notAssigned(symbol: symbol, node: node, assignedTo: assignedTo) }
+        if let existing = grants[symbol] {
+            if existing.isLive(at: nowMs) {
+                guard existing.node == node else {
+                    throw .heldByOther(symbol: symbol, holder: existing.node, expiresInMs: existing.expiresAtMs - nowMs)
+                }
+                return extend(existing, nowMs: nowMs)
+            }
+            closeExpiredGrant(existing, nowMs: nowMs)
+        }
+        guard nowMs >= quietUntilMs else { throw .startupQuiet(retryAfterMs: quietUntilMs - nowMs) }
+        let token = (fencingTokens[symbol] ?? 0) + 1
+        let grant = GrantRecord(symbol: symbol, node: node, fencingToken: token, grantedAtMs: nowMs, expiresAtMs: nowMs + policy.grantTtlMs)
+        grants[symbol] = grant
+        fencingTokens[symbol] = token
+        pending.fencingTokens[symbol] = token
+        append(nowMs, .grant, symbol: symbol, node: node, fencingToken: token, expiresAtMs: grant.expiresAtMs, detail: "granted for \(policy.grantTtlMs) ms")
+        return grant
+    }
+
+    /// Extends the current grant by one TTL from now. Refusals are logged (renew_refused): a
+    /// node told to stop is something an operator wants to see on the timeline.
+    public mutating func renew(symbol: String, node: String, fencingToken: Int64, nowMs: EpochMs) throws(CoordinatorRefusal) -> GrantRecord {
+        try validate(symbol: symbol)
+        try validate(node: node)
+        guard members[node] != nil else { throw .unknownNode(node) }
+        let current = fencingTokens[symbol] ?? 0
+        let refusal: CoordinatorRefusal
+        if let grant = grants[symbol], fencingToken == current, grant.node == node {
+            if !grant.isLive(at: nowMs) {
+                closeExpiredGrant(grant, nowMs: nowMs)
+                refusal = .grantLapsed(symbol: symbol, node: node)
+            } else if members[node]?.status == .alive, assignments.symbols[symbol] == node {
+                return extend(grant, nowMs: nowMs)
+            } else {
+                refusal = .notAssigned(symbol: symbol, node: node, assignedTo: assignments.symbols[symbol])
+            }
+        } else if fencingToken == current, grants[symbol] == nil {
+            // The node's own grant already ended (released, expired or lost in a restart).
+            refusal = .grantLapsed(symbol: symbol, node: node)
+        } else {
+            refusal = .staleFencingToken(symbol: symbol, presented: fencingToken, current: current, holder: grants[symbol]?.node)
+        }
+        append(nowMs, .renewRefused, symbol: symbol, node: node, fencingToken: fencingToken, detail: refusal.code)
+        throw refusal
+    }
+
+    /// Ends the holder's grant at once so the next assignee need not wait for the expiry.
+    /// Releasing a grant that already ended is a harmless no-op (released: false).
+    public mutating func release(symbol: String, node: String, fencingToken: Int64, nowMs: EpochMs) throws(CoordinatorRefusal) -> ReleaseResult {
+        try validate(symbol: symbol)
+        try validate(node: node)
+        let current = fencingTokens[symbol] ?? 0
+        guard fencingToken == current else {
+            throw .staleFencingToken(symbol: symbol, presented: fencingToken, current: current, holder: grants[symbol]?.node)
+        }
+        guard let grant = grants[symbol] else { return ReleaseResult(symbol: symbol, released: false) }
+        guard grant.node == node else {
+            throw .staleFencingToken(symbol: symbol, presented: fencingToken, current: current, holder: grant.node)
+        }
+        guard grant.isLive(at: nowMs) else {
+            closeExpiredGrant(grant, nowMs: nowMs)
+            return ReleaseResult(symbol: symbol, released: false)
+        }
+        grants[symbol] = nil
+        append(nowMs, .release, symbol: symbol, node: node, fencingToken: grant.fencingToken, expiresAtMs: nowMs, detail: "released by holder")
+        return ReleaseResult(symbol: symbol, released: true)
+    }
+
+    // MARK: Inspection
+
+    public func authority(symbol: String, nowMs: EpochMs) -> AuthorityStatus {
+        let live = grants[symbol].flatMap { $0.isLive(at: nowMs) ? $0 : nil }
+        return AuthorityStatus(
+            symbol: symbol, assignedTo: assignments.symbols[symbol], node: live?.node, fencingToken: fencingTokens[symbol] ?? 0,
+            expiresAtMs: live?.expiresAtMs, expiresInMs: live.map { $0.expiresAtMs - nowMs })
+    }
+
+    public func liveGrant(symbol: String, nowMs: EpochMs) -> GrantRecord? {
+        grants[symbol].flatMap { $0.isLive(at: nowMs) ? $0 : nil }
+    }
+
+    public func isKnown(symbol: String) -> Bool { knownSymbols.contains(symbol) }
+
+    /// Hands the durable part of everything since the last call to the engine.
+    public mutating func takePending() -> CoordinatorMutation {
+        defer { pending = CoordinatorMutation() }
+        return pending
+    }
+
+    // MARK: Internals
+
+    private func validate(symbol: String) throws(CoordinatorRefusal) {
+        guard knownSymbols.contains(symbol) else { throw .unknownSymbol(symbol) }
+    }
+
+    private func validate(node: String) throws(CoordinatorRefusal) {
+        guard NodeID.isValid(node) else { throw .invalidNodeId(node) }
+    }
+
+    private mutating func extend(_ grant: GrantRecord, nowMs: EpochMs) -> GrantRecord {
+        var renewed = grant
+        renewed.expiresAtMs = max(grant.expiresAtMs, nowMs + policy.grantTtlMs)
+        grants[grant.symbol] = renewed
+        return renewed
+    }
+
+    private mutating func closeExpiredGrant(_ grant: GrantRecord, nowMs: EpochMs) {
+        grants[grant.symbol] = nil
+        append(
+            nowMs, .grantExpired, symbol: grant.symbol, node: grant.node, fencingToken: grant.fencingToken, expiresAtMs: grant.expiresAtMs,
+            detail: "expired at \(grant.expiresAtMs)")
+    }
+
+    private mutating func rebalance(nowMs: EpochMs) {
+        let table = AssignmentPlanner.assign(symbols: policy.symbols, nodes: liveMembers)
+        guard table != assignments.symbols else { return }
+        let moves = AssignmentPlanner.moves(from: assignments.symbols, to: table)
+        let seq = append(nowMs, .rebalance, detail: moves.joined(separator: ","))
+        assignments = AssignmentTable(version: seq, symbols: table)
+    }
+
+    private mutating func forgetOldDepartedMembers() {
+        let departed = members.values.filter { $0.status != .alive }
+        guard departed.count > policy.retainedDepartedMembers else { return }
+        let oldest = departed.sorted { ($0.expiresAtMs, $0.node) < ($1.expiresAtMs, $1.node) }.prefix(departed.count - policy.retainedDepartedMembers)
+        for member in oldest { members[member.node] = nil }
+    }
+
+    @discardableResult
+    private mutating func append(
+        _ nowMs: EpochMs, _ kind: CoordinatorEventKind, symbol: String? = nil, node: String? = nil, fencingToken: Int64? = nil,
+        expiresAtMs: EpochMs? = nil, detail: String
+    ) -> Int64 {
+        headSeq += 1
+        pending.events.append(
+            ClusterEvent(seq: headSeq, tsMs: nowMs, kind: kind.rawValue, symbol: symbol, node: node, fencingToken: fencingToken, expiresAtMs: expiresAtMs, detail: detail))
+        return headSeq
+    }
+}
