@@ -1,18 +1,40 @@
+import Foundation
+import Hummingbird
 import MMCore
 import MMServiceKit
 
-/// Entry point used by `mmd`. Placeholder until this service's issue lands: serves only
-/// the common routes (/healthz, /readyz, /metrics, /v1/info).
+/// Entry point used by `mmd exchange`.
 public enum ExchangeService {
+    /// Replays the journal (the port opens only once the books are rebuilt, so `/readyz`
+    /// answering 200 means "replayed"), then serves.
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
-        let router = buildServiceRouter(environment)
-        let app = buildApplication(environment, router: router)
+        let journal = try GRDBExchangeJournal(path: environment.dataDirectory.databasePath("exchange"))
+        let core = try makeCore(environment, journal: journal)
+        let stats = await core.stats()
+        environment.logger.info("exchange journal replayed: \(stats.journalSeq) records, \(stats.fillCount) fills, fill log \(stats.fillLogSha256)")
+        let router = buildExchangeRouter(environment, core: core)
+        let app = buildApplication(environment, router: router, services: core.services())
         try await runService(app, environment: environment, exitWithParent: exitWithParent)
+    }
+
+    public static func makeCore(_ environment: ServiceEnvironment, journal: any ExchangeJournal) throws -> ExchangeCore {
+        let signer = try GrantSigner(dataDirectory: environment.dataDirectory)
+        return try ExchangeCore(config: environment.config, signer: signer, clock: environment.clock, journal: journal, logger: environment.logger)
+    }
+
+    /// The common routes plus every exchange route.
+    public static func buildExchangeRouter(_ environment: ServiceEnvironment, core: ExchangeCore) -> AuthorizedRouter {
+        let router = buildServiceRouter(environment) { .ready }
+        ExchangeController(core: core, symbols: environment.config.symbols).register(on: router)
+        return router
     }
 }
 
 extension ExchangeService {
+    /// `mmd exchange replay`: recomputes the fill log from the journal, read-only (safe
+    /// while the exchange runs), and returns `<sha256 hex> <fill count>`.
     public static func replay(_ environment: ServiceEnvironment, throughSeq: Int64?) async throws -> String {
-        FillLogDigest().hexDigest()
+        let journal = try GRDBExchangeJournal(path: environment.dataDirectory.databasePath("exchange"), readOnly: true)
+        return try ExchangeRecovery.digestLine(config: environment.config, journal: journal, throughSeq: throughSeq)
     }
 }

@@ -1,0 +1,131 @@
+import Foundation
+import Hummingbird
+import MMCore
+import MMServiceKit
+
+/// The exchange's HTTP surface: decodes and validates bodies, hands commands to the core,
+/// and answers only after the journal holds them.
+public struct ExchangeController: Sendable {
+    public let core: ExchangeCore
+    public let symbols: [SymbolSpec]
+
+    public static let maxFillPageLimit: Int64 = 1_000
+    public static let defaultFillPageLimit: Int64 = 100
+    public static let maxFillWaitMs: Int64 = 30_000
+    public static let maxBookLevels: Int64 = 100
+
+    public init(core: ExchangeCore, symbols: [SymbolSpec]) {
+        self.core = core
+        self.symbols = symbols
+    }
+
+    public func register(on router: AuthorizedRouter) {
+        let core = self.core
+        let symbols = self.symbols
+        router.on(ExchangeRoutes.symbols) { _, _ in SymbolList(symbols: symbols) }
+        router.on(ExchangeRoutes.prices) { _, _ in PriceList(prices: await core.prices()) }
+        router.on(ExchangeRoutes.price) { _, context in try await core.price(symbol: try context.pathParameter("symbol")) }
+        router.on(ExchangeRoutes.quotes) { _, _ in QuoteList(quotes: await core.quotes()) }
+        router.on(ExchangeRoutes.book) { request, context in
+            let levels = try request.queryInt("depth", default: 10, range: 1...Self.maxBookLevels)
+            return try await core.book(symbol: try context.pathParameter("symbol"), levels: Int(levels))
+        }
+        router.on(ExchangeRoutes.stats) { _, _ in await core.stats() }
+        router.on(ExchangeRoutes.fills) { request, _ in
+            let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
+            let limit = try request.queryInt("limit", default: Self.defaultFillPageLimit, range: 1...Self.maxFillPageLimit)
+            let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...Self.maxFillWaitMs)
+            var page = await core.fillPage(after: after, limit: Int(limit))
+            if page.fills.isEmpty && waitMs > 0 {
+                await core.waitForFills(after: after, timeoutMs: waitMs)
+                page = await core.fillPage(after: after, limit: Int(limit))
+            }
+            return page
+        }
+        router.on(ExchangeRoutes.replaceQuote) { request, context in
+            let symbol = try context.pathParameter("symbol")
+            let body = try await decodeCommand(QuoteRequest.self, request, context, priceFields: ["bid_price", "ask_price"], qtyFields: ["bid_qty", "ask_qty"])
+            let (quote, seq) = try await core.replaceQuote(symbol: symbol, body)
+            try await core.committer.waitDurable(seq)
+            return quote
+        }
+        router.on(ExchangeRoutes.cancelQuote) { request, context in
+            let symbol = try context.pathParameter("symbol")
+            let body = try await decodeCommand(FencedRequest.self, request, context, priceFields: [], qtyFields: [])
+            let (result, seq) = try await core.cancelQuote(symbol: symbol, body)
+            try await core.committer.waitDurable(seq)
+            return result
+        }
+        router.on(ExchangeRoutes.submitOrder) { request, context in
+            let body = try await decodeCommand(OrderRequest.self, request, context, priceFields: ["price"], qtyFields: ["qty"])
+            let (ack, seq) = try await core.submitOrder(body)
+            try await core.committer.waitDurable(seq)
+            return ack
+        }
+        router.on(ExchangeRoutes.cancelOrder) { request, context in
+            let orderId = try context.pathParameter("order_id")
+            let body = try await decodeCommand(FencedRequest.self, request, context, priceFields: [], qtyFields: [])
+            let (ack, seq) = try await core.cancelOrder(orderId: orderId, body)
+            try await core.committer.waitDurable(seq)
+            return ack
+        }
+        router.on(ExchangeRoutes.deadman) { request, context in
+            let body = try await decodeCommand(DeadmanRequest.self, request, context, priceFields: [], qtyFields: ["timeout_ms"])
+            return try await core.armDeadman(body)
+        }
+
+        /// Decodes a command body; a failure is classified so that a fractional price is
+        /// `off_tick_grid` and an out-of-range number `absurd_size`, not a generic decode error.
+        @Sendable func decodeCommand<T: Decodable>(
+            _ type: T.Type, _ request: Request, _ context: MMRequestContext, priceFields: [String], qtyFields: [String]
+        ) async throws -> T {
+            do {
+                let data = try await readBody(request, limit: context.maxUploadSize)
+                guard !data.isEmpty else { throw APIError.malformedBody("the request needs a JSON body") }
+                do {
+                    return try MMJSON.decode(T.self, from: data)
+                } catch {
+                    if let classified = classifyNumberError(data, priceFields: priceFields, qtyFields: qtyFields) { throw classified }
+                    throw APIError.malformedBody(MMJSON.describe(error))
+                }
+            } catch let error as APIError {
+                await core.countRejection(error.code)
+                throw error
+            }
+        }
+    }
+}
+
+/// A JSON value that keeps integers apart from fractions, to classify bad numbers.
+enum LooseJSON: Decodable {
+    case bool(Bool), integer(Int64), fraction(Double), string(String), array([LooseJSON]), object([String: LooseJSON]), null
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
+        else if let value = try? container.decode(Double.self) { self = .fraction(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([LooseJSON].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: LooseJSON].self)) }
+    }
+}
+
+/// The specific reason a numeric field failed to decode, if that is what failed.
+func classifyNumberError(_ data: Data, priceFields: [String], qtyFields: [String]) -> APIError? {
+    guard case .object(let object)? = try? JSONDecoder().decode(LooseJSON.self, from: data) else { return nil }
+    for field in priceFields + qtyFields {
+        guard case .fraction(let value)? = object[field] else { continue }
+        let isPrice = priceFields.contains(field)
+        if value.rounded() != value {
+            return isPrice
+                ? APIError(status: 400, code: ExchangeErrorCode.offTickGrid,
+                           message: "'\(field)' \(value) is not on the tick grid: prices are integer ticks (e.g. 10050 for 100.50 at tick 0.01)",
+                           details: ["field": field])
+                : APIError.invalidField(field, "must be a whole number (got \(value))")
+        }
+        return APIError(status: 400, code: ExchangeErrorCode.absurdSize, message: "'\(field)' \(value) is out of range", details: ["field": field])
+    }
+    return nil
+}
