@@ -1,0 +1,135 @@
+import CurlClient
+import Foundation
+import MMCore
+
+/// Why the checker could not do its job: a service did not answer (exit 4) or the data
+/// directory / config is not usable (exit 64-style usage problems are reported the same way).
+public struct ServiceUnreachable: Error, Sendable, CustomStringConvertible {
+    public var service: String
+    public var reason: String
+
+    public init(service: String, reason: String) {
+        self.service = service
+        self.reason = reason
+    }
+
+    public var description: String { "\(service) unreachable: \(reason)" }
+}
+
+public struct SetupError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Typed clients for one running cluster: observer token for every read, the supervisor token
+/// only for the supervisor's mutating routes (drills).
+public struct ClusterConnection: Sendable {
+    public let config: ClusterConfig
+    public let exchange: ExchangeClient
+    public let state: TradingStateClient
+    public let coordinator: CoordinatorClient
+    public let supervisorReader: SupervisorClient
+    /// nil when the supervisor token is not readable (check needs none; drill does).
+    public let supervisorControl: SupervisorClient?
+
+    public init(config: ClusterConfig, observerToken: String, supervisorToken: String?, transport: any HTTPTransport, timeoutMs: Int64 = 3_000) {
+        self.config = config
+        func endpoint(_ url: String, _ token: String) -> ServiceEndpoint {
+            ServiceEndpoint(baseURL: url, token: token, transport: transport, timeoutMs: timeoutMs)
+        }
+        exchange = ExchangeClient(endpoint(config.baseURL(of: .exchange), observerToken))
+        state = TradingStateClient(endpoint(config.baseURL(of: .state), observerToken))
+        coordinator = CoordinatorClient(endpoint(config.baseURL(of: .coordinator), observerToken))
+        supervisorReader = SupervisorClient(endpoint(config.supervisorURL, observerToken))
+        supervisorControl = supervisorToken.map { SupervisorClient(endpoint(config.supervisorURL, $0)) }
+    }
+
+    /// Resolves config and tokens the way every mmctl command does.
+    public static func open(options: ClusterOptions, needSupervisorToken: Bool) async throws -> ClusterConnection {
+        let config: ClusterConfig
+        do {
+            config = try await ClusterConfig.load(path: options.config, overrides: try options.parsedOverrides())
+        } catch let error as ConfigError {
+            throw SetupError("configuration: \(error)")
+        }
+        let dataDirectory = DataDirectory.resolve(flag: options.dataDir)
+        let observer: String
+        do {
+            observer = try dataDirectory.readSecret(dataDirectory.tokenPath(.observer))
+        } catch {
+            throw SetupError("\(error)")
+        }
+        var supervisor: String?
+        if needSupervisorToken {
+            do {
+                supervisor = try dataDirectory.readSecret(dataDirectory.tokenPath(.supervisor))
+            } catch {
+                throw SetupError("\(error)")
+            }
+        }
+        return ClusterConnection(
+            config: config, observerToken: observer, supervisorToken: supervisor, transport: CurlTransport(),
+            timeoutMs: max(1_000, config.http.clientTimeoutMs))
+    }
+}
+
+/// Runs one typed call, naming the service when it cannot be reached so the operator knows
+/// which process to look at.
+func fetch<T>(_ service: String, _ body: () async throws(ClientError) -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch {
+        switch error {
+        case .unreachable(let transport): throw ServiceUnreachable(service: service, reason: transport.reason)
+        case .api(let status, let envelope):
+            throw ServiceUnreachable(service: service, reason: "answered \(status) \(envelope.error.code): \(envelope.error.message)")
+        case .undecodable(let url, let status, let reason):
+            throw ServiceUnreachable(service: service, reason: "\(url) answered \(status) outside the contract: \(reason)")
+        }
+    }
+}
+
+/// Reads whole logs page by page.
+enum LogReader {
+    static func exchangeFills(_ exchange: ExchangeClient) async throws -> (fills: [Fill], headSeq: Int64) {
+        var fills: [Fill] = []
+        var after: Int64 = 0
+        var head: Int64 = 0
+        while true {
+            let page = try await fetch("exchange") { () async throws(ClientError) in try await exchange.fills(after: after, limit: 1_000, waitMs: 0) }
+            head = max(head, page.headSeq)
+            fills += page.fills
+            guard let last = page.fills.last, last.seq < page.headSeq else { break }
+            after = last.seq
+        }
+        return (fills, head)
+    }
+
+    static func exchangeHead(_ exchange: ExchangeClient) async throws -> Int64 {
+        try await fetch("exchange") { () async throws(ClientError) in try await exchange.fills(after: 0, limit: 1, waitMs: 0) }.headSeq
+    }
+
+    static func ledger(_ state: TradingStateClient) async throws -> [Fill] {
+        var fills: [Fill] = []
+        var after: Int64 = 0
+        while true {
+            let page = try await fetch("state") { () async throws(ClientError) in try await state.ledger(after: after, limit: 5_000) }
+            fills += page.fills
+            guard let next = page.nextAfter, !page.fills.isEmpty else { break }
+            after = next
+        }
+        return fills
+    }
+
+    static func coordinatorEvents(_ coordinator: CoordinatorClient, after start: Int64 = 0) async throws -> [ClusterEvent] {
+        var events: [ClusterEvent] = []
+        var after = start
+        while true {
+            let page = try await fetch("coordinator") { () async throws(ClientError) in try await coordinator.events(after: after, limit: 1_000, waitMs: 0) }
+            events += page.events
+            guard let last = page.events.last, last.seq < page.headSeq else { break }
+            after = last.seq
+        }
+        return events
+    }
+}
