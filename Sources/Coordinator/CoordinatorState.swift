@@ -166,6 +166,9 @@ public struct CoordinatorState: Sendable {
     public private(set) var quietUntilMs: EpochMs
     public private(set) var headSeq: Int64
     public private(set) var pending = CoordinatorMutation()
+    /// No member or grant expires before this instant (a lower bound: extensions only move
+    /// deadlines later), so the per-command expiry check costs nothing until one is due.
+    private var nextDeadlineMs: EpochMs = .max
 
     /// A coordinator coming up on `recovered` state at `nowMs`. After a previous run it grants
     /// nothing until `nowMs + grant TTL`: any grant it issued before the restart expires by
@@ -192,6 +195,7 @@ public struct CoordinatorState: Sendable {
     // MARK: Membership
 
     public mutating func heartbeat(node: String, address: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> HeartbeatResponse {
+        sweep(nowMs: nowMs)
         try validate(node: node)
         guard !address.isEmpty, address.utf8.count <= 256 else {
             throw .invalidAddress("must be 1–256 bytes, e.g. \"http://127.0.0.1:7411\"")
@@ -205,6 +209,7 @@ public struct CoordinatorState: Sendable {
         } else {
             members[node] = MemberRecord(
                 node: node, address: address, joinedAtMs: nowMs, lastHeartbeatMs: nowMs, expiresAtMs: expiresAtMs, status: .alive)
+            nextDeadlineMs = min(nextDeadlineMs, expiresAtMs)
             append(nowMs, .join, node: node, detail: "joined at \(address)")
             forgetOldDepartedMembers()
             rebalance(nowMs: nowMs)
@@ -215,6 +220,7 @@ public struct CoordinatorState: Sendable {
     /// A graceful leave. The node's grants stay valid until released or expired (the node may
     /// still be acting under them), but cannot be renewed because its symbols move away.
     public mutating func leave(node: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> LeaveResult {
+        sweep(nowMs: nowMs)
         try validate(node: node)
         guard var member = members[node] else { throw .unknownNode(node) }
         guard member.status == .alive else { return LeaveResult(node: node, left: false) }
@@ -226,9 +232,11 @@ public struct CoordinatorState: Sendable {
         return LeaveResult(node: node, left: true)
     }
 
-    /// Expires silent members and lapsed grants. Expiry is also judged on every call, so the
-    /// sweep only makes the events (and the rebalance) prompt.
+    /// Expires silent members and lapsed grants. Every command runs it first, so a decision
+    /// never rests on a member or grant that has already expired; the periodic sweep only
+    /// makes the events (and the rebalance) prompt when no request arrives.
     public mutating func sweep(nowMs: EpochMs) {
+        guard nowMs >= nextDeadlineMs else { return }
         var membershipChanged = false
         for node in members.keys.sorted() {
             guard var member = members[node], member.status == .alive, member.expiresAtMs <= nowMs else { continue }
@@ -241,6 +249,8 @@ public struct CoordinatorState: Sendable {
         for symbol in grants.keys.sorted() {
             if let grant = grants[symbol], !grant.isLive(at: nowMs) { closeExpiredGrant(grant, nowMs: nowMs) }
         }
+        let memberDeadlines = members.values.lazy.filter { $0.status == .alive }.map(\.expiresAtMs)
+        nextDeadlineMs = min(memberDeadlines.min() ?? .max, grants.values.lazy.map(\.expiresAtMs).min() ?? .max)
     }
 
     public var liveMembers: [String] {
@@ -252,6 +262,7 @@ public struct CoordinatorState: Sendable {
     /// Grants `symbol` to `node`, or, for the holder of the current unexpired grant, renews
     /// it with the same token (so a retried acquire is harmless).
     public mutating func acquire(symbol: String, node: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> GrantRecord {
+        sweep(nowMs: nowMs)
         try validate(symbol: symbol)
         try validate(node: node)
         guard let member = members[node] else { throw .unknownNode(node) }
@@ -270,6 +281,7 @@ public struct CoordinatorState: Sendable {
         let token = (fencingTokens[symbol] ?? 0) + 1
         let grant = GrantRecord(symbol: symbol, node: node, fencingToken: token, grantedAtMs: nowMs, expiresAtMs: nowMs + policy.grantTtlMs)
         grants[symbol] = grant
+        nextDeadlineMs = min(nextDeadlineMs, grant.expiresAtMs)
         fencingTokens[symbol] = token
         pending.fencingTokens[symbol] = token
         append(nowMs, .grant, symbol: symbol, node: node, fencingToken: token, expiresAtMs: grant.expiresAtMs, detail: "granted for \(policy.grantTtlMs) ms")
@@ -279,6 +291,7 @@ public struct CoordinatorState: Sendable {
     /// Extends the current grant by one TTL from now. Refusals are logged (renew_refused): a
     /// node told to stop is something an operator wants to see on the timeline.
     public mutating func renew(symbol: String, node: String, fencingToken: Int64, nowMs: EpochMs) throws(CoordinatorRefusal) -> GrantRecord {
+        sweep(nowMs: nowMs)
         try validate(symbol: symbol)
         try validate(node: node)
         guard members[node] != nil else { throw .unknownNode(node) }
@@ -306,6 +319,7 @@ public struct CoordinatorState: Sendable {
     /// Ends the holder's grant at once so the next assignee need not wait for the expiry.
     /// Releasing a grant that already ended is a harmless no-op (released: false).
     public mutating func release(symbol: String, node: String, fencingToken: Int64, nowMs: EpochMs) throws(CoordinatorRefusal) -> ReleaseResult {
+        sweep(nowMs: nowMs)
         try validate(symbol: symbol)
         try validate(node: node)
         let current = fencingTokens[symbol] ?? 0

@@ -1,0 +1,327 @@
+import Coordinator
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import MMCore
+import MMServiceKit
+import MMTestSupport
+import NIOCore
+import Testing
+
+/// Every endpoint, role rule and error, in process (HummingbirdTesting) on a manual clock.
+@Suite struct CoordinatorHTTPTests {
+    struct Fixture {
+        let clock = ManualClock()
+        let cluster: TestCluster
+        let environment: ServiceEnvironment
+        let store: GRDBCoordinatorStore
+
+        init(store: GRDBCoordinatorStore? = nil) async throws {
+            cluster = try TestCluster("coord-http", overrides: ["coordinator.presence_ttl_ms": "1000", "coordinator.grant_ttl_ms": "1500"])
+            let config = try await cluster.config
+            environment = ServiceEnvironment(
+                process: .coordinator, role: .coordinator, config: config, dataDirectory: cluster.dataDirectory, tokens: cluster.tokens, clock: clock)
+            self.store = try store ?? GRDBCoordinatorStore()
+        }
+
+        func run(_ test: @Sendable @escaping (Client) async throws -> Void) async throws {
+            let app = try await buildCoordinatorApplication(environment, store: store)
+            let tokens = cluster.tokens
+            try await app.test(.router) { client in try await test(Client(client: client, tokens: tokens)) }
+        }
+    }
+
+    struct Client: Sendable {
+        let client: any TestClientProtocol
+        let tokens: RoleTokens
+
+        struct Reply {
+            let status: Int
+            let body: Data
+            func decode<T: Decodable>(_ type: T.Type) throws -> T { try MMJSON.decode(type, from: body) }
+            var code: String? { (try? MMJSON.decode(ErrorEnvelope.self, from: body))?.error.code }
+            var details: [String: String] { (try? MMJSON.decode(ErrorEnvelope.self, from: body))?.error.details ?? [:] }
+        }
+
+        func send(_ method: HTTPRequest.Method, _ uri: String, as role: Role? = .node, token: String? = nil, json: String? = nil) async throws -> Reply {
+            var headers = HTTPFields()
+            if let role { headers[.authorization] = "Bearer \(tokens.token(for: role)!)" }
+            if let token { headers[.authorization] = "Bearer \(token)" }
+            if json != nil { headers[.contentType] = "application/json" }
+            let response = try await client.execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+            return Reply(status: Int(response.status.code), body: Data(buffer: response.body))
+        }
+
+        func send(_ method: HTTPRequest.Method, _ uri: String, as role: Role = .node, body: some Encodable) async throws -> Reply {
+            try await send(method, uri, as: role, json: String(decoding: try MMJSON.encode(body), as: UTF8.self))
+        }
+
+        func heartbeat(_ node: String) async throws -> Reply {
+            try await send(.post, "/v1/members/\(node)/heartbeat", body: HeartbeatRequest(address: "http://127.0.0.1:1/\(node)"))
+        }
+
+        func acquire(_ symbol: String, _ node: String) async throws -> Reply {
+            try await send(.post, "/v1/authority/\(symbol)/acquire", body: AcquireRequest(node: node))
+        }
+    }
+
+    @Test func heartbeatMembersAndLeave() async throws {
+        let fixture = try await Fixture()
+        let clock = fixture.clock
+        try await fixture.run { client in
+            let reply = try await client.heartbeat("n1")
+            #expect(reply.status == 200)
+            let response = try reply.decode(HeartbeatResponse.self)
+            #expect(response.node == "n1")
+            #expect(response.expiresAtMs == clock.nowMs() + 1_000)
+            clock.advance(byMs: 250)
+            let members = try await client.send(.get, "/v1/members", as: .observer).decode(MemberList.self).members
+            #expect(members.map(\.node) == ["n1"])
+            #expect(members[0].expiresInMs == 750)
+            #expect(members[0].status == .alive)
+            #expect(members[0].address == "http://127.0.0.1:1/n1")
+            let left = try await client.send(.delete, "/v1/members/n1")
+            #expect(try left.decode(LeaveResult.self) == LeaveResult(node: "n1", left: true))
+            let after = try await client.send(.get, "/v1/members", as: .supervisor).decode(MemberList.self).members
+            #expect(after[0].status == .left)
+            #expect(try await client.send(.delete, "/v1/members/n9").code == "unknown_node")
+            #expect(try await client.send(.delete, "/v1/members/n9").status == 404)
+        }
+    }
+
+    @Test func badInputIsRefusedWithTheEnvelope() async throws {
+        let fixture = try await Fixture()
+        try await fixture.run { client in
+            let cases: [(HTTPRequest.Method, String, String?, Int, String)] = [
+                (.post, "/v1/members/N_1/heartbeat", #"{"address":"x"}"#, 400, "invalid_node_id"),
+                (.post, "/v1/members/n1/heartbeat", #"{"address":""}"#, 400, "invalid_field"),
+                (.post, "/v1/members/n1/heartbeat", #"{"addr":"x"}"#, 400, "malformed_body"),
+                (.post, "/v1/members/n1/heartbeat", "{not json", 400, "malformed_body"),
+                (.post, "/v1/authority/ZZZ/acquire", #"{"node":"n1"}"#, 404, "unknown_symbol"),
+                (.post, "/v1/authority/ACME/acquire", #"{"node":"n1"}"#, 404, "unknown_node"),
+                (.post, "/v1/authority/ACME/acquire", #"{"node":"Bad!"}"#, 400, "invalid_node_id"),
+                (.post, "/v1/authority/ACME/renew", #"{"node":"n1"}"#, 400, "malformed_body"),
+                (.post, "/v1/authority/ACME/renew", #"{"node":"n1","fencing_token":"one"}"#, 400, "malformed_body"),
+                (.post, "/v1/authority/renew", #"{"node":"n1","grants":[{"symbol":"ACME","fencing_token":1},{"symbol":"ACME","fencing_token":1}]}"#, 400, "invalid_field"),
+                (.get, "/v1/authority/ZZZ", nil, 404, "unknown_symbol"),
+                (.get, "/v1/assignments?after_version=x", nil, 400, "invalid_field"),
+                (.get, "/v1/assignments?after_version=0&wait_ms=999999", nil, 400, "invalid_field"),
+                (.get, "/v1/events?limit=0", nil, 400, "invalid_field"),
+                (.get, "/v1/events?after=-1", nil, 400, "invalid_field"),
+            ]
+            for (method, uri, json, status, code) in cases {
+                let reply = try await client.send(method, uri, json: json)
+                #expect(reply.status == status, "\(method) \(uri) \(json ?? "")")
+                #expect(reply.code == code, "\(method) \(uri) \(json ?? ""): \(String(decoding: reply.body, as: UTF8.self))")
+            }
+            // Nothing changed: no member, no grant, only the startup event.
+            #expect(try await client.send(.get, "/v1/members").decode(MemberList.self).members.isEmpty)
+            let events = try await client.send(.get, "/v1/events").decode(EventPage.self)
+            #expect(events.events.map(\.kind) == ["coordinator_started"])
+        }
+    }
+
+    @Test func rolesAreEnforcedBeforeAnythingChanges() async throws {
+        let fixture = try await Fixture()
+        try await fixture.run { client in
+            for spec in CoordinatorRoutes.all {
+                let uri = spec.path(["node": "n1", "symbol": "ACME"])
+                let method = HTTPRequest.Method(rawValue: spec.method.rawValue)!
+                let missing = try await client.send(method, uri, as: nil, json: "{}")
+                #expect(missing.status == 401, "\(spec)")
+                #expect(missing.code == "missing_token")
+                let wrong = try await client.send(method, uri, as: nil, token: "not-a-token", json: "{}")
+                #expect(wrong.status == 401, "\(spec)")
+                #expect(wrong.code == "invalid_token")
+                for role in Role.allCases where !spec.roles.contains(role) {
+                    let forbidden = try await client.send(method, uri, as: role, json: #"{"address":"x","node":"n1"}"#)
+                    #expect(forbidden.status == 403, "\(spec) as \(role)")
+                    #expect(forbidden.code == "forbidden_role")
+                }
+            }
+            #expect(try await client.send(.get, "/v1/members").decode(MemberList.self).members.isEmpty)
+        }
+    }
+
+    @Test func grantLifecycleOverHTTP() async throws {
+        let fixture = try await Fixture()
+        let clock = fixture.clock
+        let signer = try GrantSigner(dataDirectory: fixture.cluster.dataDirectory)
+        try await fixture.run { client in
+            _ = try await client.heartbeat("n1")
+            _ = try await client.heartbeat("n2")
+            let table = try await client.send(.get, "/v1/assignments", as: .observer).decode(AssignmentTable.self)
+            let owner = try #require(table.symbols["ACME"])
+            let other = owner == "n1" ? "n2" : "n1"
+
+            let refused = try await client.acquire("ACME", other)
+            #expect(refused.status == 409)
+            #expect(refused.code == "not_assigned")
+            #expect(refused.details["assigned_to"] == owner)
+
+            let grant = try await client.acquire("ACME", owner).decode(AuthorityGrant.self)
+            #expect(grant.fencingToken == 1)
+            #expect(grant.expiresAtMs == clock.nowMs() + 1_500)
+            #expect(signer.verify(grant, node: owner, symbol: "ACME", nowMs: clock.nowMs()) == .valid)
+            let again = try await client.acquire("ACME", owner).decode(AuthorityGrant.self)
+            #expect(again.fencingToken == 1, "re-acquire by the holder is idempotent")
+
+            clock.advance(byMs: 500)
+            _ = try await client.heartbeat("n1")
+            _ = try await client.heartbeat("n2")
+            let renewed = try await client.send(.post, "/v1/authority/ACME/renew", body: RenewRequest(node: owner, fencingToken: 1)).decode(AuthorityGrant.self)
+            #expect(renewed.expiresAtMs == clock.nowMs() + 1_500)
+            #expect(signer.isAuthentic(renewed))
+            let stale = try await client.send(.post, "/v1/authority/ACME/renew", body: RenewRequest(node: owner, fencingToken: 0))
+            #expect(stale.status == 409)
+            #expect(stale.code == "stale_fencing_token")
+
+            let status = try await client.send(.get, "/v1/authority/ACME", as: .observer).decode(AuthorityStatus.self)
+            #expect(status.node == owner)
+            #expect(status.assignedTo == owner)
+            #expect(status.fencingToken == 1)
+            #expect(status.expiresInMs == 1_500)
+            let all = try await client.send(.get, "/v1/authority", as: .supervisor).decode(AuthorityList.self)
+            #expect(all.quietForMs == 0)
+            #expect(all.authority.map(\.symbol) == fixture.environment.config.symbolNames)
+
+            // The owner leaves: ACME moves, the new owner must wait for the release.
+            _ = try await client.send(.delete, "/v1/members/\(owner)")
+            #expect(try await client.acquire("ACME", other).code == "held_by_other")
+            let lapsedRenew = try await client.send(.post, "/v1/authority/ACME/renew", body: RenewRequest(node: owner, fencingToken: 1))
+            #expect(lapsedRenew.code == "not_assigned")
+            let released = try await client.send(.post, "/v1/authority/ACME/release", body: RenewRequest(node: owner, fencingToken: 1))
+            #expect(try released.decode(ReleaseResult.self) == ReleaseResult(symbol: "ACME", released: true))
+            let next = try await client.acquire("ACME", other).decode(AuthorityGrant.self)
+            #expect(next.fencingToken == 2)
+            let staleRelease = try await client.send(.post, "/v1/authority/ACME/release", body: RenewRequest(node: owner, fencingToken: 1))
+            #expect(staleRelease.code == "stale_fencing_token")
+
+            // Batch renew: one good, one stale, one unknown symbol.
+            let batch = BatchRenewRequest(node: other, grants: [.init(symbol: "ACME", fencingToken: 2), .init(symbol: "BOLT", fencingToken: 5), .init(symbol: "ZZZ", fencingToken: 1)])
+            let result = try await client.send(.post, "/v1/authority/renew", body: batch).decode(BatchRenewResult.self)
+            #expect(result.renewed.map(\.symbol) == ["ACME"])
+            #expect(result.refused.map(\.code) == ["stale_fencing_token", "unknown_symbol"])
+
+            let kinds = try await client.send(.get, "/v1/events?after=0&limit=100").decode(EventPage.self).events.map(\.kind)
+            #expect(kinds.filter { $0 == "grant" }.count == 2)
+            #expect(kinds.contains("release"))
+            #expect(kinds.contains("renew_refused"))
+            #expect(kinds.contains("leave"))
+        }
+    }
+
+    @Test func assignmentsLongPollWakesOnChange() async throws {
+        let fixture = try await Fixture()
+        try await fixture.run { client in
+            let initial = try await client.send(.get, "/v1/assignments").decode(AssignmentTable.self)
+            #expect(initial.symbols.isEmpty)
+            // Nothing changes: the poll returns the same version after its wait.
+            let idle = try await client.send(.get, "/v1/assignments?after_version=\(initial.version)&wait_ms=50").decode(AssignmentTable.self)
+            #expect(idle.version == initial.version)
+            async let waited = client.send(.get, "/v1/assignments?after_version=\(initial.version)&wait_ms=20000")
+            try await Task.sleep(for: .milliseconds(100))
+            let joined = try await client.heartbeat("n3").decode(HeartbeatResponse.self)
+            let table = try await waited.decode(AssignmentTable.self)
+            #expect(table.version > initial.version)
+            #expect(table.version == joined.assignmentsVersion)
+            #expect(Set(table.symbols.values) == ["n3"])
+            // Events long-poll too.
+            let head = try await client.send(.get, "/v1/events").decode(EventPage.self).headSeq
+            async let nextEvents = client.send(.get, "/v1/events?after=\(head)&wait_ms=20000")
+            try await Task.sleep(for: .milliseconds(100))
+            _ = try await client.send(.delete, "/v1/members/n3")
+            let page = try await nextEvents.decode(EventPage.self)
+            #expect(page.events.first?.kind == "leave")
+            #expect(page.events.allSatisfy { $0.seq > head })
+        }
+    }
+
+    @Test func presenceExpiresOnTheInjectedClock() async throws {
+        let fixture = try await Fixture()
+        let clock = fixture.clock
+        try await fixture.run { client in
+            _ = try await client.heartbeat("n1")
+            let grant = try await client.acquire("BOLT", "n1").decode(AuthorityGrant.self)
+            clock.advance(byMs: 1_000)
+            // Any request judges expiry first; the sweeper does the same in the background.
+            let members = try await client.send(.get, "/v1/members").decode(MemberList.self).members
+            #expect(members.first?.expiresInMs == 0)
+            let renew = try await client.send(.post, "/v1/authority/BOLT/renew", body: RenewRequest(node: "n1", fencingToken: grant.fencingToken))
+            #expect(renew.code == "not_assigned")
+            #expect(try await client.send(.get, "/v1/members").decode(MemberList.self).members.first?.status == .expired)
+            clock.advance(byMs: 500)
+            _ = try await client.heartbeat("n1")
+            let events = try await client.send(.get, "/v1/events?limit=1000").decode(EventPage.self).events
+            let expired = try #require(events.first { $0.kind == "grant_expired" })
+            #expect(expired.expiresAtMs == grant.expiresAtMs)
+            #expect(expired.fencingToken == grant.fencingToken)
+            #expect(events.contains { $0.kind == "expire" && $0.node == "n1" })
+            #expect(events.contains { $0.kind == "rebalance" && $0.detail.contains("BOLT:n1→-") })
+        }
+    }
+
+    @Test func restartOnTheSameStoreIsQuietThenContinuesTokens() async throws {
+        let store = try GRDBCoordinatorStore()
+        let first = try await Fixture(store: store)
+        try await first.run { client in
+            _ = try await client.heartbeat("n1")
+            #expect(try await client.acquire("CRUX", "n1").decode(AuthorityGrant.self).fencingToken == 1)
+        }
+        let second = try await Fixture(store: store)
+        let clock = second.clock
+        try await second.run { client in
+            _ = try await client.heartbeat("n1")
+            let quiet = try await client.acquire("CRUX", "n1")
+            #expect(quiet.status == 503)
+            #expect(quiet.code == "startup_quiet_period")
+            #expect(quiet.details["retry_after_ms"] == "1500")
+            #expect(try await client.send(.get, "/v1/authority").decode(AuthorityList.self).quietForMs == 1_500)
+            clock.advance(byMs: 900)
+            _ = try await client.heartbeat("n1")
+            clock.advance(byMs: 600)
+            _ = try await client.heartbeat("n1")
+            #expect(try await client.acquire("CRUX", "n1").decode(AuthorityGrant.self).fencingToken == 2)
+        }
+    }
+
+    @Test func failedStoreWriteGrantsNothingAndRecoversQuietly() async throws {
+        let store = FlakyStore(inner: try GRDBCoordinatorStore())
+        let fixture = try await Fixture()
+        let clock = fixture.clock
+        let engine = try await CoordinatorEngine(
+            policy: CoordinatorPolicy(fixture.environment.config), store: store, signer: GrantSigner(keyHex: "aa"), clock: clock)
+        _ = try await engine.heartbeat(node: "n1", address: "a")
+        store.failNext()
+        await #expect(throws: APIError.self) { try await engine.acquire(symbol: "ACME", node: "n1") }
+        #expect(await engine.liveGrant(symbol: "ACME") == nil)
+        // Reloaded as after a restart: quiet for one grant TTL, tokens from the store.
+        #expect(await engine.quietForMs == 1_500)
+        clock.advance(byMs: 1_500)
+        _ = try await engine.heartbeat(node: "n1", address: "a")
+        #expect(try await engine.acquire(symbol: "ACME", node: "n1").fencingToken == 1)
+    }
+}
+
+/// A store whose next commit fails, to prove a failed write returns no grant.
+final class FlakyStore: CoordinatorStore {
+    let inner: GRDBCoordinatorStore
+    private let failing = LockedValue(false)
+
+    init(inner: GRDBCoordinatorStore) { self.inner = inner }
+
+    func failNext() { failing.value = true }
+
+    func load() async throws -> RecoveredCoordinatorState { try await inner.load() }
+
+    func commit(_ mutation: CoordinatorMutation) async throws {
+        if failing.value {
+            failing.value = false
+            throw HarnessError("injected disk failure")
+        }
+        try await inner.commit(mutation)
+    }
+
+    func events(after seq: Int64, limit: Int) async throws -> [ClusterEvent] { try await inner.events(after: seq, limit: limit) }
+}

@@ -1,0 +1,154 @@
+import Coordinator
+import MMCore
+import Testing
+
+/// The pure state machine, step by step, on hand-picked clocks.
+@Suite struct CoordinatorStateTests {
+    static let symbols = ["ACME", "BOLT", "CRUX"]
+    static let policy = CoordinatorPolicy(symbols: symbols, presenceTtlMs: 1_000, grantTtlMs: 2_000)
+    static let t0: EpochMs = 1_000_000
+
+    func fresh(_ recovered: RecoveredCoordinatorState = .init(headSeq: 0, fencingTokens: [:])) -> CoordinatorState {
+        CoordinatorState(policy: Self.policy, recovered: recovered, nowMs: Self.t0)
+    }
+
+    func kinds(_ state: inout CoordinatorState) -> [String] { state.takePending().events.map(\.kind) }
+
+    @Test func freshDirectoryGrantsAtOnceAndLogsStart() throws {
+        var state = fresh()
+        #expect(state.quietUntilMs == Self.t0)
+        let started = state.takePending().events
+        #expect(started.map(\.kind) == ["coordinator_started"])
+        #expect(state.assignments.version == started[0].seq)
+        _ = try state.heartbeat(node: "n1", address: "http://127.0.0.1:1", nowMs: Self.t0)
+        #expect(kinds(&state) == ["join", "rebalance"])
+        let grant = try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0)
+        #expect(grant.fencingToken == 1)
+        #expect(grant.expiresAtMs == Self.t0 + 2_000)
+        let mutation = state.takePending()
+        #expect(mutation.fencingTokens == ["ACME": 1])
+        #expect(mutation.events.map(\.kind) == ["grant"])
+        #expect(mutation.events[0].expiresAtMs == Self.t0 + 2_000)
+    }
+
+    @Test func previousRunStartsAQuietPeriodAndTokensContinue() throws {
+        var state = fresh(.init(headSeq: 41, fencingTokens: ["ACME": 7]))
+        #expect(state.takePending().events.map(\.seq) == [42])
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        #expect(throws: CoordinatorRefusal.startupQuiet(retryAfterMs: 2_000)) { try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0) }
+        #expect(throws: CoordinatorRefusal.startupQuiet(retryAfterMs: 1)) { try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0 + 1_999) }
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0 + 1_999)
+        let grant = try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0 + 2_000)
+        #expect(grant.fencingToken == 8)
+    }
+
+    @Test func acquireRules() throws {
+        var state = fresh()
+        #expect(throws: CoordinatorRefusal.unknownSymbol("ZZZ")) { try state.acquire(symbol: "ZZZ", node: "n1", nowMs: Self.t0) }
+        #expect(throws: CoordinatorRefusal.invalidNodeId("N 1")) { try state.acquire(symbol: "ACME", node: "N 1", nowMs: Self.t0) }
+        #expect(throws: CoordinatorRefusal.unknownNode("n1")) { try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0) }
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        _ = try state.heartbeat(node: "n2", address: "b", nowMs: Self.t0)
+        let owner = try #require(state.assignments.symbols["ACME"])
+        let other = owner == "n1" ? "n2" : "n1"
+        #expect(throws: CoordinatorRefusal.notAssigned(symbol: "ACME", node: other, assignedTo: owner)) {
+            try state.acquire(symbol: "ACME", node: other, nowMs: Self.t0)
+        }
+        let first = try state.acquire(symbol: "ACME", node: owner, nowMs: Self.t0)
+        // Re-acquire by the holder: same token, later expiry.
+        let again = try state.acquire(symbol: "ACME", node: owner, nowMs: Self.t0 + 500)
+        #expect(again.fencingToken == first.fencingToken)
+        #expect(again.expiresAtMs == Self.t0 + 2_500)
+        // The owner leaves: ACME moves to the other node, which must wait for the grant.
+        _ = try state.heartbeat(node: other, address: "b", nowMs: Self.t0 + 900)
+        #expect(try state.leave(node: owner, nowMs: Self.t0 + 900) == LeaveResult(node: owner, left: true))
+        #expect(state.assignments.symbols["ACME"] == other)
+        #expect(throws: CoordinatorRefusal.heldByOther(symbol: "ACME", holder: owner, expiresInMs: 1_600)) {
+            try state.acquire(symbol: "ACME", node: other, nowMs: Self.t0 + 900)
+        }
+        _ = try state.heartbeat(node: other, address: "b", nowMs: Self.t0 + 1_800)
+        _ = state.takePending()
+        let next = try state.acquire(symbol: "ACME", node: other, nowMs: Self.t0 + 2_500)
+        #expect(next.fencingToken == first.fencingToken + 1)
+        #expect(kinds(&state) == ["grant_expired", "grant"])
+    }
+
+    @Test func renewRules() throws {
+        var state = fresh()
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        let grant = try state.acquire(symbol: "BOLT", node: "n1", nowMs: Self.t0)
+        _ = state.takePending()
+        let renewed = try state.renew(symbol: "BOLT", node: "n1", fencingToken: grant.fencingToken, nowMs: Self.t0 + 600)
+        #expect(renewed.expiresAtMs == Self.t0 + 2_600)
+        #expect(renewed.grantedAtMs == grant.grantedAtMs)
+        #expect(state.takePending().isEmpty, "successful renewals are not logged")
+        #expect(throws: CoordinatorRefusal.staleFencingToken(symbol: "BOLT", presented: 0, current: 1, holder: "n1")) {
+            try state.renew(symbol: "BOLT", node: "n1", fencingToken: 0, nowMs: Self.t0 + 700)
+        }
+        #expect(throws: CoordinatorRefusal.unknownNode("n9")) { try state.renew(symbol: "BOLT", node: "n9", fencingToken: 1, nowMs: Self.t0 + 700) }
+        #expect(kinds(&state) == ["renew_refused"])
+        // Presence lapses (no heartbeat for 1 s): the grant still runs but cannot be renewed.
+        #expect(throws: CoordinatorRefusal.notAssigned(symbol: "BOLT", node: "n1", assignedTo: nil)) {
+            try state.renew(symbol: "BOLT", node: "n1", fencingToken: 1, nowMs: Self.t0 + 1_000)
+        }
+        #expect(kinds(&state) == ["expire", "rebalance", "renew_refused"])
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0 + 2_599)
+        #expect(try state.renew(symbol: "BOLT", node: "n1", fencingToken: 1, nowMs: Self.t0 + 2_599).expiresAtMs == Self.t0 + 4_599)
+        #expect(throws: CoordinatorRefusal.grantLapsed(symbol: "BOLT", node: "n1")) {
+            _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0 + 4_599)
+            return try state.renew(symbol: "BOLT", node: "n1", fencingToken: 1, nowMs: Self.t0 + 4_599)
+        }
+    }
+
+    @Test func releaseEndsAtOnceAndIsIdempotent() throws {
+        var state = fresh()
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        let grant = try state.acquire(symbol: "CRUX", node: "n1", nowMs: Self.t0)
+        #expect(throws: CoordinatorRefusal.staleFencingToken(symbol: "CRUX", presented: 2, current: 1, holder: "n1")) {
+            try state.release(symbol: "CRUX", node: "n1", fencingToken: 2, nowMs: Self.t0 + 10)
+        }
+        #expect(throws: CoordinatorRefusal.staleFencingToken(symbol: "CRUX", presented: 1, current: 1, holder: "n1")) {
+            try state.release(symbol: "CRUX", node: "n2", fencingToken: 1, nowMs: Self.t0 + 10)
+        }
+        _ = state.takePending()
+        #expect(try state.release(symbol: "CRUX", node: "n1", fencingToken: grant.fencingToken, nowMs: Self.t0 + 10).released)
+        let events = state.takePending().events
+        #expect(events.map(\.kind) == ["release"])
+        #expect(events[0].tsMs == Self.t0 + 10)
+        #expect(state.liveGrant(symbol: "CRUX", nowMs: Self.t0 + 10) == nil)
+        #expect(try !state.release(symbol: "CRUX", node: "n1", fencingToken: 1, nowMs: Self.t0 + 20).released)
+        #expect(try state.acquire(symbol: "CRUX", node: "n1", nowMs: Self.t0 + 20).fencingToken == 2)
+    }
+
+    @Test func sweepExpiresMembersAndGrantsWithTheirFinalExpiry() throws {
+        var state = fresh()
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        _ = try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0)
+        _ = state.takePending()
+        state.sweep(nowMs: Self.t0 + 999)
+        #expect(state.takePending().isEmpty)
+        state.sweep(nowMs: Self.t0 + 1_000)
+        #expect(kinds(&state) == ["expire", "rebalance"])
+        #expect(state.assignments.symbols.isEmpty)
+        state.sweep(nowMs: Self.t0 + 2_000)
+        let events = state.takePending().events
+        #expect(events.map(\.kind) == ["grant_expired"])
+        #expect(events[0].expiresAtMs == Self.t0 + 2_000)
+        #expect(state.members["n1"]?.status == .expired)
+    }
+
+    @Test func heartbeatValidationAndLeave() throws {
+        var state = fresh()
+        #expect(throws: CoordinatorRefusal.invalidNodeId("")) { try state.heartbeat(node: "", address: "a", nowMs: Self.t0) }
+        #expect(throws: CoordinatorRefusal.self) { try state.heartbeat(node: "n1", address: "", nowMs: Self.t0) }
+        #expect(throws: CoordinatorRefusal.unknownNode("n1")) { try state.leave(node: "n1", nowMs: Self.t0) }
+        let response = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        #expect(response.expiresAtMs == Self.t0 + 1_000)
+        #expect(response.assignmentsVersion == state.assignments.version)
+        #expect(try state.leave(node: "n1", nowMs: Self.t0 + 1).left)
+        #expect(try !state.leave(node: "n1", nowMs: Self.t0 + 2).left)
+        _ = state.takePending()
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0 + 3)
+        #expect(kinds(&state) == ["join", "rebalance"], "a heartbeat after leaving rejoins")
+    }
+}
