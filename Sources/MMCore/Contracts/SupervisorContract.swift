@@ -58,10 +58,13 @@ public struct SupervisorInfo: Codable, Sendable, Hashable {
     public var pid: Int32
     public var uptimeMs: Int64
     public var startedAtMs: EpochMs
-    public init(pid: Int32, uptimeMs: Int64, startedAtMs: EpochMs) {
+    /// starting (spawning in order), running (every process was ready once), stopping, stopped.
+    public var phase: String?
+    public init(pid: Int32, uptimeMs: Int64, startedAtMs: EpochMs, phase: String? = nil) {
         self.pid = pid
         self.uptimeMs = uptimeMs
         self.startedAtMs = startedAtMs
+        self.phase = phase
     }
 }
 

@@ -1,0 +1,267 @@
+import Foundation
+import Hummingbird
+import Logging
+import MMCore
+import MMServiceKit
+import ServiceLifecycle
+import Synchronization
+
+/// What `mmctl supervise` / `mmctl start --foreground` runs.
+public struct SupervisorOptions: Sendable {
+    public var config: ClusterConfig
+    public var dataDirectory: DataDirectory
+    public var launch: ChildLaunchSettings
+    public var nodeCount: Int
+
+    public init(config: ClusterConfig, dataDirectory: DataDirectory, launch: ChildLaunchSettings, nodeCount: Int) {
+        self.config = config
+        self.dataDirectory = dataDirectory
+        self.launch = launch
+        self.nodeCount = nodeCount
+    }
+}
+
+/// The supervisor process: lock, sweep, port check, tokens, then the control API and the
+/// process tree until SIGTERM/SIGINT or `POST /v1/shutdown`.
+public enum SupervisorDaemon {
+    /// Runs the supervisor; returns the process exit code (0 after a clean shutdown).
+    /// `onReady` runs once every process is ready (the foreground mode prints status there).
+    public static func run(_ options: SupervisorOptions, logger: Logger, onReady: @escaping @Sendable () async -> Void = {}) async -> Int32 {
+        let config = options.config
+        let dataDirectory = options.dataDirectory
+        let lock: DataDirectoryLock
+        do {
+            try dataDirectory.ensureExists()
+            lock = try DataDirectoryLock.acquire(dataDirectory)
+        } catch let error as SupervisorError {
+            logger.error("\(error)")
+            return error.exitCode
+        } catch {
+            logger.error("cannot prepare data directory \(dataDirectory.path): \(error)")
+            return 1
+        }
+        defer { withExtendedLifetime(lock) {} }
+
+        let swept = sweepLeftovers(dataDirectory, logger: logger)
+        if !swept.isEmpty { logger.warning("killed \(swept.count) process(es) left by a previous supervisor: \(swept)") }
+
+        let nodeCount = max(1, options.nodeCount)
+        let processes: [ClusterProcess] = [.coordinator, .state, .exchange] + (1...nodeCount).map { .node($0) } + [.gui]
+        for (name, port) in [("supervisor", config.supervisorPort)] + processes.map({ ($0.name, config.port(of: $0)) }) {
+            guard HostChecks.isPortFree(host: config.listen.host, port: port) else {
+                let error = SupervisorError.portInUse(process: name, port: port)
+                logger.error("\(error)")
+                return error.exitCode
+            }
+        }
+
+        let tokens: RoleTokens
+        do {
+            tokens = try RoleTokens.generate(in: dataDirectory)
+            try MMJSON.encode(config, pretty: true).write(to: URL(fileURLWithPath: dataDirectory.effectiveConfigPath), options: .atomic)
+        } catch {
+            logger.error("cannot write role tokens or effective config in \(dataDirectory.path): \(error)")
+            return 1
+        }
+
+        let supervisor = ProcessSupervisor(config: config, dataDirectory: dataDirectory, launch: options.launch, logger: logger)
+        let state = SupervisorStateFile(pid: getpid(), url: config.supervisorURL, startedAtMs: supervisor.startedAtMs)
+        try? state.write(dataDirectory)
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory.supervisorStatePath) }
+
+        let shutdownRequests = ShutdownRequests()
+        let router = buildControlRouter(supervisor: supervisor, tokens: tokens, config: config, shutdown: shutdownRequests)
+        let app = Application(
+            router: router.router,
+            configuration: .init(address: .hostname(config.listen.host, port: config.supervisorPort), serverName: "mmctl-supervisor"),
+            logger: logger)
+        let tree = ProcessTreeService(supervisor: supervisor, nodeCount: nodeCount, stopGraceMs: config.supervisor.stopGraceMs, shutdown: shutdownRequests, onReady: onReady, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: app),
+                .init(service: tree, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.error("\(error)")
+        }
+        // Whatever ended the group, no child may outlive the supervisor.
+        await supervisor.stopAll(graceMs: config.supervisor.stopGraceMs)
+        if let failure = tree.failure {
+            logger.error("\(failure)")
+            return failure.exitCode
+        }
+        return 0
+    }
+
+    /// Kills processes recorded in DATA_DIR/pids/ by a supervisor that died without
+    /// cleaning up (their stdin EOF normally ends them; this is the second line of
+    /// defence). Only pids whose command line is an mmd of this data directory are touched.
+    @discardableResult
+    public static func sweepLeftovers(_ dataDirectory: DataDirectory, logger: Logger) -> [Int32] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory.pidsDirectory)) ?? []
+        var killed: [Int32] = []
+        for file in files where file.hasSuffix(".pid") {
+            let path = (dataDirectory.pidsDirectory as NSString).appendingPathComponent(file)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                  let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
+            guard HostChecks.isClusterProcess(pid: pid, dataDirectory: dataDirectory) else { continue }
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            killed.append(pid)
+        }
+        // Give the kernel a moment to release their ports before the port check.
+        for _ in 0..<100 where killed.contains(where: { HostChecks.isAlive($0) }) { usleep(20_000) }
+        return killed
+    }
+}
+
+/// Carries a shutdown request from the control API to the process-tree service.
+final class ShutdownRequests: Sendable {
+    private let stream: AsyncStream<Int64>
+    private let continuation: AsyncStream<Int64>.Continuation
+
+    init() {
+        (stream, continuation) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func request(graceMs: Int64) { continuation.yield(graceMs) }
+
+    func next() async -> Int64? {
+        for await grace in stream { return grace }
+        return nil
+    }
+}
+
+/// Starts the tree in order, then waits for SIGTERM/SIGINT or `POST /v1/shutdown` and
+/// stops it in reverse order.
+final class ProcessTreeService: Service, Sendable {
+    let supervisor: ProcessSupervisor
+    let nodeCount: Int
+    let stopGraceMs: Int64
+    let shutdown: ShutdownRequests
+    let onReady: @Sendable () async -> Void
+    let logger: Logger
+    private let failureBox = Mutex<SupervisorError?>(nil)
+
+    var failure: SupervisorError? { failureBox.withLock { $0 } }
+
+    init(supervisor: ProcessSupervisor, nodeCount: Int, stopGraceMs: Int64, shutdown: ShutdownRequests, onReady: @escaping @Sendable () async -> Void, logger: Logger) {
+        self.supervisor = supervisor
+        self.nodeCount = nodeCount
+        self.stopGraceMs = stopGraceMs
+        self.shutdown = shutdown
+        self.onReady = onReady
+        self.logger = logger
+    }
+
+    func run() async throws {
+        // Starting can itself take a while; a SIGTERM meanwhile must still stop everything.
+        let started: Bool = await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { [supervisor] in
+                do {
+                    try await supervisor.startAll(nodeCount: self.nodeCount)
+                    return true
+                } catch let error as SupervisorError {
+                    self.failureBox.withLock { $0 = error }
+                    return false
+                } catch {
+                    self.failureBox.withLock { $0 = .io("\(error)") }
+                    return false
+                }
+            }
+            group.addTask {
+                try? await gracefulShutdown()
+                return Task.isCancelled ? nil : false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first ?? false
+        }
+        guard started else {
+            await supervisor.stopAll(graceMs: min(stopGraceMs, 2_000))
+            return
+        }
+        logger.info("cluster is up")
+        await onReady()
+        let grace: Int64 = await withTaskGroup(of: Int64?.self) { group in
+            group.addTask { [shutdown] in await shutdown.next() }
+            group.addTask {
+                try? await gracefulShutdown()
+                return nil
+            }
+            var chosen: Int64?
+            if let first = await group.next() { chosen = first }
+            group.cancelAll()
+            return chosen ?? self.stopGraceMs
+        }
+        logger.info("stopping the cluster (grace \(grace) ms per process)")
+        await supervisor.stopAll(graceMs: grace)
+    }
+}
+
+struct SupervisorHealth: Codable, Sendable {
+    var status: String
+    var detail: String
+}
+
+/// The control API: every route in `SupervisorRoutes`, role-checked by `AuthorizedRouter`.
+func buildControlRouter(supervisor: ProcessSupervisor, tokens: RoleTokens, config: ClusterConfig, shutdown: ShutdownRequests) -> AuthorizedRouter {
+    BodyLimit.set(config.http.maxBodyBytes)
+    let router = Router(context: MMRequestContext.self)
+    router.add(middleware: ErrorEnvelopeMiddleware())
+    router.get(RouterPath(CommonRoutes.healthz)) { _, _ in
+        try jsonResponse(SupervisorHealth(status: "ok", detail: "supervisor"))
+    }
+    router.get(RouterPath(CommonRoutes.readyz)) { _, _ in
+        let phase = await supervisor.phase
+        let ready = phase == .running
+        return try jsonResponse(SupervisorHealth(status: ready ? "ready" : "not_ready", detail: phase.rawValue), status: ready ? .ok : .serviceUnavailable)
+    }
+    let authorized = AuthorizedRouter(router: router, tokens: tokens)
+    let info = ServiceInfo(role: "supervisor", name: "supervisor", version: MMVersion.current, pid: getpid(), startedAtMs: supervisor.startedAtMs, configDigest: config.digest)
+    authorized.on(CommonRoutes.info) { _, _ in info }
+    registerControlRoutes(authorized, supervisor: supervisor, config: config, shutdown: shutdown)
+    return authorized
+}
+
+func registerControlRoutes(_ router: AuthorizedRouter, supervisor: ProcessSupervisor, config: ClusterConfig, shutdown: ShutdownRequests) {
+    router.on(SupervisorRoutes.processes) { _, _ in await supervisor.processList() }
+    router.on(SupervisorRoutes.signal) { request, context in
+        let body = try await request.decode(as: SignalRequest.self, context: context)
+        return try await supervisor.signal(named: try context.pathParameter("name"), signal: body.signal)
+    }
+    router.on(SupervisorRoutes.restart) { _, context in
+        try await supervisor.restart(named: try context.pathParameter("name"))
+    }
+    router.on(SupervisorRoutes.addNode) { _, _ in try await supervisor.addNode() }
+    router.on(SupervisorRoutes.removeNode) { _, context in
+        try await supervisor.removeNode(named: try context.pathParameter("name"))
+    }
+    router.on(SupervisorRoutes.shutdown) { request, context in
+        var grace = config.supervisor.stopGraceMs
+        if request.headers[.contentLength].flatMap(Int.init).map({ $0 > 0 }) ?? false || request.headers[.transferEncoding] != nil {
+            let body = try await request.decode(as: ShutdownRequest.self, context: context)
+            guard (0...600_000).contains(body.graceMs) else { throw APIError.invalidField("grace_ms", "must be in 0...600000 (got \(body.graceMs))") }
+            grace = body.graceMs
+        }
+        // Answer first, then stop: the caller watches the supervisor's pid to see the end.
+        shutdown.request(graceMs: grace)
+        return Empty()
+    }
+    router.on(SupervisorRoutes.events) { request, _ in
+        let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
+        let limit = try request.queryInt("limit", default: 200, range: 1...2_000)
+        return await supervisor.eventPage(after: after, limit: Int(limit))
+    }
+    router.on(SupervisorRoutes.logs) { request, context in
+        let name = try context.pathParameter("name")
+        let lines = try request.queryInt("lines", default: 50, range: 0...10_000)
+        let path = try await supervisor.logPath(named: name)
+        return LogTail(name: name, lines: RotatingLog.tail(path: path, lines: Int(lines)))
+    }
+}
