@@ -1,0 +1,123 @@
+import MMCore
+
+/// The faults `mmctl drill` can inject, by their `--faults` names.
+public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
+    /// SIGKILL a random node (the supervisor restarts it).
+    case kill
+    /// SIGSTOP a random node past the grant TTL, then SIGCONT: the paused holder must be fenced out.
+    case stop
+    case restartState = "restart-state"
+    case restartExchange = "restart-exchange"
+    case restartCoordinator = "restart-coordinator"
+    /// Add one node (the supervisor spawns it; symbols move to it).
+    case add
+    /// Remove one node gracefully (its symbols move away).
+    case remove
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+
+    /// Faults aimed at one node process.
+    public var targetsNode: Bool { self == .kill || self == .stop || self == .remove }
+
+    /// The supervisor's process name a restart fault restarts.
+    public var restartedProcess: String? {
+        switch self {
+        case .restartState: "state"
+        case .restartExchange: "exchange"
+        case .restartCoordinator: "coordinator"
+        default: nil
+        }
+    }
+
+    /// Parses `kill,stop,…`, naming the first unknown entry.
+    public static func parseList(_ text: String) throws(SetupError) -> [FaultKind] {
+        var kinds: [FaultKind] = []
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            guard let kind = FaultKind(rawValue: part) else {
+                throw SetupError("unknown fault '\(part)'; choose from \(FaultKind.allCases.map(\.rawValue).joined(separator: ","))")
+            }
+            if !kinds.contains(kind) { kinds.append(kind) }
+        }
+        guard !kinds.isEmpty else { throw SetupError("--faults names no fault") }
+        return kinds
+    }
+}
+
+/// SplitMix64: tiny, fast and fully specified, so a seed means the same fault sequence on every
+/// platform and Swift version (the standard library's `random(in:)` promises neither).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..<bound (bound > 0), by rejection so no index is favoured.
+    public mutating func index(below bound: Int) -> Int {
+        precondition(bound > 0)
+        let limit = UInt64(bound)
+        let threshold = (0 &- limit) % limit
+        while true {
+            let value = next()
+            if value >= threshold { return Int(value % limit) }
+        }
+    }
+}
+
+public struct PlannedFault: Sendable, Hashable, Codable {
+    public var kind: FaultKind
+    /// The node for kill/stop/remove; nil otherwise.
+    public var target: String?
+
+    public init(kind: FaultKind, target: String?) {
+        self.kind = kind
+        self.target = target
+    }
+}
+
+/// Chooses the next fault. Pure: the same generator state, enabled set and node list give the
+/// same fault. Node faults need a survivor to fail over to, so they are skipped while fewer
+/// than `minimumNodes` nodes run; `add` is skipped at `maximumNodes`.
+public struct FaultPlanner: Sendable {
+    public var enabled: [FaultKind]
+    public var minimumNodes: Int
+    public var maximumNodes: Int
+
+    public init(enabled: [FaultKind], minimumNodes: Int = 2, maximumNodes: Int) {
+        self.enabled = enabled.sorted()
+        self.minimumNodes = minimumNodes
+        self.maximumNodes = maximumNodes
+    }
+
+    public func applicable(runningNodes: [String]) -> [FaultKind] {
+        enabled.filter { kind in
+            switch kind {
+            case .kill, .stop, .remove: runningNodes.count >= minimumNodes
+            case .add: runningNodes.count < maximumNodes
+            default: true
+            }
+        }
+    }
+
+    /// nil when no enabled fault is applicable to the cluster as it is.
+    public func next(using generator: inout SeededGenerator, runningNodes: [String]) -> PlannedFault? {
+        let choices = applicable(runningNodes: runningNodes)
+        guard !choices.isEmpty else { return nil }
+        let kind = choices[generator.index(below: choices.count)]
+        guard kind.targetsNode else { return PlannedFault(kind: kind, target: nil) }
+        let nodes = runningNodes.sorted { nodeOrdinal($0) < nodeOrdinal($1) }
+        return PlannedFault(kind: kind, target: nodes[generator.index(below: nodes.count)])
+    }
+
+    private func nodeOrdinal(_ name: String) -> (Int, String) {
+        (Int(name.dropFirst()) ?? Int.max, name)
+    }
+}
