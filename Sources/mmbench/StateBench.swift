@@ -1,8 +1,154 @@
 import ArgumentParser
+import Foundation
+import Histogram
+import Logging
+import MMCore
+import MMServiceKit
+import Synchronization
+import TradingState
 
+/// `mmbench state`: the trading-state figures of docs/performance/state.md.
+///
+/// 1. Durable ingest: fills/s through the GRDB repository in batches (validation, dedupe
+///    lookups, inserts, position fold, cursor), each batch one committed transaction.
+/// 2. Fill → position visible: a long-polling reader over HTTP on loopback while fills are
+///    posted one per request at a fixed rate as the exchange role; the latency of each fill
+///    is from just before its POST is sent to when the reader holds a view containing it.
 struct StateBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "state", abstract: "Benchmark: state (not written yet).")
+    static let configuration = CommandConfiguration(
+        commandName: "state", abstract: "Benchmark: trading-state durable ingest and fill→position latency.")
+
+    @Option(help: "Fills for the ingest benchmark.")
+    var fills: Int = 200_000
+
+    @Option(help: "Fills per transaction for the ingest benchmark.")
+    var batch: Int = 1_000
+
+    @Option(help: "Fills per second for the latency benchmark.")
+    var rate: Int = 1_000
+
+    @Option(help: "Seconds of fills for the latency benchmark.")
+    var seconds: Int = 10
+
+    @Flag(help: "Also measure ingest with synchronous=FULL.")
+    var full = false
+
     func run() async throws {
-        throw ValidationError("the state benchmark is not written yet")
+        LoggingBootstrap.bootstrap(label: "mmbench")
+        print("# mmbench state — \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+        try await ingestBenchmark(durability: .normal)
+        if full { try await ingestBenchmark(durability: .full) }
+        try await latencyBenchmark()
     }
+
+    static func syntheticFill(_ seq: Int, symbols: [String]) -> Fill {
+        let side: Side = (seq / 7) % 2 == 0 ? .buy : .sell
+        return Fill(
+            fillId: "B\(seq)", seq: Int64(seq), symbol: symbols[seq % symbols.count], side: side, price: Int64(10_000 + seq % 13),
+            qty: Int64(1 + seq % 5), makerOrderId: "Q\(seq % 97)", takerOrderId: "X\(seq)", node: "n1", fencingToken: 1, tsMs: 1_700_000_000_000 + Int64(seq))
+    }
+
+    func ingestBenchmark(durability: GRDBLedgerRepository.Durability) async throws {
+        let directory = NSTemporaryDirectory() + "mmbench-state-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = ClusterConfig.defaults
+        let repository = try GRDBLedgerRepository(path: directory + "/state.sqlite", symbols: config.symbolNames, durability: durability)
+        let ledger = try await TradingLedger.open(repository: repository, validator: FillValidator(config: config), clock: MonotonicEpochClock())
+        let all = (1...fills).map { Self.syntheticFill($0, symbols: config.symbolNames) }
+        var perBatch = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+        let start = ContinuousClock.now
+        var offset = 0
+        while offset < all.count {
+            let slice = Array(all[offset..<min(offset + batch, all.count)])
+            let batchStart = ContinuousClock.now
+            let commit = try await ledger.ingest(slice)
+            guard commit.stoppedAt == nil, commit.recorded.count == slice.count else {
+                throw ValidationError("ingest refused a synthetic fill: \(String(describing: commit.stoppedAt))")
+            }
+            _ = perBatch.record(UInt64((ContinuousClock.now - batchStart).microseconds))
+            offset += slice.count
+        }
+        let elapsed = ContinuousClock.now - start
+        let view = await ledger.positions()
+        guard view.version == Int64(fills) else { throw ValidationError("ledger version \(view.version) ≠ \(fills) fills") }
+        let rate = Double(fills) / elapsed.seconds
+        print("""
+
+            ## Durable ingest (synchronous=\(durability.rawValue), WAL)
+            fills: \(fills), batch: \(batch) fills/transaction
+            elapsed: \(String(format: "%.2f", elapsed.seconds)) s
+            throughput: \(Int(rate)) fills/s
+            per-batch commit: p50 \(perBatch.valueAtPercentile(50)) µs, p99 \(perBatch.valueAtPercentile(99)) µs, max \(perBatch.max) µs
+            """)
+    }
+
+    func latencyBenchmark() async throws {
+        let directory = DataDirectory(NSTemporaryDirectory() + "mmbench-state-http-\(UUID().uuidString.prefix(8))")
+        try directory.ensureExists()
+        defer { try? FileManager.default.removeItem(atPath: directory.path) }
+        let tokens = try RoleTokens.generate(in: directory)
+        var config = ClusterConfig.defaults
+        // A port base nobody else is likely to use; the exchange is absent (the ingest loop
+        // just reports it unreachable, backing off), fills arrive by POST.
+        config.listen.portBase = 47_000 + Int(ProcessInfo.processInfo.processIdentifier % 200) * 10
+        var logger = Logger(label: "mmbench.state")
+        logger.logLevel = .critical
+        let environment = ServiceEnvironment(
+            process: .state, role: .state, config: config, dataDirectory: directory, tokens: tokens, logger: logger)
+        let parts = try await TradingStateService.build(environment)
+        let app = buildApplication(environment, router: parts.router, services: [parts.ingest])
+        let server = Task { try await app.runService() }
+        defer { server.cancel() }
+
+        let baseURL = config.baseURL(of: .state)
+        let writer = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.token(for: .exchange)!, transport: AHCTransport.shared))
+        let reader = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.token(for: .node)!, transport: AHCTransport.shared))
+        for _ in 0..<200 {
+            if (try? await reader.positions()) != nil { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+
+        let total = rate * seconds
+        let sentAt = Mutex<[ContinuousClock.Instant?]>(Array(repeating: nil, count: total + 1))
+        let readerTask = Task { () throws -> Histogram<UInt64> in
+            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+            var seen: Int64 = 0
+            while seen < Int64(total) {
+                let view = try await reader.positions(afterVersion: seen, waitMs: 5_000)
+                let now = ContinuousClock.now
+                guard view.version > seen else { continue }
+                let sent = sentAt.withLock { times in ((seen + 1)...view.version).map { times[Int($0)] } }
+                for instant in sent {
+                    if let instant { _ = histogram.record(UInt64(max(0, (now - instant).microseconds))) }
+                }
+                seen = view.version
+            }
+            return histogram
+        }
+
+        let interval = Duration.nanoseconds(1_000_000_000 / rate)
+        let start = ContinuousClock.now
+        for seq in 1...total {
+            let due = start + interval * (seq - 1)
+            if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+            sentAt.withLock { $0[seq] = ContinuousClock.now }
+            _ = try await writer.record(RecordFillsRequest(fills: [Self.syntheticFill(seq, symbols: ["ACME"])]))
+        }
+        let sendSeconds = (ContinuousClock.now - start).seconds
+        let histogram = try await readerTask.value
+        print("""
+
+            ## Fill → position visible to a long-polling reader (HTTP, loopback)
+            fills: \(total), one per POST /v1/fills, target rate \(rate)/s, achieved \(Int(Double(total) / sendSeconds))/s
+            latency: p50 \(ms(histogram.valueAtPercentile(50))) ms, p90 \(ms(histogram.valueAtPercentile(90))) ms, p99 \(ms(histogram.valueAtPercentile(99))) ms, p99.9 \(ms(histogram.valueAtPercentile(99.9))) ms, max \(ms(histogram.max)) ms (\(histogram.totalCount) samples)
+            """)
+    }
+
+    private func ms(_ microseconds: UInt64) -> String { String(format: "%.2f", Double(microseconds) / 1_000) }
+}
+
+fileprivate extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
 }

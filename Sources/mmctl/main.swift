@@ -1,1 +1,0 @@
-print("mmctl: not written yet (issue 7)")
