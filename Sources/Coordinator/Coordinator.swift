@@ -20,14 +20,15 @@ public let coordinatorMaxWaitMs: Int64 = 60_000
 
 /// The coordinator's whole application: engine on the given store, routes, sweeper.
 public func buildCoordinatorApplication(
-    _ environment: ServiceEnvironment, store: any CoordinatorStore, sweepIntervalMs: Int64? = nil
+    _ environment: ServiceEnvironment, store: any CoordinatorStore, sweepIntervalMs: Int64? = nil,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol & Service {
     let engine = try await CoordinatorEngine(
         policy: CoordinatorPolicy(environment.config), store: store, signer: try GrantSigner(dataDirectory: environment.dataDirectory),
         clock: environment.clock, logger: environment.logger)
     let router = buildCoordinatorRouter(environment, engine: engine)
     let interval = sweepIntervalMs ?? CoordinatorSweeper.interval(for: environment.config)
-    return buildApplication(environment, router: router, services: [CoordinatorSweeper(engine: engine, intervalMs: interval)])
+    return buildApplication(environment, router: router, services: [CoordinatorSweeper(engine: engine, intervalMs: interval)], onServerRunning: onServerRunning)
 }
 
 /// Every coordinator route over `engine`.
