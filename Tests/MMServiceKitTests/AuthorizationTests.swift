@@ -54,7 +54,8 @@ import Testing
         (nil as String?, 401, "missing_token"),
         ("Basic abc", 401, "missing_token"),
         ("Bearer not-a-token", 401, "invalid_token"),
-        ("Bearer ", 401, "invalid_token"),
+        ("Bearer ", 401, "missing_token"),  // an empty credential is no credential
+        ("Bearer x y", 401, "invalid_token"),
     ])
     func missingOrWrongTokenIs401(header: String?, status: Int, code: String) async throws {
         try await makeApplication().test(.router) { client in
