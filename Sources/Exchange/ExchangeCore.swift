@@ -181,13 +181,18 @@ public actor ExchangeCore {
             let book = state.engine.books[symbolIndex]
             let reference = referencePrice(symbolIndex: symbolIndex, now: now).price
             let intent = flow.order(symbol: spec.symbol, flowIndex: index, referencePrice: reference, bestBid: book.bestBid, bestAsk: book.bestAsk)
-            let entries = state.decideExternal(intent)
-            if !entries.isEmpty {
-                _ = commit(entries)
-                traded.append(intent)
-            }
+            if submitExternal(intent) { traded.append(intent) }
         }
         return traded
+    }
+
+    /// Journals and applies one external order if it can trade; false when it could not
+    /// (then nothing changes and nothing is journaled).
+    public func submitExternal(_ intent: ExternalOrderIntent) -> Bool {
+        let entries = state.decideExternal(intent)
+        guard !entries.isEmpty else { return false }
+        _ = commit(entries)
+        return true
     }
 
     // MARK: - Durability and fills

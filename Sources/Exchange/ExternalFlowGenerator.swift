@@ -11,6 +11,15 @@ public struct ExternalOrderIntent: Sendable, Hashable {
     public var flowIndex: Int64
     /// True when the generator priced it to cross the market maker's quote.
     public var aggressive: Bool
+
+    public init(symbol: String, side: Side, price: Ticks, qty: Lots, flowIndex: Int64, aggressive: Bool) {
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.flowIndex = flowIndex
+        self.aggressive = aggressive
+    }
 }
 
 /// Deterministic external order flow: the order for (seed, symbol, flow index) is a pure

@@ -43,6 +43,12 @@ public struct SubmitOutcome: Sendable, Hashable {
     public var restingQty: Lots
     /// The unfilled remainder of an IOC order, cancelled at once.
     public var cancelledQty: Lots
+
+    public init(filledQty: Lots, restingQty: Lots, cancelledQty: Lots) {
+        self.filledQty = filledQty
+        self.restingQty = restingQty
+        self.cancelledQty = cancelledQty
+    }
 }
 
 /// A price level: orders in arrival order. `head` skips the filled front without shifting
