@@ -53,20 +53,30 @@ public struct QuotingEngine: Service {
     public func runRound() async -> (worked: Bool, deadline: MonotonicInstant?) {
         let (work, deadline) = await state.planRound()
         guard !work.isEmpty else { return (false, deadline) }
-        await withTaskGroup(of: Void.self) { group in
-            for item in work {
-                group.addTask { await perform(item) }
-            }
-        }
+        await perform(work)
         return (true, deadline)
     }
 
-    private func perform(_ work: EngineWork) async {
-        switch work {
-        case .quote(let symbol, let planned, let decision):
-            await sendQuote(symbol: symbol, token: planned.fencingToken, decision: decision)
-        case .giveUp(let symbol, let loss):
-            await giveUp(symbol: symbol, loss: loss)
+    /// Two phases: first every quote request and every cancel of a symbol being given up,
+    /// then every release. So on shutdown all quotes are pulled before any grant is released,
+    /// and a released symbol never still has our quote on its way to the book.
+    func perform(_ work: [EngineWork]) async {
+        await withTaskGroup(of: Void.self) { group in
+            for item in work {
+                group.addTask {
+                    switch item {
+                    case .quote(let symbol, let planned, let decision):
+                        await sendQuote(symbol: symbol, token: planned.fencingToken, decision: decision)
+                    case .giveUp(let symbol, let loss):
+                        await cancelWhileGivingUp(symbol: symbol, loss: loss)
+                    }
+                }
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for case .giveUp(let symbol, let loss) in work {
+                group.addTask { await release(symbol: symbol, loss: loss) }
+            }
         }
     }
 
@@ -99,26 +109,29 @@ public struct QuotingEngine: Service {
         }
     }
 
-    private func giveUp(symbol: String, loss: PendingLoss) async {
-        let node = state.settings.nodeId
+    private func cancelWhileGivingUp(symbol: String, loss: PendingLoss) async {
         let grant = loss.lease.grant
-        if await state.mayStillCancel(loss) {
-            do {
-                _ = try await orders.cancelQuote(symbol: symbol, FencedRequest(node: node, grant: grant))
-                await state.countCancel()
-            } catch {
-                // Nothing more to do: the exchange's dead-man's switch or the next holder's
-                // higher token removes the quote.
-                await state.countCancelRefusal(ExchangeRefusal.classify(error))
-                logger.warning("cancel of \(symbol) #\(grant.fencingToken) while giving it up failed: \(error)")
-            }
-        }
+        // Only while the grant is still valid by the node's own reckoning: past that the
+        // exchange would refuse it anyway, and the dead-man's switch or the next holder's
+        // higher token removes the quote.
+        guard await state.mayStillCancel(loss) else { return }
         do {
-            _ = try await authority.release(symbol: symbol, RenewRequest(node: node, fencingToken: grant.fencingToken))
+            _ = try await orders.cancelQuote(symbol: symbol, FencedRequest(node: state.settings.nodeId, grant: grant))
+            await state.countCancel()
+        } catch {
+            await state.countCancelRefusal(ExchangeRefusal.classify(error))
+            logger.warning("cancel of \(symbol) #\(grant.fencingToken) while giving it up failed: \(error)")
+        }
+    }
+
+    private func release(symbol: String, loss: PendingLoss) async {
+        let token = loss.lease.fencingToken
+        do {
+            _ = try await authority.release(symbol: symbol, RenewRequest(node: state.settings.nodeId, fencingToken: token))
         } catch {
             // Refused (already lapsed or superseded) or unreachable: either way the grant ends
             // at its expiry at the latest, and the node no longer acts on it.
-            logger.info("release of \(symbol) #\(grant.fencingToken) not confirmed: \(error)")
+            logger.info("release of \(symbol) #\(token) not confirmed: \(error)")
         }
         await state.finishLoss(symbol)
     }
