@@ -60,6 +60,7 @@ public final class DashboardStore: Sendable {
         var lastSuccessMs: EpochMs?
         var consecutiveFailures: Int64 = 0
         var lastError: String?
+        var framesServed: Int64 = 0
     }
 
     public let facts: ClusterFacts
@@ -105,6 +106,16 @@ public final class DashboardStore: Sendable {
 
     public func quoteUpdates(limit: Int, symbol: String? = nil) -> [QuoteUpdate] {
         state.get().quoteLog.recent(limit: limit, symbol: symbol)
+    }
+
+    /// How many frames pages have fetched: whether anyone is watching (and, in tests, when a
+    /// page has rendered).
+    public var framesServed: Int64 { state.get().framesServed }
+
+    /// The frame for one page poll (counted in `framesServed`).
+    public func serveFrame(nowMs now: EpochMs, quoteLimit: Int) -> DashboardFrame {
+        state.update { $0.framesServed += 1 }
+        return frame(nowMs: now, quoteLimit: quoteLimit)
     }
 
     public func frame(nowMs now: EpochMs, quoteLimit: Int, eventLimit: Int = 100) -> DashboardFrame {

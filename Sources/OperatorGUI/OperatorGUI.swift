@@ -87,7 +87,7 @@ public func buildGUIRouter(_ environment: ServiceEnvironment, store: DashboardSt
     router.get(RouterPath(GUIRoutes.dashboard)) { request, _ in
         try hostGuard.check(request)
         let limit = try request.queryInt("quotes", default: 50, range: 0...500)
-        return noStore(try jsonResponse(store.frame(nowMs: clock.nowMs(), quoteLimit: Int(limit))))
+        return noStore(try jsonResponse(store.serveFrame(nowMs: clock.nowMs(), quoteLimit: Int(limit))))
     }
     router.get(RouterPath(GUIRoutes.quoteUpdates)) { request, _ in
         try hostGuard.check(request)

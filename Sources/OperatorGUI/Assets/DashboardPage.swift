@@ -36,7 +36,7 @@ extension DashboardAssets {
       <tbody></tbody>
     </table>
   </section>
-  <section class="panel span-6" aria-labelledby="h-positions">
+  <section class="panel span-5" aria-labelledby="h-positions">
     <h2 id="h-positions">Positions <span class="summary">PnL in price units × lots</span></h2>
     <table id="positions" class="grid">
       <thead><tr>
@@ -58,7 +58,7 @@ extension DashboardAssets {
       <tbody></tbody>
     </table>
   </section>
-  <section class="panel span-3" aria-labelledby="h-processes">
+  <section class="panel span-4" aria-labelledby="h-processes">
     <h2 id="h-processes">Processes <span id="processes-summary" class="summary"></span></h2>
     <table id="processes" class="grid">
       <thead><tr><th scope="col">Name</th><th scope="col" class="num">PID</th><th scope="col">State</th><th scope="col" class="num">Restarts</th><th scope="col" class="num">Up</th></tr></thead>

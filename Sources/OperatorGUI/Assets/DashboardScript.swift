@@ -173,9 +173,16 @@ function tickCountdowns() {
 
 const seenEvents = new Map();
 
+let renders = 0;
+
 function render(frame, receivedAt) {
   const view = frame.view;
+  // Exposed for operators' tooling and the browser tests: which view versions this page has
+  // shown since it loaded (proof that it updates without a reload).
+  renders += 1;
   document.body.dataset.version = String(frame.version);
+  document.body.dataset.renders = String(renders);
+  if (!document.body.dataset.firstVersion && view) document.body.dataset.firstVersion = String(frame.version);
   renderConnection(frame);
   renderBanners(frame);
   if (!view) return;

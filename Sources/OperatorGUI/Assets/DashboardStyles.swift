@@ -30,9 +30,9 @@ body { margin: 0; background: var(--page); color: var(--ink); font-family: "Deja
 .banner.bad { background: var(--bad-bg); color: var(--bad); border-color: var(--bad-line); }
 .banner.warn { background: var(--warn-bg); color: var(--warn); border-color: var(--warn-line); }
 main { display: grid; grid-template-columns: repeat(12, minmax(0, 1fr)); gap: .75rem; padding: .75rem 1rem; }
-.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 4px; padding: .5rem .65rem .6rem; min-width: 0; }
-.span-12 { grid-column: span 12; } .span-6 { grid-column: span 6; } .span-4 { grid-column: span 4; } .span-3 { grid-column: span 3; }
-@media (max-width: 1100px) { .span-6, .span-4, .span-3 { grid-column: span 12; } }
+.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 4px; padding: .5rem .65rem .6rem; min-width: 0; overflow-x: auto; }
+.span-12 { grid-column: span 12; } .span-5 { grid-column: span 5; } .span-4 { grid-column: span 4; } .span-3 { grid-column: span 3; }
+@media (max-width: 1100px) { .span-5, .span-4, .span-3 { grid-column: span 12; } }
 .panel.scroll { max-height: 24rem; overflow-y: auto; }
 h2 { font-size: 1rem; margin: 0 0 .4rem; display: flex; gap: .6rem; align-items: baseline; flex-wrap: wrap; }
 .summary { font-size: .85rem; font-weight: 400; color: var(--muted); }
@@ -40,7 +40,7 @@ h2 { font-size: 1rem; margin: 0 0 .4rem; display: flex; gap: .6rem; align-items:
 table.grid { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .grid th, .grid td { padding: .28rem .45rem; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
 .grid thead th { font-size: .8rem; color: var(--muted); font-weight: 600; position: sticky; top: 0; background: var(--panel); }
-.grid.compact th, .grid.compact td { padding: .18rem .35rem; font-size: .88rem; }
+.grid.compact th, .grid.compact td { padding: .18rem .3rem; font-size: .84rem; }
 .grid .num { text-align: right; }
 .grid tfoot th, .grid tfoot td { font-weight: 700; border-top: 2px solid var(--ink); border-bottom: none; }
 .sym { font-weight: 700; }
