@@ -301,3 +301,50 @@ public struct SupervisorStateFile: Codable, Sendable, Hashable {
         try MMJSON.encode(self, pretty: true).write(to: URL(fileURLWithPath: dataDirectory.supervisorStatePath), options: .atomic)
     }
 }
+
+/// Starts `mmctl supervise …` as a daemon: its own session (no controlling terminal, so a
+/// closed ssh session or Ctrl-C in the starting shell does not reach it), stdin from
+/// /dev/null, stdout and stderr appended to `logPath`.
+public enum DetachedSpawn {
+    public static func spawn(executable: String, arguments: [String], logPath: String) throws(SupervisorError) -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | spawnSetSID))
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard result == 0 else { throw .spawnFailed(executable, errno: result) }
+        return pid
+    }
+
+    /// The exit code of a child that has ended, or nil while it runs. Reaps it.
+    public static func exitCodeIfEnded(_ pid: Int32) -> Int32? {
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid else { return result < 0 ? 1 : nil }
+        let exit = ChildExit(status: status)
+        return exit.code ?? (128 + (exit.signal ?? 0))
+    }
+}
+
+/// The path of the running executable (for re-executing mmctl as the daemon).
+public func currentExecutablePath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}

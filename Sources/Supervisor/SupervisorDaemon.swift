@@ -24,6 +24,12 @@ public struct SupervisorOptions: Sendable {
 /// The supervisor process: lock, sweep, port check, tokens, then the control API and the
 /// process tree until SIGTERM/SIGINT or `POST /v1/shutdown`.
 public enum SupervisorDaemon {
+    /// Runs the supervisor with logging to stderr at LOG_LEVEL (default info).
+    public static func run(_ options: SupervisorOptions, onReady: @escaping @Sendable () async -> Void = {}) async -> Int32 {
+        LoggingBootstrap.bootstrap(label: "mmctl-supervisor")
+        return await run(options, logger: Logger(label: "supervisor"), onReady: onReady)
+    }
+
     /// Runs the supervisor; returns the process exit code (0 after a clean shutdown).
     /// `onReady` runs once every process is ready (the foreground mode prints status there).
     public static func run(_ options: SupervisorOptions, logger: Logger, onReady: @escaping @Sendable () async -> Void = {}) async -> Int32 {

@@ -1,0 +1,183 @@
+import ArgumentParser
+import CurlClient
+import Foundation
+import MMCore
+import Supervisor
+
+/// The `mmd` the supervisor spawns: $MMD_BINARY, else the one next to this mmctl.
+func mmdPath() -> String {
+    if let path = ProcessInfo.processInfo.environment["MMD_BINARY"], !path.isEmpty { return path }
+    return ((currentExecutablePath() as NSString).deletingLastPathComponent as NSString).appendingPathComponent("mmd")
+}
+
+struct Start: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start the cluster: a supervisor that spawns coordinator, state, exchange, nodes and GUI in order.",
+        discussion: "Returns when every process is ready (exit 0), or prints the log tail of the process that did not come up (exit 1). Refuses when a cluster already runs in the data directory (exit 2) or a port is taken (exit 5).")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(help: "Number of market-maker nodes (default: nodes.count from the config, 3).")
+    var nodes: Int?
+
+    @Flag(help: "Run the supervisor in this terminal instead of as a daemon (Ctrl-C stops the cluster).")
+    var foreground = false
+
+    func validate() throws {
+        if let nodes, !(1...ClusterConfig.maxNodes).contains(nodes) {
+            throw ValidationError("--nodes must be in 1...\(ClusterConfig.maxNodes) (got \(nodes))")
+        }
+    }
+
+    func run() async throws {
+        try await runReportingFailures {
+            let dataDirectory = cluster.dataDirectory
+            var extra: [String: String] = [:]
+            if let nodes { extra["nodes.count"] = "\(nodes)" }
+            // Start always resolves from --config/--set/env, never from a previous run's file.
+            let overrides = try cluster.parsedOverrides().merging(extra) { _, new in new }
+            let config: ClusterConfig
+            do { config = try await ClusterConfig.load(path: cluster.config, overrides: overrides) } catch let error as ConfigError {
+                throw ValidationError(error.description)
+            }
+            try dataDirectory.ensureExists()
+            if DataDirectoryLock.isHeld(dataDirectory) {
+                throw CLIFailure(ExitStatus.alreadyRunning, SupervisorError.alreadyRunning(dataDirectory: dataDirectory.path, pid: SupervisorStateFile.read(dataDirectory)?.pid).description)
+            }
+            let configPath = cluster.config.map { DataDirectory($0).path }
+            let passThrough = overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            if foreground {
+                let options = SupervisorOptions(
+                    config: config, dataDirectory: dataDirectory,
+                    launch: ChildLaunchSettings(mmdPath: mmdPath(), configPath: configPath, overrides: passThrough),
+                    nodeCount: config.nodeCount)
+                return await SupervisorDaemon.run(options) {
+                    await printStarted(config: config, dataDirectory: dataDirectory)
+                }
+            }
+            var arguments = [currentExecutablePath(), "supervise", "--data-dir", dataDirectory.path]
+            if let configPath { arguments += ["--config", configPath] }
+            for item in passThrough { arguments += ["--set", item] }
+            let logPath = dataDirectory.logPath("supervisor")
+            let startOffset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? UInt64) ?? 0
+            let pid: Int32
+            do { pid = try DetachedSpawn.spawn(executable: arguments[0], arguments: arguments, logPath: logPath) } catch let error as SupervisorError {
+                throw CLIFailure(ExitStatus.failed, error.description)
+            }
+            let processCount = config.processes.count
+            let deadline = ContinuousClock.now + .milliseconds(config.supervisor.readyTimeoutMs * Int64(processCount) + 10_000)
+            let transport = CurlTransport()
+            while ContinuousClock.now < deadline {
+                if let code = DetachedSpawn.exitCodeIfEnded(pid) {
+                    let output = supervisorOutput(logPath: logPath, since: startOffset)
+                    writeStderr("mmctl: the cluster did not start (supervisor exit \(code)):\n\(output)\n")
+                    return code == 0 ? ExitStatus.failed : code
+                }
+                if let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL + CommonRoutes.readyz, timeoutMs: 500)),
+                   response.status == 200 {
+                    await printStarted(config: config, dataDirectory: dataDirectory)
+                    return ExitStatus.ok
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            throw CLIFailure(ExitStatus.failed, "the supervisor (pid \(pid)) did not report ready in time; see \(logPath) and 'mmctl status'")
+        }
+    }
+
+    /// What the supervisor wrote during this start attempt (its log is shared across runs).
+    func supervisorOutput(logPath: String, since offset: UInt64) -> String {
+        guard let handle = FileHandle(forReadingAtPath: logPath) else { return "(no supervisor log at \(logPath))" }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: offset)
+        let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+        return text.split(separator: "\n").suffix(40).joined(separator: "\n")
+    }
+}
+
+func printStarted(config: ClusterConfig, dataDirectory: DataDirectory) async {
+    let token = (try? dataDirectory.readSecret(dataDirectory.tokenPath(.observer))) ?? ""
+    let snapshot = await ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport()).snapshot()
+    writeStdout("cluster is up in \(dataDirectory.path)\n")
+    writeStdout("GUI: \(config.baseURL(of: .gui))/\n")
+    for process in snapshot.processes {
+        writeStdout("  \(process.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(process.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) pid \(process.pid.map(String.init) ?? "-")  port \(process.port)\n")
+    }
+}
+
+/// The daemon entry point `mmctl start` runs (hidden: not for operators).
+struct Supervise: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the supervisor daemon (used by 'mmctl start').", shouldDisplay: false)
+
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        let config: ClusterConfig
+        do { config = try await ClusterConfig.load(path: cluster.config, overrides: try cluster.parsedOverrides()) } catch let error as ConfigError {
+            throw ValidationError(error.description)
+        }
+        let options = SupervisorOptions(
+            config: config, dataDirectory: cluster.dataDirectory,
+            launch: ChildLaunchSettings(mmdPath: mmdPath(), configPath: cluster.config, overrides: cluster.overrides),
+            nodeCount: config.nodeCount)
+        let code = await SupervisorDaemon.run(options)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct Stop: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop the cluster: SIGTERM to every process in reverse start order, SIGKILL after the grace; the supervisor exits.",
+        discussion: "Returns once no process of the cluster remains (checked by pid and process group).")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Option(help: "How long each process may take to exit after SIGTERM before it is killed (e.g. 10s, 500ms).")
+    var grace: String?
+
+    func run() async throws {
+        try await runReportingFailures {
+            let dataDirectory = cluster.dataDirectory
+            let config = try await cluster.resolveConfig()
+            let graceMs = try grace.map { try parseDuration($0, option: "--grace") } ?? config.supervisor.stopGraceMs
+            guard DataDirectoryLock.isHeld(dataDirectory) else {
+                let swept = SupervisorDaemon.sweepLeftovers(dataDirectory, logger: .init(label: "mmctl"))
+                writeStdout(swept.isEmpty ? "no cluster running in \(dataDirectory.path)\n" : "no supervisor running; killed leftover processes \(swept)\n")
+                return ExitStatus.ok
+            }
+            let supervisorPid = SupervisorStateFile.read(dataDirectory)?.pid
+            let client = try cluster.supervisorClient(as: .supervisor, config: config)
+            var childPids: [Int32] = []
+            do {
+                childPids = try await client.processes().processes.compactMap(\.pid)
+                _ = try await client.shutdown(graceMs: graceMs)
+            } catch let error as ClientError {
+                // A wedged control API must not make the cluster unstoppable: signal the
+                // supervisor directly (it stops its children the same way on SIGTERM).
+                guard let supervisorPid, HostChecks.isClusterProcess(pid: supervisorPid, dataDirectory: dataDirectory) else {
+                    throw error.asCLIFailure("stop", dataDirectory: dataDirectory)
+                }
+                writeStderr("mmctl: control API did not answer (\(error)); sending SIGTERM to supervisor pid \(supervisorPid)\n")
+                kill(supervisorPid, SIGTERM)
+            }
+            let processCount = Int64(max(childPids.count, 1))
+            let deadline = ContinuousClock.now + .milliseconds(graceMs * processCount + 15_000)
+            while ContinuousClock.now < deadline, DataDirectoryLock.isHeld(dataDirectory) || (supervisorPid.map(HostChecks.isAlive) ?? false) {
+                try? await Task.sleep(for: .milliseconds(25))
+            }
+            if DataDirectoryLock.isHeld(dataDirectory) {
+                throw CLIFailure(ExitStatus.failed, "the supervisor (pid \(supervisorPid.map(String.init) ?? "?")) is still running after the grace; see \(dataDirectory.logPath("supervisor"))")
+            }
+            // The supervisor reaps every child before exiting; verify rather than trust.
+            let survivors = childPids.filter { HostChecks.isAlive($0) || kill(-$0, 0) == 0 }
+            if !survivors.isEmpty {
+                for pid in survivors where HostChecks.isClusterProcess(pid: pid, dataDirectory: dataDirectory) {
+                    kill(-pid, SIGKILL)
+                    kill(pid, SIGKILL)
+                }
+                throw CLIFailure(ExitStatus.failed, "processes \(survivors) outlived the supervisor and were killed")
+            }
+            writeStdout("stopped: \(childPids.count) processes and the supervisor\n")
+            return ExitStatus.ok
+        }
+    }
+}

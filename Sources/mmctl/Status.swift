@@ -1,0 +1,118 @@
+import ArgumentParser
+import CurlClient
+import Foundation
+import MMCore
+import Rainbow
+import Supervisor
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the whole cluster: processes, members, assignments, authority, quotes, positions, fills, events.",
+        discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering; 4 supervisor unreachable. --json prints the documented snapshot schema (docs/API.md); --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal.")
+
+    @OptionGroup var cluster: ClusterOptions
+
+    @Flag(help: "Print one JSON snapshot (stable schema, for jq).")
+    var json = false
+
+    @Flag(help: "Keep redrawing (q or Ctrl-C to quit).")
+    var watch = false
+
+    @Option(help: "Redraw interval for --watch (e.g. 1s, 500ms).")
+    var interval: String = "1s"
+
+    @Option(name: .customLong("timeout"), help: "Per-service request timeout (e.g. 1s).")
+    var timeout: String = "1s"
+
+    func validate() throws {
+        let intervalMs = try parseDuration(interval, option: "--interval")
+        if intervalMs < 100 { throw ValidationError("--interval must be at least 100ms") }
+        _ = try parseDuration(timeout, option: "--timeout")
+    }
+
+    func run() async throws {
+        try await runReportingFailures {
+            let config = try await cluster.resolveConfig()
+            let token = try cluster.token(.observer)
+            let builder = ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport(), timeoutMs: try parseDuration(timeout, option: "--timeout"))
+            let stdoutIsTTY = isatty(STDOUT_FILENO) == 1
+            let color = stdoutIsTTY && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
+            let renderer = StatusRenderer(dataDirectory: cluster.dataDirectory.path, color: color)
+            if watch {
+                let intervalMs = try parseDuration(interval, option: "--interval")
+                if stdoutIsTTY {
+                    return await WatchScreen(builder: builder, renderer: renderer, intervalMs: intervalMs).run()
+                }
+                return await watchNDJSON(builder: builder, intervalMs: intervalMs)
+            }
+            let snapshot = await builder.snapshot()
+            if json {
+                writeStdout(String(decoding: try MMJSON.encode(snapshot, pretty: true), as: UTF8.self) + "\n")
+            } else {
+                writeStdout(renderer.render(snapshot, previous: nil).joined(separator: "\n") + "\n")
+            }
+            return Self.exitCode(snapshot)
+        }
+    }
+
+    static func exitCode(_ snapshot: ClusterSnapshot) -> Int32 {
+        if snapshot.supervisor == nil { return ExitStatus.unreachable }
+        if !snapshot.errors.isEmpty || snapshot.processes.contains(where: { $0.state != .running }) { return ExitStatus.notRunning }
+        return ExitStatus.ok
+    }
+
+    /// One compact JSON object per line per frame, until SIGINT/SIGTERM or a closed pipe.
+    func watchNDJSON(builder: ClusterSnapshotBuilder, intervalMs: Int64) async -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let stop = StopSignals()
+        var last = ExitStatus.ok
+        while !stop.requested {
+            let snapshot = await builder.snapshot()
+            last = Self.exitCode(snapshot)
+            guard let line = try? MMJSON.encode(snapshot) else { break }
+            var data = line
+            data.append(0x0a)
+            let written = data.withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            if written < 0 { break } // reader went away (e.g. `| head`)
+            await stop.sleep(ms: intervalMs)
+        }
+        return last
+    }
+}
+
+/// SIGINT/SIGTERM as a flag plus an interruptible sleep, without a signal handler doing
+/// anything unsafe: dispatch sources deliver the signals on a queue.
+final class StopSignals {
+    private let state = LockedFlag()
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32] = [SIGINT, SIGTERM]) {
+        var sources: [any DispatchSourceSignal] = []
+        let flag = state
+        for number in signals {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { flag.set() }
+            source.resume()
+            sources.append(source)
+        }
+        self.sources = sources
+    }
+
+    var requested: Bool { state.isSet }
+
+    func sleep(ms: Int64) async {
+        let deadline = ContinuousClock.now + .milliseconds(ms)
+        while !requested && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: min(.milliseconds(50), deadline - ContinuousClock.now))
+        }
+    }
+}
+
+import Synchronization
+
+final class LockedFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
+}

@@ -1,0 +1,183 @@
+import Foundation
+import MMCore
+import Rainbow
+
+/// Renders a ClusterSnapshot as the text view of `mmctl status`. Pure: the same snapshot
+/// (and previous snapshot) gives the same lines. Rows that changed since `previous` are
+/// marked with `*` in the first column (and highlighted when colour is on).
+struct StatusRenderer {
+    var dataDirectory: String
+    var color: Bool
+
+    func render(_ snapshot: ClusterSnapshot, previous: ClusterSnapshot?) -> [String] {
+        var lines: [String] = []
+        let supervisorText = snapshot.supervisor.map { "supervisor pid \($0.pid), up \(duration($0.uptimeMs))" } ?? paint("supervisor DOWN", \.red)
+        lines.append(bold("mmctl status") + "  \(dataDirectory)  \(supervisorText)  at \(clock(snapshot.takenAtMs))")
+
+        if !snapshot.errors.isEmpty {
+            lines.append("")
+            lines.append(bold("UNREACHABLE"))
+            for error in snapshot.errors {
+                lines.append("  " + paint("\(error.service): \(error.error)", \.red))
+            }
+        }
+
+        lines.append("")
+        lines.append(bold("PROCESSES"))
+        lines.append(header(["NAME", "ROLE", "PID", "STATE", "RESTARTS", "UPTIME", "PORT", "LAST EXIT"], widths: processWidths))
+        let previousProcesses = Dictionary((previous?.processes ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for process in snapshot.processes {
+            let old = previousProcesses[process.name]
+            let changed = previous != nil && (old == nil || old?.pid != process.pid || old?.state != process.state || old?.restarts != process.restarts)
+            let stateText = paint(process.state.rawValue, process.state == .running ? \.green : (process.state == .fatal ? \.red : \.yellow))
+            lines.append(row(changed, [
+                process.name, process.role, process.pid.map(String.init) ?? "-", stateText, "\(process.restarts)",
+                process.uptimeMs.map(duration) ?? "-", "\(process.port)", process.lastExit.map(exitText) ?? "-",
+            ], widths: processWidths))
+        }
+
+        lines.append("")
+        let version = snapshot.assignments.map { "assignments v\($0.version)" } ?? "assignments unknown"
+        lines.append(bold("MEMBERS") + "  (\(version))")
+        if snapshot.members.isEmpty { lines.append("  (none)") }
+        let previousMembers = Dictionary((previous?.members ?? []).map { ($0.node, $0.status) }, uniquingKeysWith: { a, _ in a })
+        for member in snapshot.members {
+            let held = snapshot.assignments?.symbols.filter { $0.value == member.node }.map(\.key).sorted() ?? []
+            let changed = previous != nil && previousMembers[member.node] != member.status
+            let status = paint(member.status.rawValue, member.status == .alive ? \.green : \.red)
+            lines.append(row(changed, [member.node, status, "ttl \(duration(member.expiresInMs))", held.joined(separator: " ")], widths: [8, 8, 12, 40]))
+        }
+
+        lines.append("")
+        lines.append(bold("SYMBOLS") + "  (prices in ticks, qty in lots, PnL in ticks×lots)")
+        lines.append(header(["SYMBOL", "REF", "ASSIGNED", "AUTHORITY", "TOKEN", "LEFT", "BID", "ASK", "NET", "AVG", "REALIZED", "UNREAL", "FILLS"], widths: symbolWidths))
+        let previousSymbols = Dictionary((previous?.symbols ?? []).map { ($0.symbol, $0) }, uniquingKeysWith: { a, _ in a })
+        for symbol in snapshot.symbols {
+            let old = previousSymbols[symbol.symbol]
+            let changed = previous != nil && (old?.authority?.node != symbol.authority?.node || old?.authority?.fencingToken != symbol.authority?.fencingToken
+                || old?.quote?.bid != symbol.quote?.bid || old?.quote?.ask != symbol.quote?.ask || old?.position?.netQty != symbol.position?.netQty
+                || old?.position?.fillCount != symbol.position?.fillCount)
+            let holder = symbol.authority.map { $0.node } ?? paint("none", \.yellow)
+            lines.append(row(changed, [
+                symbol.symbol, symbol.referencePrice.map(String.init) ?? "?", symbol.assignedTo ?? "-", holder,
+                symbol.authority.map { "\($0.fencingToken)" } ?? "-", symbol.authority.map { duration($0.expiresInMs) } ?? "-",
+                symbol.quote.map { side($0.bid, $0.bidQty) } ?? "-", symbol.quote.map { side($0.ask, $0.askQty) } ?? "-",
+                symbol.position.map { "\($0.netQty)" } ?? "?", symbol.position.map { "\($0.avgPrice)" } ?? "?",
+                symbol.position.map { pnl($0.realizedPnl) } ?? "?", symbol.position.flatMap { $0.unrealizedPnl.map(pnl) } ?? "?",
+                symbol.position.map { "\($0.fillCount)" } ?? "?",
+            ], widths: symbolWidths))
+        }
+        let totals = snapshot.totals
+        lines.append("  TOTAL realized \(pnl(totals.realizedPnl))  unrealized \(pnl(totals.unrealizedPnl))  fills \(totals.fillCount)")
+
+        lines.append("")
+        lines.append(bold("RECENT FILLS") + "  (newest first)")
+        if snapshot.recentFills.isEmpty { lines.append("  (none)") }
+        let previousHead = previous?.recentFills.first?.seq ?? Int64.max
+        for fill in snapshot.recentFills.prefix(8) {
+            lines.append(row(previous != nil && fill.seq > previousHead, [
+                "#\(fill.seq)", clock(fill.tsMs), fill.symbol, fill.side.rawValue, "\(fill.qty) @ \(fill.price)", fill.node, "token \(fill.fencingToken)",
+            ], widths: [8, 12, 6, 5, 14, 5, 12]))
+        }
+
+        lines.append("")
+        lines.append(bold("RECENT EVENTS") + "  (newest first)")
+        if snapshot.recentEvents.isEmpty { lines.append("  (none)") }
+        let previousEventTime = previous?.recentEvents.first?.tsMs ?? Int64.max
+        for event in snapshot.recentEvents.prefix(10) {
+            lines.append(row(previous != nil && event.tsMs > previousEventTime, [clock(event.tsMs), event.kind, event.symbol ?? "", event.node ?? "", event.detail], widths: [12, 14, 6, 4, 80]))
+        }
+        return lines
+    }
+
+    let processWidths = [12, 11, 8, 9, 8, 9, 6, 22]
+    let symbolWidths = [6, 7, 8, 9, 6, 6, 11, 11, 6, 7, 9, 9, 6]
+
+    private func header(_ columns: [String], widths: [Int]) -> String {
+        "  " + zip(columns, widths).map { pad($0, $1) }.joined(separator: " ")
+    }
+
+    private func row(_ changed: Bool, _ columns: [String], widths: [Int]) -> String {
+        let text = zip(columns, widths).map { pad($0, $1) }.joined(separator: " ")
+        return changed ? (color ? "*".yellow.bold : "*") + " " + (color ? text.onLightBlack : text) : "  " + text
+    }
+
+    /// Pads by visible width: colour escapes take no columns.
+    private func pad(_ text: String, _ width: Int) -> String {
+        let visible = visibleCount(text)
+        return visible >= width ? text : text + String(repeating: " ", count: width - visible)
+    }
+
+    private func bold(_ text: String) -> String { color ? text.bold : text }
+
+    private func paint(_ text: String, _ style: KeyPath<String, String>) -> String {
+        color ? text[keyPath: style] : text
+    }
+
+    private func side(_ price: Ticks?, _ qty: Lots) -> String {
+        guard let price else { return "-" }
+        return "\(qty)@\(price)"
+    }
+
+    private func pnl(_ value: Int64) -> String {
+        let text = value > 0 ? "+\(value)" : "\(value)"
+        guard color, value != 0 else { return text }
+        return value > 0 ? text.green : text.red
+    }
+
+    private func exitText(_ exit: ProcessExit) -> String {
+        let what = exit.code.map { "code \($0)" } ?? exit.signal.map { "signal \($0)" } ?? "exit"
+        return "\(what) at \(clock(exit.atMs))"
+    }
+
+    func clock(_ ms: EpochMs) -> String {
+        var seconds = time_t(ms / 1_000)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        return String(format: "%02d:%02d:%02d.%03d", parts.tm_hour, parts.tm_min, parts.tm_sec, Int(ms % 1_000))
+    }
+}
+
+/// 1h02m, 3m05s, 4.2s, 850ms.
+func duration(_ ms: Int64) -> String {
+    if ms < 0 { return "-" + duration(-ms) }
+    if ms < 1_000 { return "\(ms)ms" }
+    if ms < 60_000 { return "\(ms / 1_000).\(ms % 1_000 / 100)s" }
+    if ms < 3_600_000 { return String(format: "%dm%02ds", ms / 60_000, ms % 60_000 / 1_000) }
+    return String(format: "%dh%02dm", ms / 3_600_000, ms % 3_600_000 / 60_000)
+}
+
+/// Printable width of a string that may contain ANSI escape sequences.
+func visibleCount(_ text: String) -> Int {
+    var count = 0
+    var inEscape = false
+    for scalar in text.unicodeScalars {
+        if inEscape {
+            if (0x40...0x7e).contains(scalar.value) && scalar != "[" { inEscape = false }
+            continue
+        }
+        if scalar == "\u{1b}" { inEscape = true; continue }
+        count += 1
+    }
+    return count
+}
+
+/// Cuts a line to `width` printable columns, keeping escape sequences intact.
+func truncateVisible(_ text: String, to width: Int) -> String {
+    guard visibleCount(text) > width else { return text }
+    var out = ""
+    var count = 0
+    var inEscape = false
+    for scalar in text.unicodeScalars {
+        if inEscape {
+            out.unicodeScalars.append(scalar)
+            if (0x40...0x7e).contains(scalar.value) && scalar != "[" { inEscape = false }
+            continue
+        }
+        if scalar == "\u{1b}" { inEscape = true; out.unicodeScalars.append(scalar); continue }
+        if count >= width { continue }
+        out.unicodeScalars.append(scalar)
+        count += 1
+    }
+    return text.contains("\u{1b}") ? out + "\u{1b}[0m" : out
+}
