@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterCheck
 import MMCore
 
 /// `mmctl`: start, stop, inspect and drill the market-maker cluster. See mmctl(1).
@@ -11,7 +12,7 @@ struct MMCTL: AsyncParsableCommand {
         version: MMVersion.current,
         subcommands: [
             Start.self, Stop.self, Status.self, KillNode.self, ResumeNode.self, NodeCommand.self,
-            Restart.self, Logs.self, Version.self, Supervise.self,
+            Restart.self, Logs.self, CheckCommand.self, DrillCommand.self, Version.self, Supervise.self,
         ]
     )
 }
