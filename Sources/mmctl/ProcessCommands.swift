@@ -164,7 +164,7 @@ struct Logs: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Keep printing lines as they are written (follows rotation).")
     var follow = false
 
-    @Option(name: .shortAndLong, help: "How many lines to show first.")
+    @Option(name: [.customShort("n"), .long], help: "How many lines to show first.")
     var lines: Int = 50
 
     func validate() throws {

@@ -94,11 +94,14 @@ struct StatusRenderer {
     let symbolWidths = [6, 7, 8, 9, 6, 6, 11, 11, 6, 7, 9, 9, 6]
 
     private func header(_ columns: [String], widths: [Int]) -> String {
-        "  " + zip(columns, widths).map { pad($0, $1) }.joined(separator: " ")
+        var text = "  " + zip(columns, widths).map { pad($0, $1) }.joined(separator: " ")
+        while text.hasSuffix(" ") { text.removeLast() }
+        return text
     }
 
     private func row(_ changed: Bool, _ columns: [String], widths: [Int]) -> String {
-        let text = zip(columns, widths).map { pad($0, $1) }.joined(separator: " ")
+        var text = zip(columns, widths).map { pad($0, $1) }.joined(separator: " ")
+        while text.hasSuffix(" ") { text.removeLast() }
         return changed ? (color ? "*".yellow.bold : "*") + " " + (color ? text.onLightBlack : text) : "  " + text
     }
 

@@ -114,7 +114,7 @@ public struct ClusterSnapshotBuilder: Sendable {
     /// The last `limit` entries of a seq-cursored log (`after=SEQ&limit=N`, reporting
     /// `head_seq`). The logs page forward from a cursor, so the head is learnt first with a
     /// one-entry page; when the log is short that first page is already the answer.
-    static func tail<Entry: Sendable>(
+    public static func tail<Entry: Sendable>(
         limit: Int,
         page: @Sendable (_ after: Int64, _ limit: Int) async throws(ClientError) -> ([Entry], Int64)
     ) async throws(ClientError) -> [Entry] {
