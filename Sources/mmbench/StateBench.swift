@@ -4,6 +4,7 @@ import Histogram
 import Logging
 import MMCore
 import MMServiceKit
+import ServiceLifecycle
 import Synchronization
 import TradingState
 
@@ -35,7 +36,7 @@ struct StateBench: AsyncParsableCommand {
 
     func run() async throws {
         LoggingBootstrap.bootstrap(label: "mmbench")
-        print("# mmbench state — \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+        emit("# mmbench state — \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
         try await ingestBenchmark(durability: .normal)
         if full { try await ingestBenchmark(durability: .full) }
         try await latencyBenchmark()
@@ -73,7 +74,7 @@ struct StateBench: AsyncParsableCommand {
         let view = await ledger.positions()
         guard view.version == Int64(fills) else { throw ValidationError("ledger version \(view.version) ≠ \(fills) fills") }
         let rate = Double(fills) / elapsed.seconds
-        print("""
+        emit("""
 
             ## Durable ingest (synchronous=\(durability.rawValue), WAL)
             fills: \(fills), batch: \(batch) fills/transaction
@@ -98,11 +99,25 @@ struct StateBench: AsyncParsableCommand {
             process: .state, role: .state, config: config, dataDirectory: directory, tokens: tokens, logger: logger)
         let parts = try await TradingStateService.build(environment)
         let app = buildApplication(environment, router: parts.router, services: [parts.ingest])
-        let server = Task { try await app.runService() }
-        defer { server.cancel() }
+        // Stopped gracefully at the end: cancelling a server with open connections is not
+        // how the service ever stops, and NIO traps on writers torn down mid-flight.
+        let serviceGroup = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let server = Task { try await serviceGroup.run() }
+        do {
+            try await measureLatency(config: config, tokens: tokens)
+        } catch {
+            await serviceGroup.triggerGracefulShutdown()
+            _ = try? await server.value
+            throw error
+        }
+        await serviceGroup.triggerGracefulShutdown()
+        _ = try? await server.value
+    }
+
+    func measureLatency(config: ClusterConfig, tokens: RoleTokens) async throws {
 
         let baseURL = config.baseURL(of: .state)
-        let writer = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.token(for: .exchange)!, transport: AHCTransport.shared))
+        let writer = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.token(for: .exchange)!, transport: AHCTransport.shared, timeoutMs: 30_000))
         let reader = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.token(for: .node)!, transport: AHCTransport.shared))
         for _ in 0..<200 {
             if (try? await reader.positions()) != nil { break }
@@ -110,42 +125,67 @@ struct StateBench: AsyncParsableCommand {
         }
 
         let total = rate * seconds
-        let sentAt = Mutex<[ContinuousClock.Instant?]>(Array(repeating: nil, count: total + 1))
-        let readerTask = Task { () throws -> Histogram<UInt64> in
-            var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+        // Open loop: each fill is posted at its due time on its own task, whether or not the
+        // previous POST has answered, so a slow commit cannot hide behind a slower send rate.
+        // Commits may then land out of seq order; each POST answers with the ledger version
+        // its fill got, and the reader notes when it first saw each version: the two are
+        // joined afterwards.
+        let sentAtByVersion = SendInstants()
+        let readerTask = Task { () throws -> [Int64: ContinuousClock.Instant] in
+            var firstSeen: [Int64: ContinuousClock.Instant] = [:]
             var seen: Int64 = 0
             while seen < Int64(total) {
                 let view = try await reader.positions(afterVersion: seen, waitMs: 5_000)
                 let now = ContinuousClock.now
                 guard view.version > seen else { continue }
-                let sent = sentAt.withLock { times in ((seen + 1)...view.version).map { times[Int($0)] } }
-                for instant in sent {
-                    if let instant { _ = histogram.record(UInt64(max(0, (now - instant).microseconds))) }
-                }
+                for version in (seen + 1)...view.version { firstSeen[version] = now }
                 seen = view.version
             }
-            return histogram
+            return firstSeen
         }
 
         let interval = Duration.nanoseconds(1_000_000_000 / rate)
         let start = ContinuousClock.now
-        for seq in 1...total {
-            let due = start + interval * (seq - 1)
-            if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
-            sentAt.withLock { $0[seq] = ContinuousClock.now }
-            _ = try await writer.record(RecordFillsRequest(fills: [Self.syntheticFill(seq, symbols: ["ACME"])]))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for seq in 1...total {
+                let due = start + interval * (seq - 1)
+                if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+                group.addTask {
+                    let sent = ContinuousClock.now
+                    let result = try await writer.record(RecordFillsRequest(fills: [Self.syntheticFill(seq, symbols: ["ACME"])]))
+                    guard result.recorded.count == 1 else { throw ValidationError("fill \(seq) was not recorded: \(result)") }
+                    sentAtByVersion.times.withLock { $0[result.version] = sent }
+                }
+            }
+            try await group.waitForAll()
         }
         let sendSeconds = (ContinuousClock.now - start).seconds
-        let histogram = try await readerTask.value
-        print("""
+        let firstSeen = try await readerTask.value
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+        let sentAt = sentAtByVersion.times.withLock { $0 }
+        for (version, sent) in sentAt {
+            guard let seen = firstSeen[version] else { throw ValidationError("version \(version) was never seen by the reader") }
+            _ = histogram.record(UInt64(max(0, (seen - sent).microseconds)))
+        }
+        emit("""
 
             ## Fill → position visible to a long-polling reader (HTTP, loopback)
-            fills: \(total), one per POST /v1/fills, target rate \(rate)/s, achieved \(Int(Double(total) / sendSeconds))/s
+            fills: \(total), one per POST /v1/fills (exchange role), open loop at \(rate)/s (achieved \(Int(Double(total) / sendSeconds))/s)
             latency: p50 \(ms(histogram.valueAtPercentile(50))) ms, p90 \(ms(histogram.valueAtPercentile(90))) ms, p99 \(ms(histogram.valueAtPercentile(99))) ms, p99.9 \(ms(histogram.valueAtPercentile(99.9))) ms, max \(ms(histogram.max)) ms (\(histogram.totalCount) samples)
             """)
     }
 
+    /// Unbuffered, so figures already measured survive a later failure.
+    private func emit(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
     private func ms(_ microseconds: UInt64) -> String { String(format: "%.2f", Double(microseconds) / 1_000) }
+}
+
+/// When each ledger version's POST was sent, shared by the posting tasks.
+private final class SendInstants: Sendable {
+    let times = Mutex<[Int64: ContinuousClock.Instant]>([:])
 }
 
 fileprivate extension Duration {
