@@ -1,8 +1,164 @@
 import ArgumentParser
+import Exchange
+import Foundation
+import Histogram
+import MMCore
+import MMServiceKit
 
+/// `mmbench exchange`: the figures of docs/performance/exchange.md.
+///
+/// 1. In-process matching: one thread drives the pure `MatchingEngine` with a pre-generated
+///    mix of passive submits, crossing IOC submits (matches) and cancels.
+/// 2. HTTP quote replaces: a real exchange service (journal on disk, synchronous=FULL,
+///    group commit) on loopback, C concurrent clients each replacing quotes as fast as
+///    answers come back; latency per request into an HDR histogram.
 struct ExchangeBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "exchange", abstract: "Benchmark: exchange (not written yet).")
+    static let configuration = CommandConfiguration(commandName: "exchange", abstract: "Benchmark: exchange matching ops/s and HTTP quote replaces/s.")
+
+    @Option(help: "Operations for the matching benchmark.")
+    var ops: Int = 5_000_000
+
+    @Option(help: "Seconds of HTTP quote replaces.")
+    var seconds: Int = 10
+
+    @Option(help: "Concurrent HTTP clients.")
+    var clients: Int = 32
+
+    @Flag(help: "Skip the HTTP benchmark.")
+    var matchingOnly = false
+
     func run() async throws {
-        throw ValidationError("the exchange benchmark is not written yet")
+        LoggingBootstrap.bootstrap(label: "mmbench")
+
+        print("# mmbench exchange — \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+        matching()
+        if !matchingOnly { try await httpQuoteReplaces() }
+    }
+
+    enum Op { case passive(Side, Ticks, Lots), cross(Side, Ticks, Lots), cancel }
+
+    func matching() {
+        var random = SplitMix64(seed: 42)
+        let mid: Ticks = 10_000
+        var program: [Op] = []
+        program.reserveCapacity(ops)
+        for _ in 0..<ops {
+            let side: Side = random.below(2) == 0 ? .buy : .sell
+            switch random.below(4) {
+            case 0, 1:
+                let offset = 1 + Ticks(random.below(20))
+                program.append(.passive(side, side == .buy ? mid - offset : mid + offset, 1 + Lots(random.below(10))))
+            case 2:
+                program.append(.cross(side, side == .buy ? mid + 25 : mid - 25, 1 + Lots(random.below(10))))
+            default:
+                program.append(.cancel)
+            }
+        }
+        var engine = MatchingEngine(symbolCount: 1)
+        var fills: [EngineFill] = []
+        fills.reserveCapacity(64)
+        var live: [Int64] = []
+        live.reserveCapacity(ops)
+        var cancelCursor = UInt64(7)
+        var fillCount = 0
+        var cancels = 0
+        let start = ContinuousClock.now
+        for (index, op) in program.enumerated() {
+            let id = Int64(index + 1)
+            switch op {
+            case .passive(let side, let price, let qty):
+                _ = engine.submit(symbol: 0, id: id, side: side, price: price, qty: qty, timeInForce: .gtc, owner: 0, token: 1, fills: &fills)
+                live.append(id)
+            case .cross(let side, let price, let qty):
+                _ = engine.submit(symbol: 0, id: id, side: side, price: price, qty: qty, timeInForce: .ioc, owner: -1, token: 0, fills: &fills)
+            case .cancel:
+                guard !live.isEmpty else { continue }
+                cancelCursor = cancelCursor &* 6364136223846793005 &+ 1442695040888963407
+                let slot = Int((cancelCursor >> 33) % UInt64(live.count))
+                let target = live[slot]
+                live[slot] = live[live.count - 1]
+                live.removeLast()
+                if engine.cancel(symbol: 0, id: target) != nil { cancels += 1 }
+            }
+            fillCount += fills.count
+            fills.removeAll(keepingCapacity: true)
+        }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print("matching: \(ops) ops (submit/match/cancel ≈ 50/25/25%) in \(String(format: "%.3f", seconds)) s = \(Int(Double(ops) / seconds)) ops/s; \(fillCount) fills, \(cancels) effective cancels, \(engine.book(0).orders.count) resting at end")
+    }
+
+    func httpQuoteReplaces() async throws {
+        let directory = DataDirectory(NSTemporaryDirectory() + "mmbench-exchange-\(UUID().uuidString.prefix(8))")
+        try directory.ensureExists()
+        defer { try? FileManager.default.removeItem(atPath: directory.path) }
+        let tokens = try RoleTokens.generate(in: directory)
+        var port = 0
+        for candidate in 39_000..<39_500 where isPortFree(candidate) { port = candidate; break }
+        let config = try await ClusterConfig.load(path: nil, environment: [:], overrides: ["flow.interval_ms": "1000000"])
+        let environment = ServiceEnvironment(process: .exchange, role: .exchange, config: config, dataDirectory: directory, tokens: tokens, portOverride: port)
+        let server = Task { try await ExchangeService.run(environment, exitWithParent: false) }
+        defer { server.cancel() }
+        let base = "http://127.0.0.1:\(port)"
+        for _ in 0..<200 {
+            if let response = try? await AHCTransport.shared.send(TransportRequest(method: .GET, url: base + "/readyz", timeoutMs: 500)), response.status == 200 { break }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        let signer = try GrantSigner(dataDirectory: directory)
+        let client = ExchangeClient(ServiceEndpoint(baseURL: base, token: tokens.token(for: .node)!, transport: AHCTransport.shared))
+        let symbols = config.symbolNames
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let grants = symbols.map { signer.sign(symbol: $0, node: "n1", fencingToken: 1, grantedAtMs: now, expiresAtMs: now + 3_600_000) }
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        let started = ContinuousClock.now
+        let results = try await withThrowingTaskGroup(of: ([UInt64], Int).self) { group in
+            for worker in 0..<clients {
+                group.addTask {
+                    var latencies: [UInt64] = []
+                    var errors = 0
+                    var round = 0
+                    while ContinuousClock.now < deadline {
+                        let index = (worker + round) % symbols.count
+                        round += 1
+                        let bid = config.symbols[index].basePrice - 1 - Int64(round % 5)
+                        let request = QuoteRequest(node: "n1", grant: grants[index], bidPrice: bid, bidQty: 5, askPrice: bid + 4, askQty: 5)
+                        let sent = ContinuousClock.now
+                        do { _ = try await client.replaceQuote(symbol: symbols[index], request) } catch { errors += 1; continue }
+                        let took = ContinuousClock.now - sent
+                        latencies.append(UInt64(took.components.seconds * 1_000_000 + took.components.attoseconds / 1_000_000_000_000))
+                    }
+                    return (latencies, errors)
+                }
+            }
+            var all: [([UInt64], Int)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        let elapsed = ContinuousClock.now - started
+        let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        var total = 0
+        for (latencies, _) in results {
+            for value in latencies { _ = histogram.record(max(value, 1)) }
+            total += latencies.count
+        }
+        let errors = results.reduce(0) { $0 + $1.1 }
+        let stats = try await client.endpoint.call(.GET, ExchangeRoutes.stats.path, as: ExchangeStats.self)
+        print("http quote replaces: \(total) in \(String(format: "%.2f", wall)) s = \(Int(Double(total) / wall))/s with \(clients) clients; errors \(errors)")
+        print("latency µs: p50 \(histogram.valueAtPercentile(50)) p90 \(histogram.valueAtPercentile(90)) p99 \(histogram.valueAtPercentile(99)) max \(histogram.max)")
+        print("journal records: \(stats.journalSeq) (every replace journaled, synchronous=FULL, group commit)")
+    }
+
+    func isPortFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 }
