@@ -98,6 +98,17 @@ public func buildGUIRouter(_ environment: ServiceEnvironment, store: DashboardSt
         }
         return noStore(try jsonResponse(QuoteUpdatePage(updates: store.quoteUpdates(limit: Int(limit), symbol: symbol))))
     }
+    // Read-only, and saying so: any other method on a dashboard route is a 405 naming GET,
+    // rather than the router's generic 404.
+    for path in GUIRoutes.all {
+        for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
+            router.on(RouterPath(path), method: method) { request, _ -> Response in
+                throw APIError(
+                    status: 405, code: "method_not_allowed",
+                    message: "the dashboard is read-only: \(request.method.rawValue) \(request.uri.path) is not served, only GET")
+            }
+        }
+    }
     return authorized
 }
 

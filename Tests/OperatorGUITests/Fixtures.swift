@@ -45,9 +45,10 @@ enum Fixtures {
                 Fill(fillId: "f-10", seq: 10, symbol: "EVOK", side: .buy, price: 799, qty: 2, makerOrderId: "q-2", takerOrderId: "x-8", node: "n3", fencingToken: 4, tsMs: takenAt - 9_000),
             ],
             recentEvents: [
-                ClusterEvent(seq: 40, tsMs: takenAt - 1_000, kind: "expire", node: "n3", detail: "no heartbeat within 3000 ms"),
-                ClusterEvent(seq: 39, tsMs: takenAt - 1_500, kind: "rebalance", detail: "version 12"),
-                ClusterEvent(seq: 7, tsMs: takenAt - 2_000, kind: "exit", node: "n3", detail: "killed by signal 9"),
+                // Fixed times, not relative to takenAt: the same events seen by later snapshots.
+                ClusterEvent(seq: 40, tsMs: t0 - 1_000, kind: "expire", node: "n3", detail: "no heartbeat within 3000 ms"),
+                ClusterEvent(seq: 39, tsMs: t0 - 1_500, kind: "rebalance", detail: "version 12"),
+                ClusterEvent(seq: 7, tsMs: t0 - 2_000, kind: "exit", node: "n3", detail: "killed by signal 9"),
             ],
             errors: errors)
     }

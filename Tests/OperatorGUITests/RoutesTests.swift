@@ -143,14 +143,16 @@ import Testing
         #expect(!DashboardAssets.html.contains("<form"), "no controls that could change anything")
     }
 
-    @Test(arguments: ["/", "/api/view", "/api/dashboard"])
+    @Test(arguments: GUIRoutes.all)
     func everyDashboardRouteRefusesMutatingMethods(path: String) async throws {
         let harness = try Fixtures.Harness()
         await harness.refresher.refreshOnce()
         try await harness.application().test(.router) { client in
             for method in [HTTPRequest.Method.post, .put, .delete] {
-                try await client.execute(uri: path, method: method) { response in
+                try await client.execute(uri: path, method: method, body: ByteBuffer(string: "{}")) { response in
                     #expect(response.status == .methodNotAllowed, "\(method) \(path)")
+                    let envelope = try MMJSON.decode(ErrorEnvelope.self, from: Data(buffer: response.body))
+                    #expect(envelope.error.code == "method_not_allowed")
                 }
             }
         }
