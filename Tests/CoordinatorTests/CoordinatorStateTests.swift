@@ -36,8 +36,9 @@ import Testing
         #expect(state.takePending().events.map(\.seq) == [42])
         _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
         #expect(throws: CoordinatorRefusal.startupQuiet(retryAfterMs: 2_000)) { try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0) }
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0 + 900)
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0 + 1_800)
         #expect(throws: CoordinatorRefusal.startupQuiet(retryAfterMs: 1)) { try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0 + 1_999) }
-        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0 + 1_999)
         let grant = try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0 + 2_000)
         #expect(grant.fencingToken == 8)
     }
