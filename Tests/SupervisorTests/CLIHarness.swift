@@ -11,35 +11,46 @@ struct CLIResult: Sendable {
     var stderr: String
 }
 
-/// Runs a command to completion (bounded by `timeout`), capturing its output.
+/// Runs a command to completion (bounded by `timeout`), capturing its output. Spawned and
+/// reaped with posix_spawn/waitpid directly: Foundation.Process left exited children
+/// unreaped (zombies reported as running) in this test process.
 func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> CLIResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     env["MMD_BINARY"] = TestPaths.mmd
     env["NO_COLOR"] = "1"
     for (key, value) in environment { env[key] = value }
-    process.environment = env
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mmctl-out-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let outPath = directory.appendingPathComponent("out").path
     let errPath = directory.appendingPathComponent("err").path
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for pointer in argv + envp { free(pointer) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    guard spawned == 0 else { throw HarnessError("cannot run \(executable): \(String(cString: strerror(spawned)))") }
+
     let deadline = ContinuousClock.now + timeout
-    while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-    if process.isRunning {
-        process.terminate()
-        throw HarnessError("\(arguments.joined(separator: " ")) did not finish within \(timeout)")
+    var status: Int32 = 0
+    while waitpid(pid, &status, WNOHANG) == 0 {
+        if ContinuousClock.now >= deadline {
+            kill(pid, SIGKILL)
+            _ = waitpid(pid, &status, 0)
+            throw HarnessError("\(arguments.joined(separator: " ")) did not finish within \(timeout)")
+        }
+        try await Task.sleep(for: .milliseconds(20))
     }
+    let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     return CLIResult(
-        code: process.terminationStatus,
+        code: code,
         stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }

@@ -75,7 +75,7 @@ import Testing
 
         let bolt = try #require(snapshot.symbols.first { $0.symbol == "BOLT" })
         #expect(bolt.authority == nil, "an expired grant is nobody's authority")
-        #expect(bolt.position?.unrealizedPnl == 2_500 * -2 + 5_020)
+        #expect(bolt.position?.unrealizedPnl == Int64(20)) // 2500 × −2 + 5020
 
         let crux = try #require(snapshot.symbols.first { $0.symbol == "CRUX" })
         #expect(crux.referencePrice == nil && crux.position == nil && crux.quote == nil)
