@@ -229,8 +229,14 @@ struct HTTPTests {
     @Test("a long-polling reader gets the position as soon as a fill lands")
     func longPollWakesOnFill() async throws {
         try await Self.withService("wake") { client, environment, parts in
-            async let waited = client.execute(uri: "/v1/positions?after_version=0&wait_ms=60000", method: .get, headers: Self.headers(environment, .node)) { try Self.decode(PositionsView.self, $0) }
-            async let waitedSymbol = client.execute(uri: "/v1/positions/BOLT?after_version=0&wait_ms=60000", method: .get, headers: Self.headers(environment, .node)) { try Self.decode(Position.self, $0) }
+            async let waited = client.execute(uri: "/v1/positions?after_version=0&wait_ms=25000", method: .get, headers: Self.headers(environment, .node)) { response in
+                #expect(response.status == .ok, "\(String(buffer: response.body))")
+                return try Self.decode(PositionsView.self, response)
+            }
+            async let waitedSymbol = client.execute(uri: "/v1/positions/BOLT?after_version=0&wait_ms=25000", method: .get, headers: Self.headers(environment, .node)) { response in
+                #expect(response.status == .ok, "\(String(buffer: response.body))")
+                return try Self.decode(Position.self, response)
+            }
             #expect(await eventuallyTrue { await parts.ledger.broadcaster.waiterCount == 2 })
             // An ACME fill wakes the all-symbols reader but not the BOLT reader.
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body([makeFill(1, qty: 3)])) { #expect($0.status == .ok) }
