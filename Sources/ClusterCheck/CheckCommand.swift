@@ -3,7 +3,7 @@ import Foundation
 import MMCore
 
 /// The options every mmctl command shares: which cluster (config + data directory).
-public struct ClusterOptions: ParsableArguments, Sendable {
+public struct ClusterSelection: ParsableArguments, Sendable {
     @Option(name: .long, help: "Cluster config file (YAML). Default: the embedded defaults.")
     public var config: String?
 
@@ -38,7 +38,7 @@ public struct CheckCommand: AsyncParsableCommand {
             --json prints one object (schema in docs/api/check.md).
             """)
 
-    @OptionGroup public var cluster: ClusterOptions
+    @OptionGroup public var cluster: ClusterSelection
 
     @Flag(name: .long, help: "Print the report as one JSON object.")
     public var json = false

@@ -45,14 +45,27 @@ public struct ClusterConnection: Sendable {
     }
 
     /// Resolves config and tokens the way every mmctl command does.
-    public static func open(options: ClusterOptions, needSupervisorToken: Bool) async throws -> ClusterConnection {
-        let config: ClusterConfig
-        do {
-            config = try await ClusterConfig.load(path: options.config, overrides: try options.parsedOverrides())
-        } catch let error as ConfigError {
-            throw SetupError("configuration: \(error)")
-        }
+    public static func open(options: ClusterSelection, needSupervisorToken: Bool) async throws -> ClusterConnection {
         let dataDirectory = DataDirectory.resolve(flag: options.dataDir)
+        let overrides: [String: String]
+        do {
+            overrides = try options.parsedOverrides()
+        } catch {
+            throw SetupError("\(error)")
+        }
+        let config: ClusterConfig
+        // Like every mmctl command: a running cluster's resolved config (what `mmctl start` was
+        // given) unless --config/--set say otherwise, so its --set flags need not be repeated.
+        if options.config == nil, overrides.isEmpty, let data = FileManager.default.contents(atPath: dataDirectory.effectiveConfigPath),
+           let effective = try? MMJSON.decode(ClusterConfig.self, from: data) {
+            config = effective
+        } else {
+            do {
+                config = try await ClusterConfig.load(path: options.config, overrides: overrides)
+            } catch {
+                throw SetupError("configuration: \(error)")
+            }
+        }
         let observer: String
         do {
             observer = try dataDirectory.readSecret(dataDirectory.tokenPath(.observer))

@@ -16,7 +16,7 @@ public struct DrillCommand: AsyncParsableCommand {
             the supervisor is unreachable, 64 usage. --json prints one object (docs/api/check.md).
             """)
 
-    @OptionGroup public var cluster: ClusterOptions
+    @OptionGroup public var cluster: ClusterSelection
 
     @Option(name: .long, help: "How long to keep injecting faults: 60s, 10m, 90000ms.")
     public var duration: String = "60s"
