@@ -187,6 +187,10 @@ function render(frame, receivedAt) {
   renderBanners(frame);
   if (!view) return;
   const ticks = new Map(view.symbols.map((s) => [s.symbol, s.tick_size]));
+  // Countdowns in the view were computed when it was taken; it was served a little later
+  // (both times on the GUI server's clock), so anchor them at what was left when served.
+  const viewAge = Math.max(0, frame.server_now_ms - view.taken_at_ms);
+  receivedAt -= viewAge;
   renderMeta(frame, view);
   renderSymbols(view, frame.cluster, receivedAt);
   renderPositions(view);
@@ -219,9 +223,14 @@ function renderBanners(frame) {
   } else if (!view && refresh.last_error) {
     banners.push(el('p', { cls: 'banner bad', data: { banner: 'no-view' }, text: '✖ No cluster view yet: ' + refresh.last_error }));
   }
+  const byService = new Map();
   for (const error of (view && view.errors) || []) {
-    banners.push(el('p', { cls: 'banner warn', data: { banner: 'service-error', service: error.service },
-      text: '⚠ ' + error.service + ' not readable: ' + error.error }));
+    if (!byService.has(error.service)) byService.set(error.service, []);
+    byService.get(error.service).push(error.error);
+  }
+  for (const [service, errors] of byService) {
+    banners.push(el('p', { cls: 'banner warn', data: { banner: 'service-error', service },
+      text: '⚠ ' + service + ' not readable, its part of the view is missing: ' + errors.join('; ') }));
   }
   document.getElementById('banners').replaceChildren(...banners);
 }
@@ -375,7 +384,10 @@ const EVENT_KIND = {
   join: ['+ join', 'good'], leave: ['− leave', 'neutral'], expire: ['✖ expire', 'bad'],
   grant: ['✓ grant', 'good'], renew_refused: ['✖ renew refused', 'bad'], release: ['↩ release', 'info'],
   rebalance: ['⇄ rebalance', 'info'], grant_expired: ['✖ grant expired', 'bad'], coordinator_started: ['▶ coordinator up', 'info'],
-  spawn: ['▶ spawn', 'good'], exit: ['■ exit', 'bad'], restart: ['↻ restart', 'bad'], fatal: ['✖ FATAL', 'bad'],
+  spawn: ['▶ spawn', 'good'], ready: ['● ready', 'good'], cluster_ready: ['✓ cluster ready', 'good'],
+  not_ready: ['✖ not ready', 'bad'], exit: ['■ exit', 'bad'], restart: ['↻ restart', 'bad'], fatal: ['✖ FATAL', 'bad'],
+  kill: ['⚡ kill (drill)', 'bad'], signal: ['⚡ signal', 'info'], add: ['+ node added', 'info'], remove: ['− node removed', 'info'],
+  stopped: ['■ stopped', 'neutral'], shutdown: ['■ shutdown', 'neutral'],
 };
 
 function renderTimeline(events, serverNow) {

@@ -61,7 +61,7 @@ tr.alert > th:first-child, tr.alert > td:first-child { box-shadow: inset 5px 0 0
 .meter > span { display: block; height: 100%; background: var(--good); }
 .meter.low > span { background: var(--warn-line); }
 .timeline { list-style: none; margin: 0; padding: 0; font-size: .88rem; }
-.timeline li { display: grid; grid-template-columns: 6.6rem 8.3rem 1fr; gap: .4rem; padding: .2rem .3rem; border-bottom: 1px solid var(--line); align-items: baseline; }
+.timeline li { display: grid; grid-template-columns: 6.4rem 8.6rem 1fr; gap: .4rem; padding: .2rem .3rem; border-bottom: 1px solid var(--line); align-items: baseline; }
 .timeline li.fresh { background: var(--info-bg); }
 .timeline .what { overflow-wrap: anywhere; }
 .kind { font-weight: 700; white-space: nowrap; }
