@@ -18,6 +18,8 @@ struct FailureStreak {
     init(_ what: String) { self.what = what }
 
     mutating func failed(_ error: any Error, logger: Logger) {
+        // A request cut short by shutdown is not a peer failing.
+        if Task.isCancelled { return }
         count += 1
         if count == 1 || count % 50 == 0 {
             logger.warning("\(what) failed (\(count) in a row): \(error)")
@@ -248,15 +250,15 @@ public struct GrantRenewer: Service {
             while !Task.isCancelled {
                 let roundStarted = time.now()
                 let leases = await state.leasesToRenew()
-                if !leases.isEmpty {
-                    await renew(leases, settings: settings, streak: &renewStreak)
-                    do {
-                        _ = try await orders.armDeadman(DeadmanRequest(node: settings.nodeId, timeoutMs: settings.deadmanTimeoutMs))
-                        deadmanStreak.succeeded(logger: logger)
-                    } catch {
-                        await state.countDeadmanFailure()
-                        deadmanStreak.failed(error, logger: logger)
-                    }
+                if !leases.isEmpty { await renew(leases, settings: settings, streak: &renewStreak) }
+                // Armed every round, grants or not: a switch left to run out while the node
+                // briefly held nothing would otherwise fire just after it quotes again.
+                do {
+                    _ = try await orders.armDeadman(DeadmanRequest(node: settings.nodeId, timeoutMs: settings.deadmanTimeoutMs))
+                    deadmanStreak.succeeded(logger: logger)
+                } catch {
+                    await state.countDeadmanFailure()
+                    deadmanStreak.failed(error, logger: logger)
                 }
                 let elapsed = time.now().milliseconds(since: roundStarted)
                 await pause(milliseconds: settings.renewIntervalMs - elapsed)
