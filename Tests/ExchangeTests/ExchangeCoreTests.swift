@@ -267,8 +267,9 @@ struct ExchangeCoreTests {
                 entries = driver.state.decideDeadmanExpiry(node: random.below(2) == 0 ? "n1" : "n2")
             case 7:
                 // A stale actor tries to quote: must be rejected.
-                let stale = Fixture.quote(symbol, node: "n9", token: token - 1)
-                if token > 1 { #expect((try? driver.state.decideReplaceQuote(symbol: symbol, stale, signer: Fixture.signer, nowMs: now)) == nil) }
+                let highest = driver.state.highestToken(symbol) ?? 0
+                let stale = Fixture.quote(symbol, node: "n9", token: highest - 1)
+                if highest > 1 { #expect((try? driver.state.decideReplaceQuote(symbol: symbol, stale, signer: Fixture.signer, nowMs: now)) == nil) }
             default:
                 let generator = ExternalFlowGenerator(seed: Int64(bitPattern: seed), crossPct: 60, maxQty: 4, maxPriceTicks: 1_000_000)
                 let book = driver.state.engine.book(driver.state.index(of: symbol)!)

@@ -37,11 +37,12 @@ struct ExchangeProcessTests {
             return try await observer.stats().fillCount >= 20
         }
         #expect(filled, "external flow should hit the quotes; log: \(exchange.logTail())")
-        let before = try await observer.fills(after: 0, limit: 1_000, waitMs: 0)
+        // Flow keeps running: take the stats first, then exactly the fills they cover.
         let statsBefore = try await observer.stats()
-        let n = before.headSeq
+        let n = statsBefore.fillCount
+        let before = try await observer.fills(after: 0, limit: Int(n), waitMs: 0)
         #expect(n >= 20)
-        #expect(statsBefore.fillCount == n)
+        #expect(before.fills.count == Int(n))
         await exchange.kill9()
 
         let restarted = try await cluster.start(.exchange)
@@ -58,7 +59,7 @@ struct ExchangeProcessTests {
         _ cluster: TestCluster, client observer: ExchangeClient, before: FillPage, statsBefore: ExchangeStats,
         requote: (Int64) async throws -> Void
     ) async throws {
-        let n = before.headSeq
+        let n = statsBefore.fillCount
         let after = try await observer.fills(after: 0, limit: 1_000, waitMs: 0)
         #expect(Array(after.fills.prefix(Int(n))) == before.fills, "fills 1…\(n) must survive kill -9 unchanged")
         #expect(after.fills.enumerated().allSatisfy { $0.element.seq == Int64($0.offset + 1) }, "gap-free seq")
