@@ -97,7 +97,9 @@ public struct FillIngestService: Service {
                 return .continueNow
             }
             let commit = try await ledger.ingest(plan.batch)
-            await monitor.applied(cursor: commit.cursor, atMs: clock.nowMs())
+            if !commit.recorded.isEmpty || !commit.duplicates.isEmpty {
+                await monitor.applied(cursor: commit.cursor, atMs: clock.nowMs())
+            }
             if let stoppedAt = commit.stoppedAt {
                 let message = "ingestion stopped at fill '\(stoppedAt.fillId ?? "?")' after cursor \(commit.cursor): \(stoppedAt)"
                 if await monitor.failed(message, atMs: clock.nowMs()) { logger.critical("\(message)") }

@@ -269,8 +269,8 @@ private struct BatchWriter {
                     position.fillCount, position.lastFillSeq, position.version,
                 ])
         }
-        if let cursor, cursor != state.cursor { state.cursor = cursor }
-        if !recorded.isEmpty || cursor != nil { state.lastBatchAtMs = atMs }
+        if let cursor { state.cursor = cursor }
+        if !recorded.isEmpty || !duplicates.isEmpty { state.lastBatchAtMs = atMs }
         try db.cachedStatement(sql: "UPDATE ledger_state SET version = ?, ingest_cursor = ?, last_batch_at_ms = ? WHERE id = 1")
             .execute(arguments: [state.version, state.cursor, state.lastBatchAtMs])
     }
