@@ -55,6 +55,7 @@ struct NodeBench: AsyncParsableCommand {
         samples.sort()
         print("fill → replacement quote on the book: \(samples.count) fills")
         print("  p50 \(percentile(samples, 0.50)) ms  p99 \(percentile(samples, 0.99)) ms  max \(samples.last ?? 0) ms  (target p99 < 50 ms)")
+        fflush(stdout)
     }
 
     /// A node holding 10 symbols with nothing moving: no fills, prices frozen, default refresh.
@@ -105,7 +106,8 @@ private final class BenchCluster {
     let overrides: [String: String]
     let tokens: RoleTokens
     let config: ClusterConfig
-    private var processes: [String: Process] = [:]
+    /// In start order, so they are stopped in reverse (nodes before the coordinator they leave).
+    private var processes: [(role: String, process: Process)] = []
 
     init(binary: String, label: String, overrides: [String: String]) throws {
         self.binary = binary
@@ -124,7 +126,7 @@ private final class BenchCluster {
         ServiceEndpoint(baseURL: config.baseURL(of: process), token: tokens.token(for: .observer)!, transport: AHCTransport.shared, timeoutMs: 5_000)
     }
 
-    func pid(of role: String) -> Int32? { processes[role]?.processIdentifier }
+    func pid(of role: String) -> Int32? { processes.first { $0.role == role }?.process.processIdentifier }
 
     func start(_ roles: [String]) async throws {
         for role in roles {
@@ -137,7 +139,7 @@ private final class BenchCluster {
             process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             process.standardError = process.standardOutput
             try process.run()
-            processes[role] = process
+            processes.append((role, process))
             let name = role.hasPrefix("node") ? "n1" : String(role.split(separator: " ")[0])
             guard let clusterProcess = ClusterProcess(name: name) else { continue }
             let url = config.baseURL(of: clusterProcess) + CommonRoutes.readyz
@@ -151,8 +153,14 @@ private final class BenchCluster {
     }
 
     func stop() {
-        for process in processes.values.reversed() where process.isRunning { process.terminate() }
-        for process in processes.values { process.waitUntilExit() }
+        for (_, process) in processes.reversed() where process.isRunning {
+            process.terminate()
+            // A service that does not finish its graceful shutdown in time is killed.
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
         try? FileManager.default.removeItem(atPath: directory.path)
     }
 }
