@@ -5,6 +5,7 @@ import MMCore
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Synchronization
 
 /// What `/readyz` reports: ready, or not yet and why.
 public struct Readiness: Sendable {
@@ -95,29 +96,25 @@ public struct ParentWatchService: Service {
     public init(logger: Logger) { self.logger = logger }
 
     public func run() async throws {
-        // Waiting for stdin must not keep a graceful shutdown from finishing: race the two.
-        let parentGone = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let thread = Thread {
-                        var byte: UInt8 = 0
-                        while true {
-                            let count = read(0, &byte, 1)
-                            if count == 0 || (count < 0 && errno != EINTR) { break }
-                        }
-                        continuation.resume()
+        // The stdin reader is a plain thread: it cannot be cancelled, so the service must not
+        // wait for it when the group shuts down for another reason (SIGTERM). Whichever
+        // comes first, EOF or graceful shutdown, resumes the one continuation.
+        let outcome = FirstOutcome()
+        let parentGone = await withGracefulShutdownHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                outcome.install(continuation)
+                let thread = Thread {
+                    var byte: UInt8 = 0
+                    while true {
+                        let count = read(0, &byte, 1)
+                        if count == 0 || (count < 0 && errno != EINTR) { break }
                     }
-                    thread.start()
+                    outcome.resume(true)
                 }
-                return true
+                thread.start()
             }
-            group.addTask {
-                try? await gracefulShutdown()
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+        } onGracefulShutdown: {
+            outcome.resume(false)
         }
         guard parentGone else { return }
         logger.warning("supervisor went away (stdin closed): shutting down")
@@ -126,6 +123,47 @@ public struct ParentWatchService: Service {
             _exit(2)
         }
         watchdog.start()
+    }
+}
+
+/// Resumes a continuation exactly once with the first outcome reported, even when the
+/// outcome arrives before the continuation is installed.
+final class FirstOutcome: Sendable {
+    private enum State {
+        case empty
+        case waiting(CheckedContinuation<Bool, Never>)
+        case decided(Bool)
+        case done
+    }
+
+    private let state = Mutex<State>(.empty)
+
+    func install(_ continuation: CheckedContinuation<Bool, Never>) {
+        let decided: Bool? = state.withLock { state in
+            if case .decided(let value) = state {
+                state = .done
+                return value
+            }
+            state = .waiting(continuation)
+            return nil
+        }
+        if let decided { continuation.resume(returning: decided) }
+    }
+
+    func resume(_ value: Bool) {
+        let waiting: CheckedContinuation<Bool, Never>? = state.withLock { state in
+            switch state {
+            case .empty:
+                state = .decided(value)
+                return nil
+            case .waiting(let continuation):
+                state = .done
+                return continuation
+            case .decided, .done:
+                return nil
+            }
+        }
+        waiting?.resume(returning: value)
     }
 }
 
