@@ -53,9 +53,8 @@ struct NodeBench: AsyncParsableCommand {
             }
         }
         samples.sort()
-        print("fill → replacement quote on the book: \(samples.count) fills")
-        print("  p50 \(percentile(samples, 0.50)) ms  p99 \(percentile(samples, 0.99)) ms  max \(samples.last ?? 0) ms  (target p99 < 50 ms)")
-        fflush(stdout)
+        emit("fill → replacement quote on the book: \(samples.count) fills")
+        emit("  p50 \(percentile(samples, 0.50)) ms  p99 \(percentile(samples, 0.99)) ms  max \(samples.last ?? 0) ms  (target p99 < 50 ms)")
     }
 
     /// A node holding 10 symbols with nothing moving: no fills, prices frozen, default refresh.
@@ -80,7 +79,7 @@ struct NodeBench: AsyncParsableCommand {
         let elapsed = ContinuousClock.now - started
         let used = Double(try cpuTicks(pid) - before) / ticksPerSecond
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        print("idle node, 10 symbols held, \(idleSeconds) s: \(String(format: "%.2f", used / seconds * 100))% of one core (target < 5%)")
+        emit("idle node, 10 symbols held, \(idleSeconds) s: \(String(format: "%.2f", used / seconds * 100))% of one core (target < 5%)")
     }
 
     /// utime + stime of a process, in clock ticks (/proc/PID/stat fields 14 and 15).
@@ -97,6 +96,11 @@ struct NodeBench: AsyncParsableCommand {
         guard !sorted.isEmpty else { return 0 }
         return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
     }
+}
+
+/// Writes a result line at once (print is block-buffered when stdout is a file).
+private func emit(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// Real `mmd` processes on their own data directory and port base, stopped with SIGTERM.
