@@ -33,6 +33,9 @@ public struct DrillCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Allowance (ms) over node.deadman_timeout_ms for an orphan quote to disappear.")
     public var orphanSlackMs: Int64 = 500
 
+    @Option(name: .long, help: "enforce: a missed latency goal fails the drill (default); report: it is only reported (invariants always fail it).")
+    public var latencyGoals: String = "enforce"
+
     @Flag(name: .long, help: "Print the report as one JSON object (progress goes to stderr).")
     public var json = false
 
@@ -58,6 +61,13 @@ public struct DrillCommand: AsyncParsableCommand {
         var settings = DrillSettings(durationMs: durationMs, seed: seed, faults: kinds)
         settings.recoveryTimeoutMs = recoveryTimeoutMs
         settings.orphanSlackMs = orphanSlackMs
+        switch latencyGoals {
+        case "enforce": settings.enforceLatencyGoals = true
+        case "report": settings.enforceLatencyGoals = false
+        default:
+            printError("mmctl drill: --latency-goals takes enforce or report, got '\(latencyGoals)'")
+            throw ExitCode(64)
+        }
         let quiet = json
         let runner = DrillRunner(connection: connection, settings: settings) { line in
             if quiet { printError(line) } else { print(line) }

@@ -62,6 +62,10 @@ public struct DrillGoal: Codable, Sendable, Hashable {
     public var target: String
     public var measured: String
     public var met: Bool
+    /// A latency target (failover p99, graceful gap) rather than a correctness promise. With
+    /// `--latency-goals report` (CI on a shared 2-core machine) a missed one is reported but
+    /// does not fail the drill; invariants, recovery and the dead-man bound always do.
+    public var latency: Bool = false
 }
 
 /// `mmctl drill --json`. Schema documented in docs/api/check.md.
@@ -144,14 +148,14 @@ public struct DrillGoals: Sendable, Hashable {
             goals.append(DrillGoal(
                 name: "kill -9 failover p99", target: "≤ \(grantTtlMs + killFailoverSlackMs) ms (grant TTL + \(killFailoverSlackMs))",
                 measured: "\(p99) ms over \(kills.count) kills, \(unrecovered) unrecovered",
-                met: p99 <= grantTtlMs + killFailoverSlackMs && unrecovered == 0))
+                met: p99 <= grantTtlMs + killFailoverSlackMs && unrecovered == 0, latency: unrecovered == 0))
         }
         let graceful = faults.filter { $0.kind == .add || $0.kind == .remove }
         if !graceful.isEmpty {
             let p99 = Percentiles.of(graceful.map(\.maxUnquotedMs)).p99Ms
             goals.append(DrillGoal(
                 name: "graceful leave/join unquoted p99", target: "< \(gracefulGapMs) ms",
-                measured: "\(p99) ms over \(graceful.count) add/remove", met: p99 < gracefulGapMs))
+                measured: "\(p99) ms over \(graceful.count) add/remove", met: p99 < gracefulGapMs, latency: true))
         }
         let orphans = faults.compactMap(\.orphanQuoteMs)
         if !orphans.isEmpty {
