@@ -51,15 +51,19 @@ public struct SubmitOutcome: Sendable, Hashable {
     }
 }
 
-/// A price level: orders in arrival order. `head` skips the filled front without shifting
-/// the array on every fill.
+/// A price level: order ids in arrival order. `head` skips the filled front without
+/// shifting the array on every fill; a cancelled order's id stays behind as a tombstone
+/// (it is gone from the book's dictionary, so matching skips it) until the level is
+/// compacted, which makes cancel O(1) instead of a scan of the level.
 struct PriceLevel: Sendable {
     var price: Ticks
     var ids: [Int64]
     var head: Int
     var qty: Lots
+    /// Orders still resting here (ids past `head` minus tombstones).
+    var live: Int
 
-    var orderCount: Int { ids.count - head }
+    var orderCount: Int { live }
 }
 
 /// One side of a book, levels sorted so that the best price is LAST (bids ascending, asks
@@ -137,8 +141,9 @@ public struct OrderBook: Sendable {
         if found {
             side.levels[index].ids.append(id)
             side.levels[index].qty += qty
+            side.levels[index].live += 1
         } else {
-            side.levels.insert(PriceLevel(price: price, ids: [id], head: 0, qty: qty), at: index)
+            side.levels.insert(PriceLevel(price: price, ids: [id], head: 0, qty: qty, live: 1), at: index)
         }
     }
 
@@ -154,8 +159,7 @@ public struct OrderBook: Sendable {
             while remaining > 0, book.levels[last].head < book.levels[last].ids.count {
                 let makerId = book.levels[last].ids[book.levels[last].head]
                 guard var maker = orders[makerId] else {
-                    // Unreachable by construction (cancel removes the id from its level); skip
-                    // rather than trap so one inconsistency cannot take the exchange down.
+                    // A cancelled order's tombstone: skip it.
                     book.levels[last].head += 1
                     continue
                 }
@@ -169,11 +173,12 @@ public struct OrderBook: Sendable {
                 if maker.qty == 0 {
                     orders.removeValue(forKey: makerId)
                     book.levels[last].head += 1
+                    book.levels[last].live -= 1
                 } else {
                     orders[makerId] = maker
                 }
             }
-            if book.levels[last].head >= book.levels[last].ids.count {
+            if book.levels[last].live == 0 {
                 book.levels.removeLast()
             } else if book.levels[last].head > 32 && book.levels[last].head * 2 > book.levels[last].ids.count {
                 book.levels[last].ids.removeFirst(book.levels[last].head)
@@ -187,18 +192,25 @@ public struct OrderBook: Sendable {
     @discardableResult
     public mutating func cancel(id: Int64) -> EngineOrder? {
         guard let order = orders.removeValue(forKey: id) else { return nil }
-        if order.side == .buy { Self.unrest(order, from: &bids) } else { Self.unrest(order, from: &asks) }
+        if order.side == .buy { Self.unrest(order, from: &bids, orders: orders) } else { Self.unrest(order, from: &asks, orders: orders) }
         return order
     }
 
-    private static func unrest(_ order: EngineOrder, from side: inout BookSide) {
+    private static func unrest(_ order: EngineOrder, from side: inout BookSide, orders: [Int64: EngineOrder]) {
         let (index, found) = side.find(order.price)
         guard found else { return }
-        if let position = side.levels[index].ids[side.levels[index].head...].firstIndex(of: order.id) {
-            side.levels[index].ids.remove(at: position)
-        }
         side.levels[index].qty -= order.qty
-        if side.levels[index].orderCount == 0 { side.levels.remove(at: index) }
+        side.levels[index].live -= 1
+        if side.levels[index].live == 0 {
+            side.levels.remove(at: index)
+            return
+        }
+        // Tombstones more than half the level: compact (amortized O(1) per cancel).
+        let level = side.levels[index]
+        if level.ids.count - level.head > 32 && level.live * 2 < level.ids.count - level.head {
+            side.levels[index].ids = level.ids[level.head...].filter { orders[$0] != nil }
+            side.levels[index].head = 0
+        }
     }
 
     /// Best-first aggregated levels.
