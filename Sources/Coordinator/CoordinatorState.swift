@@ -259,8 +259,10 @@ public struct CoordinatorState: Sendable {
 
     // MARK: Grants
 
-    /// Grants `symbol` to `node`, or, for the holder of the current unexpired grant, renews
-    /// it with the same token (so a retried acquire is harmless).
+    /// Grants `symbol` to `node` with a new, higher fencing token. When the caller already
+    /// holds the unexpired grant (it restarted after a crash, or retried a lost response) the
+    /// old grant ends now and a fresh one supersedes it: whatever the earlier incarnation left
+    /// on the exchange is fenced out by the higher token, as the design asks of a restart.
     public mutating func acquire(symbol: String, node: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> GrantRecord {
         sweep(nowMs: nowMs)
         try validate(symbol: symbol)
@@ -273,9 +275,11 @@ public struct CoordinatorState: Sendable {
                 guard existing.node == node else {
                     throw .heldByOther(symbol: symbol, holder: existing.node, expiresInMs: existing.expiresAtMs - nowMs)
                 }
-                return extend(existing, nowMs: nowMs)
+                grants[symbol] = nil
+                append(nowMs, .release, symbol: symbol, node: node, fencingToken: existing.fencingToken, expiresAtMs: nowMs, detail: "superseded by a new acquire from its holder")
+            } else {
+                closeExpiredGrant(existing, nowMs: nowMs)
             }
-            closeExpiredGrant(existing, nowMs: nowMs)
         }
         guard nowMs >= quietUntilMs else { throw .startupQuiet(retryAfterMs: quietUntilMs - nowMs) }
         let token = (fencingTokens[symbol] ?? 0) + 1

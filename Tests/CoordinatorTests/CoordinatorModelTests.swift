@@ -74,6 +74,10 @@ import Testing
             held[grant.symbol, default: [:]][grant.fencingToken] = HeldGrant(grant: grant)
         }
 
+        func dropHeld(symbol: String, node: String) {
+            held[symbol] = held[symbol]?.filter { $0.value.grant.node != node }
+        }
+
         func checkInvariants() async {
             for symbol in CoordinatorModelTests.symbols {
                 #expect(liveHeld(symbol).count <= 1, "two live grants for \(symbol): \(liveHeld(symbol))")
@@ -178,7 +182,9 @@ import Testing
                 let alive = await h.engine.members().contains { $0.node == node && $0.status == .alive && $0.expiresAtMs > h.now }
                 do {
                     let grant = try await h.engine.acquire(symbol: symbol, node: node)
-                    await h.received(grant, by: node, isNew: !holders.contains { $0.node == node })
+                    // An acquire always mints a higher token; the caller's own earlier grant ends.
+                    h.dropHeld(symbol: symbol, node: node)
+                    await h.received(grant, by: node, isNew: true)
                 } catch {
                     let code = code(of: error)
                     #expect(Self.acceptableRefusals.contains(code), "acquire(\(node),\(symbol)): \(code)")
