@@ -35,7 +35,7 @@ public struct CheckCommand: AsyncParsableCommand {
         discussion: """
             Prints one line per invariant, 'held' or 'BROKEN' with the evidence.
             Exit status: 0 all held, 1 an invariant is broken, 4 a service is unreachable, 64 usage.
-            --json prints one object (schema in docs/api/check.md).
+            --json prints one object (schema in docs/API.md).
             """)
 
     @OptionGroup public var cluster: ClusterSelection

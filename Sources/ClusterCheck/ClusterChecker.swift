@@ -1,7 +1,7 @@
 import Foundation
 import MMCore
 
-/// `mmctl check --json`: the whole verdict. Schema documented in docs/api/check.md.
+/// `mmctl check --json`: the whole verdict. Schema documented in docs/API.md.
 public struct CheckReport: Codable, Sendable, Hashable {
     /// True when every invariant held and every service answered.
     public var ok: Bool

@@ -13,7 +13,7 @@ public struct DrillCommand: AsyncParsableCommand {
             restart-state / restart-exchange / restart-coordinator: restart that service.
             add / remove: add a node / remove one gracefully.
             Exit status: 0 every invariant held and every goal met, 1 otherwise, 4 a service or
-            the supervisor is unreachable, 64 usage. --json prints one object (docs/api/check.md).
+            the supervisor is unreachable, 64 usage. --json prints one object (docs/API.md).
             """)
 
     @OptionGroup public var cluster: ClusterSelection

@@ -68,7 +68,7 @@ public struct DrillGoal: Codable, Sendable, Hashable {
     public var latency: Bool = false
 }
 
-/// `mmctl drill --json`. Schema documented in docs/api/check.md.
+/// `mmctl drill --json`. Schema documented in docs/API.md.
 public struct DrillReport: Codable, Sendable, Hashable {
     public var ok: Bool
     public var exitCode: Int32

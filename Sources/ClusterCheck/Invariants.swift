@@ -25,7 +25,7 @@ public struct InvariantResult: Codable, Sendable, Hashable {
     public var name: InvariantName
     public var held: Bool
     public var summary: String
-    /// Named counts (`lost`, `double_counted`, …); stable keys, documented in docs/api/check.md.
+    /// Named counts (`lost`, `double_counted`, …); stable keys, documented in docs/API.md.
     public var counts: [String: Int64]
     /// The first offending items, each one human-readable line.
     public var offending: [String]

@@ -7,7 +7,7 @@ import MMServiceKit
 import ServiceLifecycle
 
 /// `mmbench coordinator`: assignment recompute cost and heartbeat + renew throughput over
-/// HTTP on loopback (see docs/performance/coordinator.md).
+/// HTTP on loopback (see docs/PERFORMANCE.md).
 struct CoordinatorBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator", abstract: "Benchmark: assignment recompute and heartbeat + renew throughput over HTTP.")

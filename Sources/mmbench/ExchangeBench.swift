@@ -5,7 +5,7 @@ import Histogram
 import MMCore
 import MMServiceKit
 
-/// `mmbench exchange`: the figures of docs/performance/exchange.md.
+/// `mmbench exchange`: the figures of docs/PERFORMANCE.md.
 ///
 /// 1. In-process matching: one thread drives the pure `MatchingEngine` with a pre-generated
 ///    mix of passive submits, crossing IOC submits (matches) and cancels.

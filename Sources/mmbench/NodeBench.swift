@@ -5,7 +5,7 @@ import MMServiceKit
 
 /// `mmbench node`: (1) fill → replacement quote on the book, p50/p99 over ≥ 1,000 fills, with
 /// real coordinator, trading-state, exchange and node processes on loopback; (2) the CPU an
-/// idle node holding 10 symbols uses, from /proc/PID/stat (see docs/performance/node.md).
+/// idle node holding 10 symbols uses, from /proc/PID/stat (see docs/PERFORMANCE.md).
 struct NodeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node", abstract: "Benchmark: fill → replacement quote latency and idle node CPU.")

@@ -8,7 +8,7 @@ import ServiceLifecycle
 import Synchronization
 import TradingState
 
-/// `mmbench state`: the trading-state figures of docs/performance/state.md.
+/// `mmbench state`: the trading-state figures of docs/PERFORMANCE.md.
 ///
 /// 1. Durable ingest: fills/s through the GRDB repository in batches (validation, dedupe
 ///    lookups, inserts, position fold, cursor), each batch one committed transaction.

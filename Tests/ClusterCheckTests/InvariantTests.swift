@@ -336,7 +336,7 @@ struct CheckReportTests {
         #expect(lines[2].contains("ACME: x"))
     }
 
-    @Test("json: snake_case keys documented in docs/api/check.md")
+    @Test("json: snake_case keys documented in docs/API.md")
     func json() throws {
         let report = CheckReport(ok: true, exitCode: 0, checkedAtMs: 5, elapsedMs: 3, invariants: [held], unreachable: [])
         let text = String(decoding: try MMJSON.encode(report), as: UTF8.self)
