@@ -26,7 +26,6 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/onevcat/Rainbow.git", from: "4.2.2"),
@@ -64,12 +63,8 @@ let package = Package(
         .target(name: "Coordinator", dependencies: service(["GRDB"])),
         .target(name: "MarketMaker", dependencies: service([])),
         .target(name: "OperatorGUI", dependencies: service([])),
-        .target(
-            name: "Supervisor",
-            dependencies: service([]) + [
-                .product(name: "Subprocess", package: "swift-subprocess"),
-            ]
-        ),
+        // posix_spawn rather than swift-subprocess: see docs/architecture/supervisor.md.
+        .target(name: "Supervisor", dependencies: service([])),
 
         // `mmctl check` and `mmctl drill`: the cluster's promises checked from outside, under faults.
         .target(
@@ -107,6 +102,8 @@ let package = Package(
             dependencies: [
                 "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI", "CurlClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
@@ -125,7 +122,12 @@ let package = Package(
 )
 
 func service(_ extra: [String]) -> [Target.Dependency] {
-    var deps: [Target.Dependency] = ["MMCore", "MMServiceKit"]
+    var deps: [Target.Dependency] = [
+        "MMCore", "MMServiceKit",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+    ]
     if extra.contains("GRDB") { deps.append(.product(name: "GRDB", package: "GRDB.swift")) }
     return deps
 }
