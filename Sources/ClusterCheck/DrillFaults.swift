@@ -45,32 +45,8 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     }
 }
 
-/// SplitMix64: tiny, fast and fully specified, so a seed means the same fault sequence on every
-/// platform and Swift version (the standard library's `random(in:)` promises neither).
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<bound (bound > 0), by rejection so no index is favoured.
-    public mutating func index(below bound: Int) -> Int {
-        precondition(bound > 0)
-        let limit = UInt64(bound)
-        let threshold = (0 &- limit) % limit
-        while true {
-            let value = next()
-            if value >= threshold { return Int(value % limit) }
-        }
-    }
-}
+/// The drill's fault sequence comes from MMCore's SplitMix64: same seed, same faults everywhere.
+public typealias SeededGenerator = SplitMix64
 
 public struct PlannedFault: Sendable, Hashable, Codable {
     public var kind: FaultKind
