@@ -61,7 +61,7 @@ public struct DataDirectory: Sendable, Hashable {
     /// the file is created 0600 and renamed into place.
     public func writeSecret(_ secret: String, to filePath: String) throws {
         let temporary = filePath + ".tmp"
-        FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: temporary, contents: nil, attributes: [.posixPermissions: 0o600])
         try Data(secret.utf8).write(to: URL(fileURLWithPath: temporary))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary)
         if FileManager.default.fileExists(atPath: filePath) { try FileManager.default.removeItem(atPath: filePath) }
