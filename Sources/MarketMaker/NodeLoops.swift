@@ -92,6 +92,38 @@ public struct PresenceService: Service {
     }
 }
 
+/// The one long-poll loop both version feeds use: fetch everything newer than the last version
+/// seen (at once the first time), apply it, follow the version down if the source restarted
+/// from scratch, and retry transient failures without ending the service.
+func followVersions<View: Sendable>(
+    _ name: String, restartedSource: String, settings: NodeSettings, logger: Logger,
+    fetch: @escaping @Sendable (_ afterVersion: Int64?, _ waitMs: Int64) async throws -> View,
+    version: KeyPath<View, Int64> & Sendable,
+    onRegression: @escaping @Sendable () async -> Void,
+    apply: @escaping @Sendable (View) async -> Void
+) async {
+    await runUntilShutdown(wake: Doorbell()) {
+        var streak = FailureStreak(name)
+        var known: Int64?
+        while !Task.isCancelled {
+            do {
+                let view = try await fetch(known, known == nil ? 0 : settings.longPollWaitMs)
+                streak.succeeded(logger: logger)
+                let current = view[keyPath: version]
+                if let previous = known, current < previous {
+                    logger.warning("\(name): version went back from \(previous) to \(current): \(restartedSource)")
+                    await onRegression()
+                }
+                await apply(view)
+                known = current
+            } catch {
+                streak.failed(error, logger: logger)
+                await pause(milliseconds: settings.transientRetryMs)
+            }
+        }
+    }
+}
+
 // MARK: Assignments
 
 /// Long-polls the assignment table and applies every newer version.
@@ -108,26 +140,11 @@ public struct AssignmentWatcher: Service {
 
     public func run() async throws {
         let settings = state.settings
-        await runUntilShutdown(wake: Doorbell()) {
-            var streak = FailureStreak("assignment watch")
-            var known: Int64?
-            while !Task.isCancelled {
-                do {
-                    let table = try await source.assignments(afterVersion: known, waitMs: known == nil ? 0 : settings.longPollWaitMs)
-                    streak.succeeded(logger: logger)
-                    // A restarted coordinator may count versions from scratch: follow it down too.
-                    if let current = known, table.version < current {
-                        logger.warning("assignment version went back from \(current) to \(table.version): coordinator restarted")
-                        await state.resetAssignmentsVersion()
-                    }
-                    await state.applyAssignments(table)
-                    known = table.version
-                } catch {
-                    streak.failed(error, logger: logger)
-                    await pause(milliseconds: settings.transientRetryMs)
-                }
-            }
-        }
+        // A restarted coordinator may count versions from scratch: follow it down too.
+        await followVersions(
+            "assignment watch", restartedSource: "coordinator restarted", settings: settings, logger: logger,
+            fetch: { try await source.assignments(afterVersion: $0, waitMs: $1) }, version: \.version,
+            onRegression: { await state.resetAssignmentsVersion() }, apply: { await state.applyAssignments($0) })
     }
 }
 
@@ -329,24 +346,9 @@ public struct PositionFeed: Service {
 
     public func run() async throws {
         let settings = state.settings
-        await runUntilShutdown(wake: Doorbell()) {
-            var streak = FailureStreak("position watch")
-            var known: Int64?
-            while !Task.isCancelled {
-                do {
-                    let view = try await source.positions(afterVersion: known, waitMs: known == nil ? 0 : settings.longPollWaitMs)
-                    streak.succeeded(logger: logger)
-                    if let current = known, view.version < current {
-                        logger.warning("ledger version went back from \(current) to \(view.version): trading state was reset")
-                        await state.resetPositionsVersion()
-                    }
-                    await state.applyPositions(view)
-                    known = view.version
-                } catch {
-                    streak.failed(error, logger: logger)
-                    await pause(milliseconds: settings.transientRetryMs)
-                }
-            }
-        }
+        await followVersions(
+            "position watch", restartedSource: "trading state was reset", settings: settings, logger: logger,
+            fetch: { try await source.positions(afterVersion: $0, waitMs: $1) }, version: \.version,
+            onRegression: { await state.resetPositionsVersion() }, apply: { await state.applyPositions($0) })
     }
 }
