@@ -57,7 +57,11 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
     router.on(CoordinatorRoutes.acquire) { request, context in
         let symbol = try context.pathParameter("symbol")
         let body = try await request.decode(as: AcquireRequest.self, context: context)
-        return try await engine.acquire(symbol: symbol, node: body.node)
+        let waitMs = body.waitMs ?? 0
+        guard (0...coordinatorMaxWaitMs).contains(waitMs) else {
+            throw APIError.invalidField("wait_ms", "must be an integer in 0...\(coordinatorMaxWaitMs) (got \(waitMs))")
+        }
+        return try await engine.acquire(symbol: symbol, node: body.node, waitMs: waitMs)
     }
     router.on(CoordinatorRoutes.renew) { request, context in
         let symbol = try context.pathParameter("symbol")

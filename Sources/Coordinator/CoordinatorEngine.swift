@@ -16,6 +16,8 @@ public actor CoordinatorEngine {
     private let clock: any EpochClock
     private let logger: Logger
     private var needsReload = false
+    /// Set once graceful shutdown has woken every waiter, so parked acquires stop re-parking.
+    private var shuttingDown = false
 
     private var mutationInProgress = false
     private var mutationQueue: [CheckedContinuation<Void, Never>] = []
@@ -48,8 +50,39 @@ public actor CoordinatorEngine {
         try await mutate { state, now throws(CoordinatorRefusal) in try state.leave(node: node, nowMs: now) }
     }
 
-    public func acquire(symbol: String, node: String) async throws -> AuthorityGrant {
-        sign(try await mutate { state, now throws(CoordinatorRefusal) in try state.acquire(symbol: symbol, node: node, nowMs: now) })
+    /// Grants `symbol` to `node`. While another node's grant is live, the request is parked for
+    /// up to `waitMs` and retried whenever the event log moves (a release, a lapse, a leave), so a
+    /// handover costs one release, not a polling interval. Every other refusal answers at once.
+    public func acquire(symbol: String, node: String, waitMs: Int64 = 0) async throws -> AuthorityGrant {
+        // How long an HTTP request is held open is a matter of real time, not of the injected
+        // clock that decides expiries (a test's manual clock would otherwise never let it go).
+        let deadline = ContinuousClock.now + .milliseconds(waitMs)
+        func remainingMs() -> Int64 {
+            let left = (deadline - ContinuousClock.now).components
+            return left.seconds * 1_000 + left.attoseconds / 1_000_000_000_000_000
+        }
+        while true {
+            let mayPark = remainingMs() > 0
+            let outcome: Result<GrantRecord, CoordinatorRefusal> = try await mutate { state, now throws(CoordinatorRefusal) in
+                do throws(CoordinatorRefusal) {
+                    return .success(try state.acquire(symbol: symbol, node: node, nowMs: now))
+                } catch {
+                    guard case .heldByOther = error, mayPark else { throw error }
+                    return .failure(error)
+                }
+            }
+            switch outcome {
+            case .success(let grant):
+                return sign(grant)
+            case .failure(let refusal):
+                let remaining = remainingMs()
+                guard remaining > 0, !Task.isCancelled, !shuttingDown else { throw refusal.apiError }
+                var waitMs = remaining
+                // Woken early by any event; at the latest when the holder's grant would lapse.
+                if case .heldByOther(_, _, let expiresInMs) = refusal { waitMs = min(remaining, max(expiresInMs, 1)) }
+                await waitForChange(assignments: false, waitMs: waitMs)
+            }
+        }
     }
 
     public func renew(symbol: String, node: String, fencingToken: Int64) async throws -> AuthorityGrant {
@@ -147,6 +180,7 @@ public actor CoordinatorEngine {
 
     /// Ends every long-poll at once (graceful shutdown must not wait for them).
     public func wakeAllWaiters() {
+        shuttingDown = true
         for continuation in assignmentWaiters.values { continuation.resume() }
         for continuation in eventWaiters.values { continuation.resume() }
         assignmentWaiters.removeAll()

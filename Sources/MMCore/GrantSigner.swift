@@ -28,7 +28,7 @@ public struct GrantSigner: Sendable {
         let mac = HMAC<SHA256>.authenticationCode(for: message, using: key)
         return AuthorityGrant(
             symbol: symbol, node: node, fencingToken: fencingToken, grantedAtMs: grantedAtMs,
-            expiresAtMs: expiresAtMs, signature: Data(mac).map { String(format: "%02x", $0) }.joined())
+            expiresAtMs: expiresAtMs, signature: Data(mac).lowercaseHex)
     }
 
     /// True when the signature covers exactly these fields (constant-time comparison).

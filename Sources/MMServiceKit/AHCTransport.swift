@@ -6,7 +6,15 @@ import NIOHTTP1
 
 /// Service-to-service HTTP through AsyncHTTPClient, with a per-request timeout.
 public struct AHCTransport: HTTPTransport {
-    public static let shared = AHCTransport(client: HTTPClient.shared)
+    /// One client per process with room for the long-polls and parked acquires a node keeps
+    /// open to one service: `HTTPClient.shared` allows 8 connections per host and queues the
+    /// rest, so a renewal could wait behind parked acquires and let a lease lapse.
+    public static let shared: AHCTransport = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        // Never shut down: it lives exactly as long as the process, like HTTPClient.shared.
+        return AHCTransport(client: HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration))
+    }()
 
     let client: HTTPClient
     /// Responses larger than this are refused rather than buffered without bound.

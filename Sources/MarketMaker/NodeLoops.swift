@@ -67,9 +67,12 @@ public struct PresenceService: Service {
     public func run() async throws {
         let settings = state.settings
         let wake = Doorbell()
-        await runUntilShutdown(wake: wake) {
+        // Graceful shutdown ends the loop between heartbeats, never during one: a heartbeat cut
+        // short on this side may still reach the coordinator after the leave below and register
+        // the node again, which would hold its symbols for a whole presence TTL.
+        await withGracefulShutdownHandler {
             var streak = FailureStreak("heartbeat")
-            while !Task.isCancelled {
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
                     _ = try await registry.heartbeat(node: settings.nodeId, HeartbeatRequest(address: settings.address))
                     await state.markRegistered()
@@ -78,8 +81,11 @@ public struct PresenceService: Service {
                     await state.countHeartbeatFailure()
                     streak.failed(error, logger: logger)
                 }
+                guard !Task.isShuttingDownGracefully else { break }
                 await wake.wait(timeout: .milliseconds(settings.heartbeatIntervalMs))
             }
+        } onGracefulShutdown: {
+            wake.ring()
         }
         guard Task.isShuttingDownGracefully, !Task.isCancelled else { return }
         do {
@@ -150,10 +156,12 @@ public struct AssignmentWatcher: Service {
 
 // MARK: Authority
 
-/// Acquires a grant for every assigned symbol the node does not hold. Refusals (held by the
-/// previous holder until it releases or its grant lapses, the coordinator's startup quiet
-/// period) are retried every `acquireRetryMs`, so a failover completes within a fraction of a
-/// second of the old grant ending.
+/// Acquires a grant for every assigned symbol the node does not hold, one request per symbol,
+/// concurrently and independently: a request the coordinator parks (the previous holder has not
+/// released yet) holds up no other symbol. A parked acquire is granted the moment the previous
+/// holder releases or its grant lapses, so a handover costs a release, not a polling interval.
+/// Other refusals (not assigned yet, the coordinator's startup quiet period) are retried after
+/// `acquireRetryMs` or the hinted delay.
 public struct GrantAcquirer: Service {
     let state: NodeState
     let authority: any AuthorityProvider
@@ -167,36 +175,55 @@ public struct GrantAcquirer: Service {
         self.logger = logger
     }
 
+    private enum Event: Sendable {
+        case rung
+        case attempted(String, retryAfterMs: Int64?)
+    }
+
     public func run() async throws {
         let settings = state.settings
         let bell = state.acquirerBell
         await runUntilShutdown(wake: bell) {
-            var notBefore: [String: MonotonicInstant] = [:]
-            while !Task.isCancelled {
-                let wanted = await state.symbolsToAcquire()
-                let now = time.now()
-                let due = wanted.filter { (notBefore[$0] ?? now) <= now }
-                notBefore = notBefore.filter { wanted.contains($0.key) }
-                let retries = await withTaskGroup(of: (String, Int64?).self) { group in
-                    for symbol in due {
-                        group.addTask { (symbol, await acquire(symbol, settings: settings)) }
+            await withTaskGroup(of: Event.self) { group in
+                var inFlight: Set<String> = []
+                var notBefore: [String: MonotonicInstant] = [:]
+                var listening = false
+                while !Task.isCancelled {
+                    let wanted = await state.symbolsToAcquire()
+                    let now = time.now()
+                    notBefore = notBefore.filter { wanted.contains($0.key) }
+                    // Bounded so parked acquires never take every connection to the coordinator.
+                    for symbol in wanted where inFlight.count < settings.maxAcquiresInFlight
+                        && !inFlight.contains(symbol) && (notBefore[symbol] ?? now) <= now {
+                        inFlight.insert(symbol)
+                        notBefore[symbol] = nil
+                        group.addTask { .attempted(symbol, retryAfterMs: await acquire(symbol, settings: settings)) }
                     }
-                    var retries: [(String, Int64?)] = []
-                    for await result in group { retries.append(result) }
-                    return retries
+                    if !listening {
+                        // Sleeps until assignments change, a symbol is freed or the next retry is due.
+                        listening = true
+                        let nextDue = notBefore.values.min()
+                        let timeout: Duration = nextDue.map { .milliseconds(max($0.milliseconds(since: time.now()), 1)) } ?? .seconds(5)
+                        group.addTask {
+                            await bell.wait(timeout: timeout)
+                            return .rung
+                        }
+                    }
+                    guard let event = await group.next() else { break }
+                    switch event {
+                    case .rung:
+                        listening = false
+                    case .attempted(let symbol, let retryAfterMs):
+                        inFlight.remove(symbol)
+                        if let retryAfterMs {
+                            notBefore[symbol] = time.now().adding(milliseconds: retryAfterMs)
+                        }
+                        // Re-plans the listener's timeout (a retry may now fall due sooner) and
+                        // frees a slot for a symbol that waited for one.
+                        bell.ring()
+                    }
                 }
-                for (symbol, retryMs) in retries {
-                    notBefore[symbol] = retryMs.map { time.now().adding(milliseconds: $0) }
-                }
-                let nextDue = notBefore.values.min()
-                if let nextDue {
-                    let waitMs = max(nextDue.milliseconds(since: time.now()), 1)
-                    await bell.wait(timeout: .milliseconds(waitMs))
-                } else {
-                    // Nothing to retry: sleep until assignments change or a symbol is freed.
-                    // The timeout is a backstop only.
-                    await bell.wait(timeout: .seconds(5))
-                }
+                group.cancelAll()
             }
         }
     }
@@ -205,12 +232,25 @@ public struct GrantAcquirer: Service {
     private func acquire(_ symbol: String, settings: NodeSettings) async -> Int64? {
         let sentAt = time.now()
         do {
-            let grant = try await authority.acquire(symbol: symbol, node: settings.nodeId)
+            var grant = try await authority.acquire(symbol: symbol, node: settings.nodeId, waitMs: settings.acquireWaitMs)
             guard grant.symbol == symbol, grant.node == settings.nodeId else {
                 logger.error("coordinator answered an acquire of \(symbol) with a grant for \(grant.node)/\(grant.symbol): ignoring it")
                 return settings.acquireRetryMs
             }
-            await state.installGrant(grant, requestSentAt: sentAt)
+            var countedFrom = sentAt
+            // The lease counts from the send instant, so a request the coordinator parked would
+            // arrive with much of its lifetime already spent on paper: renew once at once and
+            // count from the renewal's send instead.
+            if time.now().milliseconds(since: sentAt) > settings.safetyMarginMs / 2 {
+                let renewSentAt = time.now()
+                do {
+                    grant = try await authority.renew(symbol: symbol, RenewRequest(node: settings.nodeId, fencingToken: grant.fencingToken))
+                    countedFrom = renewSentAt
+                } catch {
+                    logger.info("renewal right after a parked acquire of \(symbol) failed: \(error)")
+                }
+            }
+            await state.installGrant(grant, requestSentAt: countedFrom)
             return nil
         } catch {
             let code = error.code ?? "unreachable"

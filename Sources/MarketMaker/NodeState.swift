@@ -22,11 +22,17 @@ public struct NodeSettings: Sendable {
     public var transientRetryMs: Int64
     /// How long the long-polls (assignments, positions) wait at the server.
     public var longPollWaitMs: Int64
+    /// How long the coordinator may park an acquire while the previous holder still holds the
+    /// symbol (one grant TTL covers a holder that never releases). 0: answer at once.
+    public var acquireWaitMs: Int64
+    /// Acquire requests open at once; the rest wait for a slot.
+    public var maxAcquiresInFlight: Int
 
     public init(
         nodeId: String, address: String, quoting: ClusterConfig.QuotingParameters, maxPriceTicks: Ticks, heartbeatIntervalMs: Int64,
         renewIntervalMs: Int64, safetyMarginMs: Int64, deadmanTimeoutMs: Int64, refreshIntervalMs: Int64, priceIntervalMs: Int64, grantTtlMs: Int64,
-        acquireRetryMs: Int64 = 150, transientRetryMs: Int64 = 200, longPollWaitMs: Int64 = 5_000
+        acquireRetryMs: Int64 = 150, transientRetryMs: Int64 = 200, longPollWaitMs: Int64 = 5_000, acquireWaitMs: Int64? = nil,
+        maxAcquiresInFlight: Int = 16
     ) {
         self.nodeId = nodeId
         self.address = address
@@ -42,6 +48,8 @@ public struct NodeSettings: Sendable {
         self.acquireRetryMs = acquireRetryMs
         self.transientRetryMs = transientRetryMs
         self.longPollWaitMs = longPollWaitMs
+        self.acquireWaitMs = acquireWaitMs ?? grantTtlMs
+        self.maxAcquiresInFlight = maxAcquiresInFlight
     }
 
     public init(nodeId: String, address: String, config: ClusterConfig) {

@@ -75,76 +75,55 @@ struct CoordinatorBench: AsyncParsableCommand {
         for (symbol, node) in table.symbols.sorted(by: { $0.key < $1.key }) {
             held[node, default: []].append(try await client.acquire(symbol: symbol, node: node))
         }
-        print("heartbeat + renew over HTTP: \(clients) clients, \(httpSymbols) symbols held, \(seconds) s per mode, \(ProcessInfo.processInfo.activeProcessorCount) cores (client and server share them)")
+        print("heartbeat + renew over HTTP: \(clients) connections (one simulated node each), \(httpSymbols) symbols held, \(seconds) s per mode, \(ProcessInfo.processInfo.activeProcessorCount) cores (load generator and server share them)")
+        let token = tokens.token(for: .node)!
         for batch in [false, true] {
-            let outcome = try await load(client: client, nodes: nodeIds, held: held, batch: batch)
-            let elapsed = outcome.elapsed
+            // Each connection alternates a heartbeat with a renew of one of its grants (round-robin)
+            // or with one batch renew of all of them.
+            var cycles: [[[UInt8]]] = []
+            var renewalsPerCycle: [Int] = []
+            for node in nodeIds {
+                let grants = held[node] ?? []
+                let heartbeat = RawHTTPLoad.request(
+                    "POST", CoordinatorRoutes.heartbeat.path(["node": node]), token: token,
+                    json: try json(HeartbeatRequest(address: "http://127.0.0.1:1/\(node)")))
+                var cycle: [[UInt8]] = []
+                if batch {
+                    let body = BatchRenewRequest(node: node, grants: grants.map { .init(symbol: $0.symbol, fencingToken: $0.fencingToken) })
+                    cycle = [heartbeat, RawHTTPLoad.request("POST", CoordinatorRoutes.renewBatch.path, token: token, json: try json(body))]
+                } else {
+                    for grant in grants {
+                        cycle.append(heartbeat)
+                        cycle.append(RawHTTPLoad.request(
+                            "POST", CoordinatorRoutes.renew.path(["symbol": grant.symbol]), token: token,
+                            json: try json(RenewRequest(node: node, fencingToken: grant.fencingToken))))
+                    }
+                }
+                cycles.append(cycle.isEmpty ? [heartbeat] : cycle)
+                renewalsPerCycle.append(batch ? grants.count : 1)
+            }
+            let outcome = RawHTTPLoad.run(port: boundPort, connections: cycles, seconds: seconds)
+            // Half the requests are heartbeats; a renew request renews one grant, a batch all of
+            // a node's (the mean over nodes, since every connection runs at about the same rate).
+            let renewRequests = Double(outcome.responses) / 2
+            let meanBatch = Double(renewalsPerCycle.reduce(0, +)) / Double(max(renewalsPerCycle.count, 1))
             print(String(
                 format: "  %@: %.0f requests/s (%.0f heartbeats/s, %.0f grant renewals/s), latency p50 %.2f ms p99 %.2f ms, %d errors",
                 batch ? "heartbeat + batch renew" : "heartbeat + single renew",
-                Double(outcome.requests) / elapsed, Double(outcome.heartbeats) / elapsed, Double(outcome.renewals) / elapsed,
-                percentile(outcome.latencies, 0.5), percentile(outcome.latencies, 0.99), outcome.errors))
+                outcome.perSecond, renewRequests / outcome.elapsedSeconds, renewRequests * meanBatch / outcome.elapsedSeconds,
+                outcome.percentileMs(0.5), outcome.percentileMs(0.99), outcome.errors))
         }
+        // Every grant must still be the one acquired: the load renewed, it did not churn.
+        let authority = try await client.authority()
+        let expected = Dictionary(uniqueKeysWithValues: held.values.flatMap { $0 }.map { ($0.symbol, $0.fencingToken) })
+        let intact = authority.authority.filter { expected[$0.symbol] == $0.fencingToken && $0.node != nil }.count
+        print("  grants still held with their original tokens after the load: \(intact)/\(expected.count)")
         await group.triggerGracefulShutdown()
         _ = try? await server.value
     }
 
-    struct LoadOutcome {
-        var requests = 0, heartbeats = 0, renewals = 0, errors = 0
-        var latencies: [Double] = []
-        var elapsed = 0.0
-    }
-
-    private func load(client: CoordinatorClient, nodes: [String], held: [String: [AuthorityGrant]], batch: Bool) async throws -> LoadOutcome {
-        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
-        let start = ContinuousClock.now
-        var total = await withTaskGroup(of: LoadOutcome.self) { group in
-            for node in nodes {
-                let grants = held[node] ?? []
-                group.addTask {
-                    var outcome = LoadOutcome()
-                    var index = 0
-                    while ContinuousClock.now < deadline {
-                        let t0 = ContinuousClock.now
-                        do {
-                            _ = try await client.heartbeat(node: node, HeartbeatRequest(address: "http://127.0.0.1:1/\(node)"))
-                            outcome.heartbeats += 1
-                        } catch { outcome.errors += 1 }
-                        let t1 = ContinuousClock.now
-                        outcome.latencies.append(milliseconds(t1 - t0))
-                        outcome.requests += 1
-                        guard !grants.isEmpty else { continue }
-                        do {
-                            if batch {
-                                let result = try await client.renew(BatchRenewRequest(node: node, grants: grants.map { .init(symbol: $0.symbol, fencingToken: $0.fencingToken) }))
-                                outcome.renewals += result.renewed.count
-                                outcome.errors += result.refused.count
-                            } else {
-                                let grant = grants[index % grants.count]
-                                index += 1
-                                _ = try await client.renew(symbol: grant.symbol, RenewRequest(node: node, fencingToken: grant.fencingToken))
-                                outcome.renewals += 1
-                            }
-                        } catch { outcome.errors += 1 }
-                        outcome.latencies.append(milliseconds(ContinuousClock.now - t1))
-                        outcome.requests += 1
-                    }
-                    return outcome
-                }
-            }
-            var total = LoadOutcome()
-            for await part in group {
-                total.requests += part.requests
-                total.heartbeats += part.heartbeats
-                total.renewals += part.renewals
-                total.errors += part.errors
-                total.latencies += part.latencies
-            }
-            return total
-        }
-        total.elapsed = milliseconds(ContinuousClock.now - start) / 1_000
-        total.latencies.sort()
-        return total
+    private func json(_ value: some Encodable) throws -> String {
+        String(decoding: try MMJSON.encode(value), as: UTF8.self)
     }
 }
 

@@ -212,6 +212,53 @@ import Testing
         }
     }
 
+    /// A handover without polling: the new owner's acquire is parked while the old owner still
+    /// holds the grant and is answered the moment the old owner releases, with the next token.
+    @Test func parkedAcquireIsGrantedOnRelease() async throws {
+        let fixture = try await Fixture()
+        try await fixture.run { client in
+            _ = try await client.heartbeat("n1")
+            let grant = try await client.acquire("ACME", "n1").decode(AuthorityGrant.self)
+            _ = try await client.heartbeat("n2")
+            // n2 joining moves some symbols to it; make ACME one of them by having n1 leave.
+            _ = try await client.send(.delete, "/v1/members/n1")
+            async let parked = client.send(.post, "/v1/authority/ACME/acquire", body: AcquireRequest(node: "n2", waitMs: 20_000))
+            try await Task.sleep(for: .milliseconds(200))
+            let holder = try await client.send(.get, "/v1/authority/ACME", as: .observer).decode(AuthorityStatus.self)
+            #expect(holder.node == "n1", "nothing is granted while the old grant is live")
+            let released = ContinuousClock.now
+            _ = try await client.send(.post, "/v1/authority/ACME/release", body: RenewRequest(node: "n1", fencingToken: grant.fencingToken))
+            let answer = try await parked
+            #expect(answer.status == 200)
+            let next = try answer.decode(AuthorityGrant.self)
+            #expect(next.node == "n2")
+            #expect(next.fencingToken == grant.fencingToken + 1)
+            #expect(ContinuousClock.now - released < .seconds(5), "answered by the release, not by the wait running out")
+        }
+    }
+
+    /// A parked acquire whose holder never releases answers held_by_other when its wait ends,
+    /// and a wait_ms outside 0...60000 is a 400 naming the field.
+    @Test func parkedAcquireTimesOutAndWaitIsValidated() async throws {
+        let fixture = try await Fixture()
+        try await fixture.run { client in
+            _ = try await client.heartbeat("n1")
+            _ = try await client.acquire("ACME", "n1")
+            _ = try await client.heartbeat("n2")
+            _ = try await client.send(.delete, "/v1/members/n1")
+            let timedOut = try await client.send(.post, "/v1/authority/ACME/acquire", body: AcquireRequest(node: "n2", waitMs: 100))
+            #expect(timedOut.status == 409)
+            #expect(timedOut.code == "held_by_other")
+            for bad in [-1, 60_001] as [Int64] {
+                let refused = try await client.send(.post, "/v1/authority/ACME/acquire", body: AcquireRequest(node: "n2", waitMs: bad))
+                #expect(refused.status == 400)
+                #expect(refused.code == "invalid_field")
+            }
+            let status = try await client.send(.get, "/v1/authority/ACME", as: .observer).decode(AuthorityStatus.self)
+            #expect(status.node == "n1", "refused and timed-out acquires changed nothing")
+        }
+    }
+
     @Test func assignmentsLongPollWakesOnChange() async throws {
         let fixture = try await Fixture()
         try await fixture.run { client in

@@ -21,6 +21,11 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
         var positions = PositionsView(version: 0, positions: [])
         var book: [String: QuoteRequest] = [:]
         var heartbeatsAccepted = true
+        /// How long each heartbeat takes to answer (a slow coordinator).
+        var heartbeatDelayMs: Int64 = 0
+        /// Symbols whose acquire is parked (as the coordinator parks it while another node holds
+        /// the grant) until they are removed from this set.
+        var parkedAcquires: Set<String> = []
     }
 
     let state: Mutex<State>
@@ -52,8 +57,21 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
 
     func heartbeat(node: String, _ request: HeartbeatRequest) async throws(ClientError) -> HeartbeatResponse {
         record("heartbeat \(node)")
-        let (accepted, version) = state.withLock { ($0.heartbeatsAccepted, $0.assignments.version) }
+        let (accepted, version, delayMs) = state.withLock { ($0.heartbeatsAccepted, $0.assignments.version, $0.heartbeatDelayMs) }
         guard accepted else { throw .unreachable(TransportError(url: "fake", reason: "down")) }
+        if delayMs > 0 {
+            do {
+                try await Task.sleep(for: .milliseconds(delayMs))
+            } catch {
+                // Cut short on the node's side, the request still reaches the coordinator.
+                Task {
+                    try? await Task.sleep(for: .milliseconds(delayMs))
+                    self.record("heartbeat \(node) answered")
+                }
+                throw .unreachable(TransportError(url: "fake", reason: "cancelled"))
+            }
+            record("heartbeat \(node) answered")
+        }
         return HeartbeatResponse(node: node, expiresAtMs: clock.nowMs() + 2_000, assignmentsVersion: version)
     }
 
@@ -64,7 +82,12 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
 
     // MARK: AuthorityProvider
 
-    func acquire(symbol: String, node: String) async throws(ClientError) -> AuthorityGrant {
+    func acquire(symbol: String, node: String, waitMs: Int64 = 0) async throws(ClientError) -> AuthorityGrant {
+        if state.withLock({ $0.parkedAcquires.contains(symbol) }) { record("acquire \(symbol) parked") }
+        while state.withLock({ $0.parkedAcquires.contains(symbol) }) {
+            try? await Task.sleep(for: .milliseconds(5))
+            if Task.isCancelled { throw .unreachable(TransportError(url: "fake", reason: "cancelled")) }
+        }
         let result: Result<AuthorityGrant, ClientError> = state.withLock { state in
             state.log.append("acquire \(symbol)")
             if var queued = state.acquireErrors[symbol], !queued.isEmpty {
@@ -81,7 +104,8 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
     }
 
     func renew(symbol: String, _ request: RenewRequest) async throws(ClientError) -> AuthorityGrant {
-        throw Self.apiError(500, "not_used")
+        record("renew one \(symbol)#\(request.fencingToken)")
+        return makeGrant(symbol: symbol, node: request.node, token: request.fencingToken)
     }
 
     func renew(_ request: BatchRenewRequest) async throws(ClientError) -> BatchRenewResult {

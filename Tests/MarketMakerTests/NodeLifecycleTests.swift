@@ -105,6 +105,49 @@ import Testing
         try await running.value
     }
 
+    /// An acquire the coordinator parks (the previous holder has not released yet) holds up no
+    /// other symbol, and once granted late the lease is counted from a fresh renewal.
+    @Test func aParkedAcquireBlocksNoOtherSymbol() async throws {
+        let fake = Self.flatFake(["ACME": "n1", "BOLT": "n1"])
+        fake.update { $0.parkedAcquires = ["ACME"] }
+        let (node, _) = try Self.makeNode(fake)
+        let group = ServiceGroup(configuration: .init(services: node.services, logger: Logger(label: "test.node")))
+        let running = Task { try await group.run() }
+        #expect(await eventually(timeout: .seconds(5)) { fake.book["BOLT"] != nil })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(fake.book["ACME"] == nil, "still parked")
+        #expect(fake.log.filter { $0 == "acquire ACME parked" }.count == 1, "one parked request, not a retry loop")
+        fake.update { $0.parkedAcquires = [] }
+        #expect(await eventually(timeout: .seconds(5)) { fake.book["ACME"] != nil })
+        #expect(fake.log.contains("renew one ACME#1"), "a late grant is renewed at once so its lease counts from now")
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
+    /// A heartbeat on the wire when shutdown begins is answered before the leave is sent: were
+    /// it cut short, the coordinator could process it after the leave and register the node
+    /// again for a whole presence TTL, holding its symbols from their next owner.
+    @Test func leaveIsSentOnlyAfterTheLastHeartbeatIsAnswered() async throws {
+        let fake = Self.flatFake(["ACME": "n1"])
+        let (node, _) = try Self.makeNode(fake)
+        let group = ServiceGroup(configuration: .init(services: node.services, logger: Logger(label: "test.node")))
+        let running = Task { try await group.run() }
+        #expect(await eventually(timeout: .seconds(5)) { fake.book["ACME"] != nil })
+        let before = fake.log.filter { $0 == "heartbeat n1" }.count
+        fake.update { $0.heartbeatDelayMs = 300 }
+        // The second heartbeat from here started after the delay was set: shut down while it is
+        // on the wire.
+        #expect(await eventually(timeout: .seconds(3)) { fake.log.filter { $0 == "heartbeat n1" }.count >= before + 2 })
+        await group.triggerGracefulShutdown()
+        try await running.value
+        try await Task.sleep(for: .milliseconds(400))  // a heartbeat cut short would land now
+        let log = fake.log
+        let leave = try #require(log.lastIndex(of: "leave n1"))
+        let lastHeartbeat = try #require(log.lastIndex(of: "heartbeat n1"))
+        let lastAnswer = try #require(log.lastIndex(of: "heartbeat n1 answered"))
+        #expect(lastHeartbeat < lastAnswer && lastAnswer < leave, "\(log.suffix(8))")
+    }
+
     @Test func whenRenewalsFailTheNodeStopsQuotingBeforeTheGrantCouldLapse() async throws {
         let fake = Self.flatFake(["ACME": "n1"])
         let (node, _) = try Self.makeNode(fake)

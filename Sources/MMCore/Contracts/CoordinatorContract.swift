@@ -63,7 +63,13 @@ public struct MemberList: Codable, Sendable, Hashable {
 
 public struct AcquireRequest: Codable, Sendable, Hashable {
     public var node: String
-    public init(node: String) { self.node = node }
+    /// While another node still holds the symbol, how long the coordinator may hold the request
+    /// open and grant the moment that grant is released or lapses (0 or absent: answer at once).
+    public var waitMs: Int64?
+    public init(node: String, waitMs: Int64? = nil) {
+        self.node = node
+        self.waitMs = waitMs
+    }
 }
 
 public struct RenewRequest: Codable, Sendable, Hashable {
@@ -170,7 +176,7 @@ public protocol PresenceRegistry: Sendable {
 
 /// Acquiring, renewing and releasing symbol authority.
 public protocol AuthorityProvider: Sendable {
-    func acquire(symbol: String, node: String) async throws(ClientError) -> AuthorityGrant
+    func acquire(symbol: String, node: String, waitMs: Int64) async throws(ClientError) -> AuthorityGrant
     func renew(symbol: String, _ request: RenewRequest) async throws(ClientError) -> AuthorityGrant
     func renew(_ request: BatchRenewRequest) async throws(ClientError) -> BatchRenewResult
     func release(symbol: String, _ request: RenewRequest) async throws(ClientError) -> ReleaseResult
@@ -194,8 +200,10 @@ public struct CoordinatorClient: PresenceRegistry, AuthorityProvider, ClusterIns
     public func leave(node: String) async throws(ClientError) -> LeaveResult {
         try await endpoint.call(.DELETE, CoordinatorRoutes.leave.path(["node": node]))
     }
-    public func acquire(symbol: String, node: String) async throws(ClientError) -> AuthorityGrant {
-        try await endpoint.call(.POST, CoordinatorRoutes.acquire.path(["symbol": symbol]), body: AcquireRequest(node: node))
+    public func acquire(symbol: String, node: String, waitMs: Int64 = 0) async throws(ClientError) -> AuthorityGrant {
+        try await endpoint.call(
+            .POST, CoordinatorRoutes.acquire.path(["symbol": symbol]), body: AcquireRequest(node: node, waitMs: waitMs > 0 ? waitMs : nil),
+            timeoutMs: endpoint.timeoutMs + waitMs)
     }
     public func renew(symbol: String, _ request: RenewRequest) async throws(ClientError) -> AuthorityGrant {
         try await endpoint.call(.POST, CoordinatorRoutes.renew.path(["symbol": symbol]), body: request)

@@ -11,6 +11,6 @@ public struct IncrementalSHA256 {
     public mutating func update(_ data: Data) { hasher.update(data: data) }
 
     public func hexDigest() -> String {
-        hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        hasher.finalize().lowercaseHex
     }
 }
