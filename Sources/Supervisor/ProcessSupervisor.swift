@@ -86,6 +86,10 @@ public actor ProcessSupervisor {
     public let startedAtMs: EpochMs
 
     private var table: [ClusterProcess: Managed] = [:]
+    /// Generations are unique across the supervisor, not per name: a node removed and added
+    /// again under the same name must not inherit its predecessor's generation, or a timer left
+    /// by the predecessor (the SIGKILL escalation after SIGTERM) would hit the newcomer.
+    private var lastGeneration = 0
     private var logs: [String: RotatingLog] = [:]
     private var events: [ClusterEvent] = []
     private var nextEventSeq: Int64 = 1
@@ -193,7 +197,8 @@ public actor ProcessSupervisor {
     private func spawn(_ process: ClusterProcess) throws(SupervisorError) {
         guard var managed = table[process] else { return }
         let log = try log(for: process)
-        managed.generation += 1
+        lastGeneration += 1
+        managed.generation = lastGeneration
         let generation = managed.generation
         let arguments = launch.arguments(for: process, dataDirectory: dataDirectory)
         log.note("starting: \(arguments.joined(separator: " "))")

@@ -92,6 +92,31 @@ import Testing
         #expect(try await cluster.stop().code == 0)
     }
 
+    /// A node removed and added again under the same name is a new incarnation: the SIGKILL
+    /// escalation the supervisor armed for the removed one (stop grace after its SIGTERM) must
+    /// not fire at the newcomer. It did in a 10-minute drill, when generations were per name.
+    @Test func aReAddedNodeOutlivesItsPredecessorsKillTimer() async throws {
+        let cluster = CLICluster("readd")
+        defer { cluster.forceCleanup() }
+        #expect(try await cluster.start(nodes: 2).code == 0)
+        let removed = try await cluster.mmctl(["node", "remove", "n2"])
+        #expect(removed.code == 0, "\(removed.stderr)")
+        #expect(await eventually(timeout: .seconds(10)) { (try? await cluster.process("n2")) == nil })
+        let added = try await cluster.mmctl(["node", "add"])
+        #expect(added.code == 0, "\(added.stderr)")
+        #expect(await eventually(timeout: .seconds(10)) { (try? await cluster.process("n2"))?.state == .running })
+        let newcomer = try #require(try await cluster.process("n2"))
+        let pid = try #require(newcomer.pid)
+        // Well past the 500 ms stop grace counted from the predecessor's SIGTERM.
+        try await Task.sleep(for: .seconds(2))
+        let after = try #require(try await cluster.process("n2"))
+        #expect(after.pid == pid, "the re-added n2 was replaced: \(String(describing: after.lastExit))")
+        #expect(after.restarts == 0)
+        #expect(after.lastExit == nil)
+        #expect(HostChecks.isAlive(pid))
+        #expect(try await cluster.stop().code == 0)
+    }
+
     @Test func sigkillOfTheSupervisorTakesEveryChildWithIt() async throws {
         let cluster = CLICluster("supkill")
         defer { cluster.forceCleanup() }
