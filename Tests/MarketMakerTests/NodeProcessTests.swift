@@ -203,6 +203,39 @@ import Testing
         }
     }
 
+    /// A graceful leave hands every symbol over through release and leave, never by waiting out
+    /// a TTL: with grant and presence TTLs of 30 s, the survivor must quote the leaver's symbols
+    /// long before either could lapse. (A heartbeat that reached the coordinator after the leave
+    /// once re-registered the leaver and held its symbols for a presence TTL.)
+    @Test func aGracefulLeaveHandsOverWithoutWaitingOutATTL() async throws {
+        let longLeases = Self.quiet.merging([
+            "coordinator.grant_ttl_ms": "30000", "coordinator.presence_ttl_ms": "30000", "node.deadman_timeout_ms": "30000",
+        ]) { $1 }
+        try await Self.withCluster("node-handover", overrides: longLeases, nodes: [1, 2]) { running in
+            let split = await eventually(timeout: .seconds(15)) {
+                guard await Self.everySymbolQuotedByItsHolder(running), let holders = try? await running.holders() else { return false }
+                return Set(holders.values.map(\.node)) == ["n1", "n2"]
+            }
+            #expect(split)
+            let before = try await running.holders()
+            let leaving = before.filter { $0.value.node == "n2" }.map(\.key).sorted()
+            #expect(!leaving.isEmpty)
+            let node = try #require(running.process("n2"))
+            node.signal(SIGTERM)
+            await node.waitForExit(timeout: .seconds(10))
+            #expect(node.terminationStatus == 0)
+            let handedOver = await eventually(timeout: .seconds(10)) {
+                guard await Self.everySymbolQuotedByItsHolder(running), let holders = try? await running.holders() else { return false }
+                return leaving.allSatisfy { holders[$0]?.node == "n1" }
+            }
+            #expect(handedOver, "n1 must hold and quote \(leaving) well within the 30 s TTLs")
+            let holders = try await running.holders()
+            for symbol in leaving { #expect(holders[symbol]!.token > before[symbol]!.token) }
+            let members = try await running.coordinator().members()
+            #expect(members.first { $0.node == "n2" }?.status == .left, "n2 left and stayed gone")
+        }
+    }
+
     @Test func aPausedNodePastItsTTLIsSupersededAndNeverActsOnItsOldGrants() async throws {
         try await Self.withCluster("node-sigstop", overrides: Self.busy, nodes: [1, 2]) { running in
             let bothHold = await eventually(timeout: .seconds(10)) {
