@@ -69,9 +69,13 @@ public struct MMResponseEncoder: ResponseEncoder {
 }
 
 public func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-    let data = try MMJSON.encode(value)
     var headers = HTTPFields()
     headers[.contentType] = "application/json; charset=utf-8"
+    // The coordinator's per-heartbeat and per-renewal answers skip JSONEncoder (same bytes).
+    if let hot = value as? any HotPathJSONEncodable, let bytes = hot.hotPathJSON() {
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+    let data = try MMJSON.encode(value)
     return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
 }
 
