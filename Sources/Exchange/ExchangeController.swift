@@ -82,6 +82,10 @@ public struct ExchangeController: Sendable {
             do {
                 let data = try await readBody(request, limit: context.maxUploadSize)
                 guard !data.isEmpty else { throw APIError.malformedBody("the request needs a JSON body") }
+                // Quote replaces (the hottest request) skip JSONDecoder when the body is plain.
+                if let hot = T.self as? any HotPathJSONDecodable.Type, let value = hot.decodeHotPath([UInt8](data)) as? T {
+                    return value
+                }
                 do {
                     return try MMJSON.decode(T.self, from: data)
                 } catch {

@@ -47,4 +47,70 @@ import Testing
         #expect(result.hotPathJSON() != nil)
         #expect(BatchRenewResult(renewed: [], refused: []).hotPathJSON().map { String(decoding: $0, as: UTF8.self) } == #"{"refused":[],"renewed":[]}"#)
     }
+
+    // MARK: Reading
+
+    static let asciiText = Gen.int(in: 0...5).array(of: 1...8).map { $0.map { ["A", "z", "0", "-", "'", " "][$0] }.joined() }
+    static let optionalPrice = Gen.int64(in: -3...1_000_000_000).array(of: 0...1).map(\.first)
+
+    static func quoteRequest(_ symbol: String, _ node: String, _ numbers: [Int64], _ bid: Int64?, _ ask: Int64?) -> QuoteRequest {
+        let grant = AuthorityGrant(symbol: symbol, node: node, fencingToken: numbers[0], grantedAtMs: numbers[1], expiresAtMs: numbers[2], signature: "ab12")
+        return QuoteRequest(node: node, grant: grant, bidPrice: bid, bidQty: numbers[3], askPrice: ask, askQty: numbers[4])
+    }
+
+    static func generalDecode(_ bytes: [UInt8]) -> QuoteRequest? { try? MMJSON.decode(QuoteRequest.self, from: Data(bytes)) }
+
+    /// What MMJSON writes, the fast reader reads back to the same value.
+    @Test func readsWhatTheEncoderWrites() async {
+        await propertyCheck(count: 300, input: Self.asciiText, Self.asciiText, Self.number.array(of: 5...5), Self.optionalPrice, Self.optionalPrice) { symbol, node, numbers, bid, ask in
+            let request = Self.quoteRequest(symbol, node, numbers, bid, ask)
+            let bytes = [UInt8]((try? MMJSON.encode(request)) ?? Data())
+            #expect(QuoteRequest.decodeHotPath(bytes) == request)
+        }
+    }
+
+    /// Any byte damage to a valid body: the fast reader either declines or reads exactly what
+    /// JSONDecoder reads; it never accepts a body JSONDecoder rejects.
+    @Test func neverAcceptsWhatJSONDecoderRejectsNorReadsItDifferently() async {
+        let damage: [UInt8] = Array(#"{}[]":,0-9.e \"nulltrue"#.utf8) + [0x00, 0x0a, 0x7f, 0xc3, 0xa9]
+        await propertyCheck(
+            count: 1_000, input: Self.asciiText, Self.number.array(of: 5...5), Self.optionalPrice,
+            Gen.int(in: 0...2).array(of: 1...3), Gen.int(in: 0...10_000).array(of: 3...3), Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
+        ) { node, numbers, bid, kinds, positions, replacements in
+            var bytes = [UInt8]((try? MMJSON.encode(Self.quoteRequest("ACME", node, numbers, bid, nil))) ?? Data())
+            for (step, kind) in kinds.enumerated() where !bytes.isEmpty {
+                let at = positions[step] % bytes.count
+                switch kind {
+                case 0: bytes[at] = damage[replacements[step]]
+                case 1: bytes.remove(at: at)
+                default: bytes.insert(damage[replacements[step]], at: at)
+                }
+            }
+            if let fast = QuoteRequest.decodeHotPath(bytes) {
+                #expect(Self.generalDecode(bytes) == fast, "fast read \(String(decoding: bytes, as: UTF8.self)) differently")
+            }
+        }
+    }
+
+    @Test(arguments: [
+        #"{"node":"n1","grant":{"symbol":"ACME","node":"n1","fencing_token":3,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"},"bid_qty":5,"ask_qty":5}"#,
+        #" { "ask_qty" : 5 , "bid_qty":5,"bid_price":-1, "grant":{"expires_at_ms":2,"granted_at_ms":1,"fencing_token":3,"node":"n1","signature":"ab","symbol":"ACME"},"node":"n1" }  "#,
+    ])
+    func acceptsAnyKeyOrderAndWhitespace(json: String) throws {
+        let fast = try #require(QuoteRequest.decodeHotPath(Array(json.utf8)))
+        #expect(fast == Self.generalDecode(Array(json.utf8)))
+    }
+
+    @Test(arguments: [
+        #"{"node":"n1","grant":{"symbol":"ACME","node":"n1","fencing_token":3,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"},"bid_qty":5.5,"ask_qty":5}"#,
+        #"{"node":"n1","grant":{"symbol":"ACME","node":"n1","fencing_token":3,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"},"bid_qty":5,"ask_qty":5,"extra":1}"#,
+        #"{"node":"n1","grant":{"symbol":"ACME","node":"n1","fencing_token":3,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"},"bid_qty":5,"ask_qty":5,"ask_qty":6}"#,
+        #"{"node":"n\u0031","grant":{"symbol":"ACME","node":"n1","fencing_token":3,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"},"bid_qty":5,"ask_qty":5}"#,
+        #"{"node":"n1","grant":{"symbol":"ACME","node":"n1","fencing_token":3,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"},"bid_price":null,"bid_qty":5,"ask_qty":5}"#,
+        #"{"node":"n1","bid_qty":5,"ask_qty":5}"#,
+        #"{"node":"n1","grant":{"symbol":"ACME","node":"n1","fencing_token":99999999999999999999,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"},"bid_qty":5,"ask_qty":5}"#,
+    ])
+    func declinesWhatItDoesNotFullyUnderstand(json: String) {
+        #expect(QuoteRequest.decodeHotPath(Array(json.utf8)) == nil)
+    }
 }
