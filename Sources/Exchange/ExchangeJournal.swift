@@ -83,7 +83,8 @@ public final class GRDBExchangeJournal: ExchangeJournal {
         guard !records.isEmpty else { return }
         let encoder = MMJSON.makeEncoder()
         let rows = try records.map { record in
-            (record.seq, record.tsMs, record.entry.kind.rawValue, String(decoding: try encoder.encode(record.entry), as: UTF8.self))
+            let body = try record.entry.hotPathJSON() ?? Array(encoder.encode(record.entry))
+            return (record.seq, record.tsMs, record.entry.kind.rawValue, String(decoding: body, as: UTF8.self))
         }
         try await database.write { db in
             let statement = try db.cachedStatement(sql: "INSERT INTO journal (seq, ts_ms, kind, body) VALUES (?, ?, ?, ?)")
