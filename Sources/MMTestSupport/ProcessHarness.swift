@@ -41,16 +41,30 @@ public enum TestPaths {
 }
 
 /// Hands out port bases (blocks of 100 ports) no other test in this run uses and that are
-/// free right now.
+/// free right now, all below the kernel's ephemeral range: a port in that range can be taken
+/// at any moment by an outgoing connection's local end (the services keep dozens of loopback
+/// connections open), which once made a test node fail to bind a port found free a second
+/// earlier.
 public enum PortAllocator {
-    private static let next = Mutex<Int>(20_000 + Int(ProcessInfo.processInfo.processIdentifier % 300) * 100)
+    static let lowest = 10_000
+    /// The first ephemeral port (`/proc/sys/net/ipv4/ip_local_port_range`), 32768 if unreadable.
+    static let ephemeralStart: Int = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+    }()
+    /// Where bases start and how many 100-port blocks fit below the ephemeral range; a machine
+    /// whose ephemeral range starts too low for that gets the old 20000–60000 window.
+    static var window: (start: Int, blocks: Int) {
+        ephemeralStart >= lowest + 2_000 ? (lowest, (ephemeralStart - lowest) / 100 - 1) : (20_000, 400)
+    }
+    private static let next = Mutex<Int>(Int(ProcessInfo.processInfo.processIdentifier) % window.blocks)
 
     public static func portBase() -> Int {
+        let window = window
         while true {
-            let base = next.withLock { value -> Int in
-                let current = value
-                value += 100
-                if value > 60_000 { value = 20_000 }
+            let base = next.withLock { block -> Int in
+                let current = window.start + (block % window.blocks) * 100
+                block += 1
                 return current
             }
             if (0..<20).allSatisfy({ isFree(base + $0) }) { return base }

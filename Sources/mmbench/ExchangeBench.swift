@@ -94,7 +94,7 @@ struct ExchangeBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: directory.path) }
         let tokens = try RoleTokens.generate(in: directory)
         var port = 0
-        for candidate in 39_000..<39_500 where isPortFree(candidate) { port = candidate; break }
+        for candidate in 29_000..<29_500 where isPortFree(candidate) { port = candidate; break }
         let config = try await ClusterConfig.load(path: nil, environment: [:], overrides: ["flow.interval_ms": "1000000"])
         let environment = ServiceEnvironment(process: .exchange, role: .exchange, config: config, dataDirectory: directory, tokens: tokens, portOverride: port)
         let server = Task { try await ExchangeService.run(environment, exitWithParent: false) }
