@@ -111,40 +111,21 @@ public struct FencingAudit: Sendable {
 extension JournalEntry: HotPathJSONEncodable {
     public func writeJSON(to writer: inout HotPathJSONWriter) -> Bool {
         writer.beginObject()
-        if let askPrice { writer.key("ask_price"); writer.int(askPrice) }
-        if let askQty { writer.key("ask_qty"); writer.int(askQty) }
-        if let bidPrice { writer.key("bid_price"); writer.int(bidPrice) }
-        if let bidQty { writer.key("bid_qty"); writer.int(bidQty) }
-        if let clientOrderId {
-            writer.key("client_order_id")
-            guard writer.string(clientOrderId) else { return false }
-        }
-        if let flowIndex { writer.key("flow_index"); writer.int(flowIndex) }
-        writer.key("kind")
-        guard writer.string(kind.rawValue) else { return false }
-        if let node {
-            writer.key("node")
-            guard writer.string(node) else { return false }
-        }
-        if let orderId {
-            writer.key("order_id")
-            guard writer.string(orderId) else { return false }
-        }
-        if let price { writer.key("price"); writer.int(price) }
-        if let qty { writer.key("qty"); writer.int(qty) }
-        if let side {
-            writer.key("side")
-            guard writer.string(side.rawValue) else { return false }
-        }
-        if let symbol {
-            writer.key("symbol")
-            guard writer.string(symbol) else { return false }
-        }
-        if let timeInForce {
-            writer.key("time_in_force")
-            guard writer.string(timeInForce.rawValue) else { return false }
-        }
-        if let token { writer.key("token"); writer.int(token) }
+        writer.member("ask_price", askPrice)
+        writer.member("ask_qty", askQty)
+        writer.member("bid_price", bidPrice)
+        writer.member("bid_qty", bidQty)
+        guard writer.member("client_order_id", clientOrderId) else { return false }
+        writer.member("flow_index", flowIndex)
+        guard writer.member("kind", kind.rawValue),
+              writer.member("node", node),
+              writer.member("order_id", orderId) else { return false }
+        writer.member("price", price)
+        writer.member("qty", qty)
+        guard writer.member("side", side?.rawValue),
+              writer.member("symbol", symbol),
+              writer.member("time_in_force", timeInForce?.rawValue) else { return false }
+        writer.member("token", token)
         writer.endObject()
         return true
     }

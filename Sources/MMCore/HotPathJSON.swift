@@ -77,6 +77,20 @@ public struct HotPathJSONWriter {
         return true
     }
 
+    /// A member that JSONEncoder omits when nil (`encodeIfPresent`).
+    public mutating func member(_ name: StaticString, _ value: Int64?) {
+        guard let value else { return }
+        key(name)
+        int(value)
+    }
+
+    /// A string member omitted when nil; false when the string needs escaping.
+    public mutating func member(_ name: StaticString, _ value: String?) -> Bool {
+        guard let value else { return true }
+        key(name)
+        return string(value)
+    }
+
     private mutating func separate() {
         guard let last = hasMembers.indices.last else { return }
         if hasMembers[last] { bytes.append(UInt8(ascii: ",")) }
@@ -150,16 +164,10 @@ extension BatchRenewResult: HotPathJSONEncodable {
 extension Quote: HotPathJSONEncodable {
     public func writeJSON(to writer: inout HotPathJSONWriter) -> Bool {
         writer.beginObject()
-        if let askPrice {
-            writer.key("ask_price")
-            writer.int(askPrice)
-        }
+        writer.member("ask_price", askPrice)
         writer.key("ask_qty")
         writer.int(askQty)
-        if let bidPrice {
-            writer.key("bid_price")
-            writer.int(bidPrice)
-        }
+        writer.member("bid_price", bidPrice)
         writer.key("bid_qty")
         writer.int(bidQty)
         writer.key("fencing_token")

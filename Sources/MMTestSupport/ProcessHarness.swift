@@ -67,22 +67,8 @@ public enum PortAllocator {
                 block += 1
                 return current
             }
-            if (0..<20).allSatisfy({ isFree(base + $0) }) { return base }
+            if (0..<20).allSatisfy({ LoopbackSocket.isPortFree(port: base + $0) }) { return base }
         }
-    }
-
-    public static func isFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        return result == 0
     }
 }
 

@@ -389,7 +389,7 @@ public actor ProcessSupervisor {
         }
         let process = ClusterProcess.node(index)
         let port = config.port(of: process)
-        guard HostChecks.isPortFree(host: config.listen.host, port: port) else { throw ControlError.portInUse(process.name, port) }
+        guard LoopbackSocket.isPortFree(host: config.listen.host, port: port) else { throw ControlError.portInUse(process.name, port) }
         table[process] = Managed(process: process, history: policy.freshHistory())
         record("add", process: process, "\(process.name) added on request")
         try spawn(process)

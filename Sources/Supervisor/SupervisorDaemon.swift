@@ -54,7 +54,7 @@ public enum SupervisorDaemon {
         let nodeCount = max(1, options.nodeCount)
         let processes: [ClusterProcess] = [.coordinator, .state, .exchange] + (1...nodeCount).map { .node($0) } + [.gui]
         for (name, port) in [("supervisor", config.supervisorPort)] + processes.map({ ($0.name, config.port(of: $0)) }) {
-            guard HostChecks.isPortFree(host: config.listen.host, port: port) else {
+            guard LoopbackSocket.isPortFree(host: config.listen.host, port: port) else {
                 let error = SupervisorError.portInUse(process: name, port: port)
                 logger.error("\(error)")
                 return error.exitCode

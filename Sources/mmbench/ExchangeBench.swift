@@ -94,7 +94,7 @@ struct ExchangeBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: directory.path) }
         let tokens = try RoleTokens.generate(in: directory)
         var port = 0
-        for candidate in 29_000..<29_500 where isPortFree(candidate) { port = candidate; break }
+        for candidate in 29_000..<29_500 where LoopbackSocket.isPortFree(port: candidate) { port = candidate; break }
         let config = try await ClusterConfig.load(path: nil, environment: [:], overrides: ["flow.interval_ms": "1000000"])
         let environment = ServiceEnvironment(process: .exchange, role: .exchange, config: config, dataDirectory: directory, tokens: tokens, portOverride: port)
         let server = Task { try await ExchangeService.run(environment, exitWithParent: false) }
@@ -130,18 +130,5 @@ struct ExchangeBench: AsyncParsableCommand {
         print("http quote replaces: \(outcome.responses) in \(String(format: "%.2f", outcome.elapsedSeconds)) s = \(Int(outcome.perSecond))/s with \(clients) connections; errors \(outcome.errors)")
         print(String(format: "latency ms: p50 %.2f p90 %.2f p99 %.2f", outcome.percentileMs(0.5), outcome.percentileMs(0.9), outcome.percentileMs(0.99)))
         print("journal records written during the load: \(stats.journalSeq - journalBefore) (every accepted replace journaled, synchronous=FULL, group commit)")
-    }
-
-    func isPortFree(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Histogram
+import MMServiceKit
 import Synchronization
 
 /// A lean HTTP/1.1 keep-alive load generator, in the spirit of `wrk`: one OS thread and one
@@ -89,10 +90,7 @@ struct RawHTTPLoad {
     private static func connectLoopback(port: Int) -> Int32? {
         let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = LoopbackSocket.address(port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
