@@ -185,8 +185,9 @@ public enum Invariants {
 
     /// Rebuilds every grant's lifetime [grant.ts_ms, end) from the events and checks that, per
     /// symbol, each grant starts at or after the previous one's end and carries a higher token.
-    /// A grant ends at its `release` (ts_ms), at its `grant_expired` (expires_at_ms, which
-    /// includes every silent renewal), or, if the coordinator restarted while it was open, at
+    /// A grant ends at its `release` or `revoke` (ts_ms: the holder released it, or its process
+    /// was reported dead), at its `grant_expired` (expires_at_ms, which includes every silent
+    /// renewal), or, if the coordinator restarted while it was open, at
     /// the restart's quiet-period end (`coordinator_started.expires_at_ms`): every renewal
     /// happened before the restart, so none reaches past restart + one grant TTL.
     public static func grantsNeverOverlap(events: [ClusterEvent]) -> InvariantResult {
@@ -222,7 +223,7 @@ public enum Invariants {
                 }
                 highestToken[symbol] = max(highestToken[symbol] ?? token, token)
                 open[symbol] = GrantLifetime(symbol: symbol, node: node, fencingToken: token, grantedAtMs: event.tsMs, endMs: nil, grantSeq: event.seq)
-            case "release", "grant_expired":
+            case "release", "revoke", "grant_expired":
                 guard let symbol = event.symbol else { continue }
                 guard let current = open[symbol], current.fencingToken == event.fencingToken else {
                     // An end for a grant we never saw open: harmless if it is a duplicate close
@@ -232,7 +233,7 @@ public enum Invariants {
                     }
                     continue
                 }
-                let end = event.kind == "release" ? event.tsMs : (event.expiresAtMs ?? event.tsMs)
+                let end = event.kind == "grant_expired" ? (event.expiresAtMs ?? event.tsMs) : event.tsMs
                 close(current, at: end)
             case "coordinator_started":
                 restarts += 1

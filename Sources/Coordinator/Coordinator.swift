@@ -41,10 +41,15 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
     router.on(CoordinatorRoutes.heartbeat) { request, context in
         let node = try context.pathParameter("node")
         let body = try await request.decode(as: HeartbeatRequest.self, context: context)
-        return try await engine.heartbeat(node: node, address: body.address)
+        return try await engine.heartbeat(node: node, address: body.address, incarnation: body.incarnation)
     }
     router.on(CoordinatorRoutes.leave) { _, context in
         try await engine.leave(node: try context.pathParameter("node"))
+    }
+    router.on(CoordinatorRoutes.death) { request, context in
+        let node = try context.pathParameter("node")
+        let body = try await request.decode(as: DeathNotice.self, context: context)
+        return try await engine.memberDied(node: node, body)
     }
     router.on(CoordinatorRoutes.members) { _, _ in
         MemberList(members: await engine.members())

@@ -42,8 +42,19 @@ public actor CoordinatorEngine {
 
     // MARK: Commands
 
-    public func heartbeat(node: String, address: String) async throws -> HeartbeatResponse {
-        try await mutate { state, now throws(CoordinatorRefusal) in try state.heartbeat(node: node, address: address, nowMs: now) }
+    public func heartbeat(node: String, address: String, incarnation: String? = nil) async throws -> HeartbeatResponse {
+        try await mutate { state, now throws(CoordinatorRefusal) in
+            try state.heartbeat(node: node, address: address, incarnation: incarnation, nowMs: now)
+        }
+    }
+
+    /// A death notice from the supervisor. Like every mutation it is persisted before the
+    /// answer and wakes the long-polls, so the new assignee (watching assignments) and any
+    /// acquire parked on the dead holder's grant (woken by the event log) move at once.
+    public func memberDied(node: String, _ notice: DeathNotice) async throws -> DeathNoticeResult {
+        try await mutate { state, now throws(CoordinatorRefusal) in
+            try state.memberDied(node: node, incarnation: notice.incarnation, pid: notice.pid, exit: notice.exit, nowMs: now)
+        }
     }
 
     public func leave(node: String) async throws -> LeaveResult {

@@ -23,26 +23,51 @@ public struct CoordinatorPolicy: Sendable, Hashable {
 
 /// The event kinds of the coordinator's durable log.
 public enum CoordinatorEventKind: String, Sendable, CaseIterable {
-    case join, leave, expire, grant
+    case join, leave, expire
+    /// The supervisor reported the member's process dead; its presence ended at once.
+    case death
+    case grant
     case renewRefused = "renew_refused"
     case release
+    /// A grant ended by the coordinator before its expiry because its holder's process died.
+    case revoke
     case grantExpired = "grant_expired"
     case rebalance
     case coordinatorStarted = "coordinator_started"
 }
 
 public struct MemberRecord: Sendable, Hashable {
+    /// How many ended incarnations a member remembers. A late heartbeat is at most a few
+    /// requests behind its process's death, and restarts of one node id come one at a time, so
+    /// a handful covers every heartbeat still in flight while bounding memory per node.
+    public static let rememberedEndedIncarnations = 8
+
     public var node: String
     public var address: String
     public var joinedAtMs: EpochMs
     public var lastHeartbeatMs: EpochMs
     public var expiresAtMs: EpochMs
     public var status: PresenceStatus
+    /// The incarnation of the latest accepted heartbeat; "" when the node sent none (unknown).
+    public var incarnation: String
+    /// Incarnations known to be over (reported dead, or replaced by a newer one), oldest
+    /// first: a heartbeat from one of them is refused, so it cannot resurrect the member.
+    public var endedIncarnations: [String]
 
     public func presence(nowMs: EpochMs) -> NodePresence {
         NodePresence(
             node: node, address: address, joinedAtMs: joinedAtMs, lastHeartbeatMs: lastHeartbeatMs, expiresAtMs: expiresAtMs,
-            expiresInMs: status == .alive ? max(0, expiresAtMs - nowMs) : 0, status: status)
+            expiresInMs: status == .alive ? max(0, expiresAtMs - nowMs) : 0, status: status, incarnation: incarnation.isEmpty ? nil : incarnation)
+    }
+
+    /// Records `ended` as over; the unknown incarnation ("") is never recorded, since every
+    /// node that sends none shares it.
+    mutating func markEnded(_ ended: String) {
+        guard !ended.isEmpty, !endedIncarnations.contains(ended) else { return }
+        endedIncarnations.append(ended)
+        if endedIncarnations.count > Self.rememberedEndedIncarnations {
+            endedIncarnations.removeFirst(endedIncarnations.count - Self.rememberedEndedIncarnations)
+        }
     }
 }
 
@@ -53,6 +78,9 @@ public struct GrantRecord: Sendable, Hashable {
     public var fencingToken: Int64
     public var grantedAtMs: EpochMs
     public var expiresAtMs: EpochMs
+    /// The holder's incarnation when it acquired: a death notice for that incarnation ends
+    /// the grant at once. "" (unknown) is never matched, so such grants run to their expiry.
+    public var incarnation: String
 
     /// A grant is valid while now < expires_at_ms, the same rule the exchange applies.
     public func isLive(at nowMs: EpochMs) -> Bool { nowMs < expiresAtMs }
@@ -84,7 +112,9 @@ public enum CoordinatorRefusal: Error, Sendable, Hashable {
     case unknownSymbol(String)
     case invalidNodeId(String)
     case invalidAddress(String)
+    case invalidField(field: String, reason: String)
     case unknownNode(String)
+    case incarnationEnded(node: String, incarnation: String)
     case notAssigned(symbol: String, node: String, assignedTo: String?)
     case heldByOther(symbol: String, holder: String, expiresInMs: Int64)
     case grantLapsed(symbol: String, node: String)
@@ -95,8 +125,9 @@ public enum CoordinatorRefusal: Error, Sendable, Hashable {
         switch self {
         case .unknownSymbol: "unknown_symbol"
         case .invalidNodeId: CoordinatorErrorCode.invalidNodeId
-        case .invalidAddress: "invalid_field"
+        case .invalidAddress, .invalidField: "invalid_field"
         case .unknownNode: CoordinatorErrorCode.unknownNode
+        case .incarnationEnded: CoordinatorErrorCode.incarnationEnded
         case .notAssigned: CoordinatorErrorCode.notAssigned
         case .heldByOther: CoordinatorErrorCode.heldByOther
         case .grantLapsed: CoordinatorErrorCode.grantLapsed
@@ -114,6 +145,14 @@ public enum CoordinatorRefusal: Error, Sendable, Hashable {
                 status: 400, code: code, message: "node id '\(node)' must be 1–32 characters of a–z, 0–9 and '-'", details: ["node": node])
         case .invalidAddress(let why):
             return .invalidField("address", why)
+        case .invalidField(let field, let reason):
+            return .invalidField(field, reason)
+        case .incarnationEnded(let node, let incarnation):
+            return APIError(
+                status: 409, code: code,
+                message: "incarnation '\(incarnation)' of node '\(node)' has ended (its process was reported dead or a newer one took over): "
+                    + "this heartbeat changed nothing; a restarted node must start with a new incarnation",
+                details: ["node": node, "incarnation": incarnation])
         case .unknownNode(let node):
             return APIError(
                 status: 404, code: code, message: "node '\(node)' is not a member: send POST /v1/members/\(node)/heartbeat first",
@@ -194,23 +233,41 @@ public struct CoordinatorState: Sendable {
 
     // MARK: Membership
 
-    public mutating func heartbeat(node: String, address: String, nowMs: EpochMs) throws(CoordinatorRefusal) -> HeartbeatResponse {
+    /// `incarnation` nil or "" means the node did not say (an older node): it matches no death
+    /// notice. A different incarnation from a live member is a restart of that node: the new one
+    /// is recorded and the old one counts as ended, so its late heartbeats cannot take over again.
+    /// Grants stay as they are (the restarted node's acquire supersedes them, as always).
+    public mutating func heartbeat(node: String, address: String, incarnation: String? = nil, nowMs: EpochMs) throws(CoordinatorRefusal) -> HeartbeatResponse {
         sweep(nowMs: nowMs)
         try validate(node: node)
         guard !address.isEmpty, address.utf8.count <= 256 else {
             throw .invalidAddress("must be 1–256 bytes, e.g. \"http://127.0.0.1:7411\"")
+        }
+        let incarnation = incarnation ?? ""
+        if !incarnation.isEmpty { try validate(incarnation: incarnation) }
+        if let member = members[node], member.endedIncarnations.contains(incarnation) {
+            throw .incarnationEnded(node: node, incarnation: incarnation)
         }
         let expiresAtMs = nowMs + policy.presenceTtlMs
         if var member = members[node], member.status == .alive {
             member.lastHeartbeatMs = nowMs
             member.expiresAtMs = expiresAtMs
             member.address = address
+            if member.incarnation != incarnation {
+                let previous = member.incarnation
+                member.markEnded(previous)
+                member.incarnation = incarnation
+                append(nowMs, .join, node: node, detail: "new incarnation \(describe(incarnation)) (was \(describe(previous))): the node restarted")
+            }
             members[node] = member
         } else {
-            members[node] = MemberRecord(
-                node: node, address: address, joinedAtMs: nowMs, lastHeartbeatMs: nowMs, expiresAtMs: expiresAtMs, status: .alive)
+            var member = MemberRecord(
+                node: node, address: address, joinedAtMs: nowMs, lastHeartbeatMs: nowMs, expiresAtMs: expiresAtMs, status: .alive,
+                incarnation: incarnation, endedIncarnations: members[node]?.endedIncarnations ?? [])
+            if let previous = members[node]?.incarnation, previous != incarnation { member.markEnded(previous) }
+            members[node] = member
             nextDeadlineMs = min(nextDeadlineMs, expiresAtMs)
-            append(nowMs, .join, node: node, detail: "joined at \(address)")
+            append(nowMs, .join, node: node, detail: "joined at \(address)" + (incarnation.isEmpty ? "" : " (incarnation \(incarnation))"))
             forgetOldDepartedMembers()
             rebalance(nowMs: nowMs)
         }
@@ -230,6 +287,67 @@ public struct CoordinatorState: Sendable {
         append(nowMs, .leave, node: node, detail: "left gracefully")
         rebalance(nowMs: nowMs)
         return LeaveResult(node: node, left: true)
+    }
+
+    /// The supervisor reaped the process that ran `node` as `incarnation`. A reaped process
+    /// can no longer act, so unlike a leave or an expiry (where the node may still be acting)
+    /// its grants can end now: the next holder starts at once instead of after a grant TTL.
+    ///
+    /// * The member's presence ends (`dead`, a `death` event, rebalance) only if it is alive
+    ///   as exactly that incarnation: a notice that arrives after the node restarted must not
+    ///   end the new process.
+    /// * Independently, every live grant that this node acquired as that incarnation ends
+    ///   (`revoke`). Tokens are untouched: the next acquire mints token + 1 as always, which
+    ///   fences anything the dead process left at the exchange.
+    /// * The incarnation is remembered as ended, so a heartbeat it sent before dying that
+    ///   arrives now is refused instead of bringing the member back.
+    public mutating func memberDied(
+        node: String, incarnation: String, pid: Int32? = nil, exit: String? = nil, nowMs: EpochMs
+    ) throws(CoordinatorRefusal) -> DeathNoticeResult {
+        sweep(nowMs: nowMs)
+        try validate(node: node)
+        try validate(incarnation: incarnation)
+        if let pid, pid <= 0 { throw .invalidField(field: "pid", reason: "must be a positive process id (got \(pid))") }
+        // It goes into the event log verbatim, so no control characters (a forged line break
+        // in an operator's timeline) and a bounded size.
+        if let exit, exit.isEmpty || exit.utf8.count > 256 || exit.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) {
+            throw .invalidField(field: "exit", reason: "must be 1–256 bytes without control characters, e.g. \"signal 9\"")
+        }
+        guard var member = members[node] else { throw .unknownNode(node) }
+
+        let ends = member.incarnation == incarnation && member.status == .alive
+        if ends {
+            member.status = .dead
+            member.expiresAtMs = nowMs
+            var how = "process died (incarnation \(incarnation)"
+            if let pid { how += ", pid \(pid)" }
+            if let exit { how += ", \(exit)" }
+            append(nowMs, .death, node: node, detail: how + ")")
+        }
+        member.markEnded(incarnation)
+        members[node] = member
+
+        var revoked: [String] = []
+        for symbol in grants.keys.sorted() {
+            guard let grant = grants[symbol], grant.node == node, grant.incarnation == incarnation, grant.isLive(at: nowMs) else { continue }
+            grants[symbol] = nil
+            append(
+                nowMs, .revoke, symbol: symbol, node: node, fencingToken: grant.fencingToken, expiresAtMs: nowMs,
+                detail: "holder's process died (incarnation \(incarnation))")
+            revoked.append(symbol)
+        }
+        if ends { rebalance(nowMs: nowMs) }
+
+        let reason: String?
+        if ends {
+            reason = nil
+        } else if member.incarnation == incarnation {
+            reason = "incarnation \(incarnation) is the member's last one but it is already \(member.status.rawValue); no presence to end"
+        } else {
+            reason = "incarnation \(incarnation) is not the current one (\(describe(member.incarnation))); "
+                + (revoked.isEmpty ? "nothing to end" : "the member stays, only that incarnation's grants ended")
+        }
+        return DeathNoticeResult(node: node, incarnation: incarnation, ended: ends, revokedGrants: revoked, reason: reason)
     }
 
     /// Expires silent members and lapsed grants. Every command runs it first, so a decision
@@ -283,7 +401,8 @@ public struct CoordinatorState: Sendable {
         }
         guard nowMs >= quietUntilMs else { throw .startupQuiet(retryAfterMs: quietUntilMs - nowMs) }
         let token = (fencingTokens[symbol] ?? 0) + 1
-        let grant = GrantRecord(symbol: symbol, node: node, fencingToken: token, grantedAtMs: nowMs, expiresAtMs: nowMs + policy.grantTtlMs)
+        let grant = GrantRecord(
+            symbol: symbol, node: node, fencingToken: token, grantedAtMs: nowMs, expiresAtMs: nowMs + policy.grantTtlMs, incarnation: member.incarnation)
         grants[symbol] = grant
         nextDeadlineMs = min(nextDeadlineMs, grant.expiresAtMs)
         fencingTokens[symbol] = token
@@ -373,6 +492,14 @@ public struct CoordinatorState: Sendable {
     private func validate(node: String) throws(CoordinatorRefusal) {
         guard NodeID.isValid(node) else { throw .invalidNodeId(node) }
     }
+
+    private func validate(incarnation: String) throws(CoordinatorRefusal) {
+        guard Incarnation.isValid(incarnation) else {
+            throw .invalidField(field: "incarnation", reason: "must be 1–\(Incarnation.maxBytes) bytes of A–Z a–z 0–9 . _ : -")
+        }
+    }
+
+    private func describe(_ incarnation: String) -> String { incarnation.isEmpty ? "unknown" : incarnation }
 
     private mutating func extend(_ grant: GrantRecord, nowMs: EpochMs) -> GrantRecord {
         var renewed = grant

@@ -238,6 +238,9 @@ public struct AuthorityGrant: Codable, Sendable, Hashable {
 
 public enum PresenceStatus: String, Codable, Sendable {
     case alive, expired, left
+    /// The supervisor reported the member's process dead (a death notice), so its presence
+    /// ended at once instead of at the TTL.
+    case dead
 }
 
 public struct NodePresence: Codable, Sendable, Hashable {
@@ -248,8 +251,13 @@ public struct NodePresence: Codable, Sendable, Hashable {
     public var expiresAtMs: EpochMs
     public var expiresInMs: Int64
     public var status: PresenceStatus
+    /// The process start its latest heartbeat came from; absent when the node sent none.
+    public var incarnation: String?
 
-    public init(node: String, address: String, joinedAtMs: EpochMs, lastHeartbeatMs: EpochMs, expiresAtMs: EpochMs, expiresInMs: Int64, status: PresenceStatus) {
+    public init(
+        node: String, address: String, joinedAtMs: EpochMs, lastHeartbeatMs: EpochMs, expiresAtMs: EpochMs, expiresInMs: Int64, status: PresenceStatus,
+        incarnation: String? = nil
+    ) {
         self.node = node
         self.address = address
         self.joinedAtMs = joinedAtMs
@@ -257,6 +265,7 @@ public struct NodePresence: Codable, Sendable, Hashable {
         self.expiresAtMs = expiresAtMs
         self.expiresInMs = expiresInMs
         self.status = status
+        self.incarnation = incarnation
     }
 }
 
@@ -279,8 +288,8 @@ public struct AssignmentTable: Codable, Sendable, Hashable {
 public struct ClusterEvent: Codable, Sendable, Hashable {
     public var seq: Int64
     public var tsMs: EpochMs
-    /// join, leave, expire, grant, renew_refused, release, rebalance, grant_expired,
-    /// coordinator_started; supervisor: spawn, exit, restart, fatal.
+    /// join, leave, expire, death, grant, renew_refused, release, revoke, rebalance,
+    /// grant_expired, coordinator_started; supervisor: spawn, exit, restart, fatal.
     public var kind: String
     public var symbol: String?
     public var node: String?

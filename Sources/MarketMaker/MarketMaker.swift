@@ -4,10 +4,10 @@ import MMCore
 import MMServiceKit
 import ServiceLifecycle
 
-/// Entry point used by `mmd node --id nK`.
+/// Entry point used by `mmd node --id nK [--incarnation X]`.
 public enum MarketMakerService {
-    public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
-        let node = MarketMakerNode(environment: environment)
+    public static func run(_ environment: ServiceEnvironment, incarnation: String? = nil, exitWithParent: Bool) async throws {
+        let node = MarketMakerNode(environment: environment, incarnation: incarnation)
         let app = buildApplication(environment, router: node.router, services: node.services)
         try await runService(app, environment: environment, exitWithParent: exitWithParent)
     }
@@ -22,17 +22,19 @@ public struct MarketMakerNode {
     public let logger: Logger
     public let router: AuthorizedRouter
 
-    public init(environment: ServiceEnvironment) {
+    public init(environment: ServiceEnvironment, incarnation: String? = nil) {
         let dependencies = NodeDependencies(
             coordinator: CoordinatorClient(environment.endpoint(of: .coordinator)),
             exchange: ExchangeClient(environment.endpoint(of: .exchange)),
             tradingState: TradingStateClient(environment.endpoint(of: .state)))
-        self.init(environment: environment, dependencies: dependencies, time: SystemMonotonicTime())
+        self.init(environment: environment, dependencies: dependencies, time: SystemMonotonicTime(), incarnation: incarnation)
     }
 
-    public init(environment: ServiceEnvironment, dependencies: NodeDependencies, time: any MonotonicTimeSource) {
+    /// `incarnation` nil: a random one, unique to this start of the process.
+    public init(environment: ServiceEnvironment, dependencies: NodeDependencies, time: any MonotonicTimeSource, incarnation: String? = nil) {
         let settings = NodeSettings(
-            nodeId: environment.process.name, address: "http://\(environment.host):\(environment.port)", config: environment.config)
+            nodeId: environment.process.name, address: "http://\(environment.host):\(environment.port)", config: environment.config,
+            incarnation: incarnation)
         let state = NodeState(settings: settings, time: time, clock: environment.clock, logger: environment.logger)
         self.state = state
         self.dependencies = dependencies

@@ -74,7 +74,7 @@ public struct PresenceService: Service {
             var streak = FailureStreak("heartbeat")
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 do {
-                    _ = try await registry.heartbeat(node: settings.nodeId, HeartbeatRequest(address: settings.address))
+                    _ = try await registry.heartbeat(node: settings.nodeId, HeartbeatRequest(address: settings.address, incarnation: settings.incarnation))
                     await state.markRegistered()
                     streak.succeeded(logger: logger)
                 } catch {

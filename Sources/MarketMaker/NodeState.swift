@@ -6,6 +6,9 @@ public struct NodeSettings: Sendable {
     public var nodeId: String
     /// The base URL the node announces in its heartbeats.
     public var address: String
+    /// This process's start (`Incarnation`), sent with every heartbeat, so the supervisor's
+    /// death notice for it ends exactly this process's presence and grants, never a successor's.
+    public var incarnation: String
     public var quoting: ClusterConfig.QuotingParameters
     public var maxPriceTicks: Ticks
     public var heartbeatIntervalMs: Int64
@@ -32,10 +35,11 @@ public struct NodeSettings: Sendable {
         nodeId: String, address: String, quoting: ClusterConfig.QuotingParameters, maxPriceTicks: Ticks, heartbeatIntervalMs: Int64,
         renewIntervalMs: Int64, safetyMarginMs: Int64, deadmanTimeoutMs: Int64, refreshIntervalMs: Int64, priceIntervalMs: Int64, grantTtlMs: Int64,
         acquireRetryMs: Int64 = 150, transientRetryMs: Int64 = 200, longPollWaitMs: Int64 = 5_000, acquireWaitMs: Int64? = nil,
-        maxAcquiresInFlight: Int = 16
+        maxAcquiresInFlight: Int = 16, incarnation: String = Incarnation.random()
     ) {
         self.nodeId = nodeId
         self.address = address
+        self.incarnation = incarnation
         self.quoting = quoting
         self.maxPriceTicks = maxPriceTicks
         self.heartbeatIntervalMs = heartbeatIntervalMs
@@ -52,13 +56,14 @@ public struct NodeSettings: Sendable {
         self.maxAcquiresInFlight = maxAcquiresInFlight
     }
 
-    public init(nodeId: String, address: String, config: ClusterConfig) {
+    /// `incarnation` nil: a fresh random one (the node was started without `--incarnation`).
+    public init(nodeId: String, address: String, config: ClusterConfig, incarnation: String? = nil) {
         self.init(
             nodeId: nodeId, address: address, quoting: config.quoting, maxPriceTicks: config.exchange.maxPriceTicks,
             heartbeatIntervalMs: config.node.heartbeatIntervalMs, renewIntervalMs: config.node.renewIntervalMs,
             safetyMarginMs: config.node.safetyMarginMs, deadmanTimeoutMs: config.node.deadmanTimeoutMs,
             refreshIntervalMs: config.node.refreshIntervalMs, priceIntervalMs: config.exchange.priceIntervalMs,
-            grantTtlMs: config.coordinator.grantTtlMs)
+            grantTtlMs: config.coordinator.grantTtlMs, incarnation: incarnation ?? Incarnation.random())
     }
 }
 

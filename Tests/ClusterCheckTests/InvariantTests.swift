@@ -143,7 +143,7 @@ struct GrantsNeverOverlapTests {
         ClusterEvent(seq: seq, tsMs: at, kind: "coordinator_started", expiresAtMs: quietUntil, detail: "")
     }
 
-    @Test("table: release, expiry and restart boundaries; overlaps and token regressions caught")
+    @Test("table: release, revoke, expiry and restart boundaries; overlaps and token regressions caught")
     func table() {
         let cases: [(String, [ClusterEvent], String?)] = [
             ("release then grant at the same ms", [grant(1, "ACME", "n1", token: 1, at: 0), end(2, "release", "ACME", "n1", token: 1, at: 500, expires: 500), grant(3, "ACME", "n2", token: 2, at: 500)], nil),
@@ -156,6 +156,9 @@ struct GrantsNeverOverlapTests {
             ("token repeated", [grant(1, "ACME", "n1", token: 4, at: 0), end(2, "release", "ACME", "n1", token: 4, at: 10, expires: 10), grant(3, "ACME", "n2", token: 4, at: 20)], "tokens_not_increasing"),
             ("token going backwards after a restart", [grant(1, "ACME", "n1", token: 7, at: 0), started(2, at: 100, quietUntil: 2_100), grant(3, "ACME", "n1", token: 3, at: 2_200)], "tokens_not_increasing"),
             ("release of a grant never issued", [end(1, "release", "ACME", "n1", token: 9, at: 10, expires: 10)], "unmatched_ends"),
+            // A death notice ends the dead holder's grant at the revoke, long before its expiry.
+            ("revoke then grant at the same ms", [grant(1, "ACME", "n1", token: 1, at: 0), end(2, "revoke", "ACME", "n1", token: 1, at: 300, expires: 300), grant(3, "ACME", "n2", token: 2, at: 300)], nil),
+            ("grant before the revoke", [grant(1, "ACME", "n1", token: 1, at: 0), end(2, "revoke", "ACME", "n1", token: 1, at: 300, expires: 300), grant(3, "ACME", "n2", token: 2, at: 299)], "overlapping"),
         ]
         for (label, events, brokenCount) in cases {
             let result = Invariants.grantsNeverOverlap(events: events)

@@ -3,7 +3,8 @@ import MMCore
 import PropertyBased
 import Testing
 
-/// Model-based test: random interleavings of join, leave, heartbeat, crash (silence), acquire,
+/// Model-based test: random interleavings of join, leave, heartbeat, crash (silence), death
+/// (the supervisor's notice for a reaped process), a dead process's late heartbeat, acquire,
 /// renew, batch renew, release, clock advance and coordinator restart (rebuilt from the same
 /// repository), checked after every step from the clients' point of view: the grants the
 /// nodes were actually handed, not the coordinator's own bookkeeping.
@@ -16,6 +17,9 @@ import Testing
     /// What the nodes hold: the latest copy of each grant they were given.
     struct HeldGrant {
         var grant: AuthorityGrant
+        /// The incarnation of the process that acquired it, and the coordinator run that issued it.
+        var incarnation: String
+        var run: Int
         var released = false
     }
 
@@ -26,6 +30,14 @@ import Testing
         var engine: CoordinatorEngine
         var startedAtMs: EpochMs
         var running: Set<String> = []
+        /// Each node's current process (a new one per start: heartbeat after not running).
+        var incarnations: [String: String] = [:]
+        var starts = 0
+        var startsOf: [String: Int] = [:]
+        /// The last incarnation of each node reported dead, the coordinator run it was reported
+        /// to (that memory does not survive a restart) and the node's start count then.
+        var died: [String: (incarnation: String, run: Int, starts: Int)] = [:]
+        var run = 0
         /// symbol → token → grant as last handed out.
         var held: [String: [Int64: HeldGrant]] = [:]
         var highestToken: [String: Int64] = [:]
@@ -46,6 +58,18 @@ import Testing
             engine = try await CoordinatorEngine(policy: CoordinatorModelTests.policy, store: store, signer: signer, clock: clock)
             startedAtMs = now
             sawRestart = true
+            run += 1
+        }
+
+        /// The node's incarnation, starting a new process when it is not running.
+        func start(_ node: String) -> String {
+            if !running.contains(node) || incarnations[node] == nil {
+                starts += 1
+                startsOf[node, default: 0] += 1
+                incarnations[node] = "\(node)-p\(starts)"
+                running.insert(node)
+            }
+            return incarnations[node]!
         }
 
         func liveHeld(_ symbol: String) -> [AuthorityGrant] {
@@ -71,7 +95,9 @@ import Testing
             highestToken[grant.symbol] = max(previous, grant.fencingToken)
             let others = liveHeld(grant.symbol).filter { $0.fencingToken != grant.fencingToken }
             #expect(others.isEmpty, "\(grant.symbol) granted to \(node) (token \(grant.fencingToken)) while \(others.map { "\($0.node)#\($0.fencingToken)" }) still held")
-            held[grant.symbol, default: [:]][grant.fencingToken] = HeldGrant(grant: grant)
+            let previousCopy = held[grant.symbol]?[grant.fencingToken]
+            held[grant.symbol, default: [:]][grant.fencingToken] = HeldGrant(
+                grant: grant, incarnation: isNew ? incarnations[node] ?? "" : previousCopy?.incarnation ?? "", run: isNew ? run : previousCopy?.run ?? -1)
         }
 
         func dropHeld(symbol: String, node: String) {
@@ -113,8 +139,8 @@ import Testing
     }
 
     enum Step: CustomStringConvertible {
-        case heartbeat(String), leave(String), crash(String), acquire(String, String), renew(String, String, stale: Bool)
-        case batchRenew(String), release(String, String), advance(Int64), restart
+        case heartbeat(String), leave(String), crash(String), die(String), lateHeartbeat(String), acquire(String, String)
+        case renew(String, String, stale: Bool), batchRenew(String), release(String, String), advance(Int64), restart
 
         init(code: Int) {
             let node = CoordinatorModelTests.nodes[(code / 16) % CoordinatorModelTests.nodes.count]
@@ -122,7 +148,7 @@ import Testing
             switch code % 16 {
             case 0, 1, 2: self = .heartbeat(node)
             case 3: self = .leave(node)
-            case 4: self = .crash(node)
+            case 4: self = (code / 1024) % 2 == 0 ? .crash(node) : .die(node)
             case 5, 6, 7: self = .acquire(node, symbol)
             case 8: self = .renew(node, symbol, stale: false)
             case 9: self = .renew(node, symbol, stale: true)
@@ -130,7 +156,7 @@ import Testing
             case 11: self = .release(node, symbol)
             case 12, 13: self = .advance(Int64(50 + (code / 64) % 400))
             case 14: self = .advance(Int64(900 + (code / 64) % 600))
-            default: self = code % 7 == 0 ? .restart : .advance(Int64(10 + code % 100))
+            default: self = code % 7 == 0 ? .restart : code % 7 == 1 ? .lateHeartbeat(node) : .advance(Int64(10 + code % 100))
             }
         }
 
@@ -139,6 +165,8 @@ import Testing
             case .heartbeat(let n): "heartbeat(\(n))"
             case .leave(let n): "leave(\(n))"
             case .crash(let n): "crash(\(n))"
+            case .die(let n): "die(\(n))"
+            case .lateHeartbeat(let n): "lateHeartbeat(\(n))"
             case .acquire(let n, let s): "acquire(\(n),\(s))"
             case .renew(let n, let s, let stale): "renew(\(n),\(s),stale:\(stale))"
             case .batchRenew(let n): "batchRenew(\(n))"
@@ -161,8 +189,8 @@ import Testing
         for step in steps {
             switch step {
             case .heartbeat(let node):
-                h.running.insert(node)
-                _ = try await h.engine.heartbeat(node: node, address: "http://127.0.0.1/\(node)")
+                let incarnation = h.start(node)
+                _ = try await h.engine.heartbeat(node: node, address: "http://127.0.0.1/\(node)", incarnation: incarnation)
             case .leave(let node):
                 h.running.remove(node)
                 // A well-behaved node releases its grants first.
@@ -175,6 +203,49 @@ import Testing
                 do { _ = try await h.engine.leave(node: node) } catch { #expect(code(of: error) == "unknown_node") }
             case .crash(let node):
                 h.running.remove(node)
+            case .die(let node):
+                // The supervisor reaps the node's running process and reports it.
+                guard h.running.contains(node), let incarnation = h.incarnations[node] else { continue }
+                h.running.remove(node)
+                let member = await h.engine.members().first { $0.node == node }
+                // Grants this process acquired from the current coordinator run, still live.
+                let expected = Self.symbols.filter { symbol in
+                    (h.held[symbol] ?? [:]).values.contains {
+                        $0.grant.node == node && $0.incarnation == incarnation && !$0.released && h.now < $0.grant.expiresAtMs
+                            && $0.run == h.run
+                    }
+                }
+                do {
+                    let result = try await h.engine.memberDied(node: node, DeathNotice(incarnation: incarnation, pid: 100, exit: "signal 9"))
+                    let wasAlive = member?.status == .alive && (member?.expiresAtMs ?? 0) > h.now
+                    #expect(result.ended == (wasAlive && member?.incarnation == incarnation), "die(\(node)): \(result)")
+                    #expect(result.revokedGrants == expected, "die(\(node)) revoked \(result.revokedGrants), the process held \(expected)")
+                    h.died[node] = (incarnation, h.run, h.startsOf[node] ?? 0)
+                } catch {
+                    #expect(code(of: error) == "unknown_node", "die(\(node)): \(error)")
+                    #expect(member == nil)
+                }
+                // Whatever the coordinator revoked, a dead process acts no more.
+                for symbol in Self.symbols {
+                    for (token, grant) in h.held[symbol] ?? [:] where grant.grant.node == node && grant.incarnation == incarnation {
+                        h.held[symbol]?[token]?.released = true
+                    }
+                }
+            case .lateHeartbeat(let node):
+                // A heartbeat the dead process sent just before dying arrives now: refused, and
+                // nothing changes (the invariants below run as after every step).
+                // (Remembered while fewer than 8 later incarnations of the node have ended.)
+                guard let died = h.died[node], died.run == h.run,
+                    (h.startsOf[node] ?? 0) - died.starts < MemberRecord.rememberedEndedIncarnations
+                else { continue }
+                let before = await h.engine.members()
+                do {
+                    _ = try await h.engine.heartbeat(node: node, address: "http://127.0.0.1/\(node)", incarnation: died.incarnation)
+                    Issue.record("late heartbeat of dead incarnation \(died.incarnation) accepted")
+                } catch {
+                    #expect(code(of: error) == "incarnation_ended")
+                }
+                #expect(await h.engine.members() == before)
             case .acquire(let node, let symbol):
                 let table = await h.engine.assignmentTable
                 let quiet = await h.engine.quietForMs
@@ -227,7 +298,9 @@ import Testing
                 // Running nodes heartbeat on time unless the jump itself outlasts their TTL.
                 h.clock.advance(byMs: ms)
                 await h.engine.sweep()
-                for node in h.running.sorted() { _ = try await h.engine.heartbeat(node: node, address: "http://127.0.0.1/\(node)") }
+                for node in h.running.sorted() {
+                    _ = try await h.engine.heartbeat(node: node, address: "http://127.0.0.1/\(node)", incarnation: h.incarnations[node])
+                }
             case .restart:
                 try await h.restart()
             }
@@ -243,13 +316,34 @@ import Testing
     }
 
     /// The event log alone proves no two grants of a symbol overlapped: each grant's lifetime
-    /// is [grant ts, release ts or grant_expired expiry], and grants left open by a restart end
-    /// at the latest when the next coordinator_started's quiet period ends.
+    /// is [grant ts, release or revoke ts, or grant_expired expiry], and grants left open by a
+    /// restart end at the latest when the next coordinator_started's quiet period ends.
     @Test func eventLogRebuildsNonOverlappingLifetimes() async throws {
         let harness = try await Harness()
         var generator = SplitMix(seed: 7)
         let steps = (0..<400).map { _ in Step(code: Int(generator.next() % 100_000)) }
         try await run(steps, harness: harness)
+        _ = try await checkLifetimes(harness)
+    }
+
+    /// Death notices in the model, scripted so that dying nodes hold grants: each step's checks
+    /// apply (a notice revokes exactly the grants the dead process held; the freed symbols are
+    /// then granted to their new owners at once, on a clock that has not moved; a late heartbeat
+    /// of the dead process is refused and changes nothing), and the log still proves no overlap.
+    @Test func deathNoticesFreeSymbolsAtOnce() async throws {
+        let harness = try await Harness()
+        let acquireAll = Self.nodes.flatMap { node in Self.symbols.map { Step.acquire(node, $0) } }
+        var steps: [Step] = Self.nodes.map { .heartbeat($0) } + acquireAll
+        steps += [.die("n1")] + acquireAll + [.lateHeartbeat("n1"), .heartbeat("n1"), .advance(100)] + acquireAll
+        steps += [.die("n2"), .die("n3")] + acquireAll + [.lateHeartbeat("n2"), .restart, .lateHeartbeat("n3"), .advance(1_500)] + acquireAll
+        try await run(steps, harness: harness)
+        let events = try await checkLifetimes(harness)
+        #expect(events.filter { $0.kind == "death" }.map(\.node) == ["n1", "n2", "n3"])
+        #expect(events.filter { $0.kind == "revoke" }.count >= 3, "the dying nodes held grants")
+    }
+
+    /// Rebuilds every grant's lifetime from the harness's event log and checks they never overlap.
+    func checkLifetimes(_ harness: Harness) async throws -> [ClusterEvent] {
         harness.clock.advance(byMs: 5_000)
         await harness.engine.sweep()
         let events = try await harness.engine.events(after: 0, limit: 1_000, waitMs: 0).events
@@ -262,11 +356,11 @@ import Testing
                 let symbol = try #require(event.symbol)
                 #expect(open[symbol] == nil, "grant of \(symbol) at \(event.seq) while token \(open[symbol]!.token) open")
                 open[symbol] = (try #require(event.fencingToken), event.tsMs)
-            case "release", "grant_expired":
+            case "release", "revoke", "grant_expired":
                 let symbol = try #require(event.symbol)
                 let current = try #require(open[symbol], "\(event.kind) without an open grant at seq \(event.seq)")
                 #expect(current.token == event.fencingToken)
-                let end = event.kind == "release" ? event.tsMs : try #require(event.expiresAtMs)
+                let end = event.kind == "grant_expired" ? try #require(event.expiresAtMs) : event.tsMs
                 lifetimes[symbol, default: []].append((current.start, end, current.token))
                 open[symbol] = nil
             case "coordinator_started":
@@ -283,6 +377,7 @@ import Testing
             }
         }
         #expect(lifetimes.values.map(\.count).reduce(0, +) > 5, "the run should have produced grants to check")
+        return events
     }
 }
 

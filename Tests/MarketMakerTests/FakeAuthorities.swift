@@ -21,6 +21,8 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
         var positions = PositionsView(version: 0, positions: [])
         var book: [String: QuoteRequest] = [:]
         var heartbeatsAccepted = true
+        /// The incarnation each heartbeat carried, in order.
+        var heartbeatIncarnations: [String?] = []
         /// How long each heartbeat takes to answer (a slow coordinator).
         var heartbeatDelayMs: Int64 = 0
         /// Symbols whose acquire is parked (as the coordinator parks it while another node holds
@@ -57,6 +59,7 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
 
     func heartbeat(node: String, _ request: HeartbeatRequest) async throws(ClientError) -> HeartbeatResponse {
         record("heartbeat \(node)")
+        state.withLock { $0.heartbeatIncarnations.append(request.incarnation) }
         let (accepted, version, delayMs) = state.withLock { ($0.heartbeatsAccepted, $0.assignments.version, $0.heartbeatDelayMs) }
         guard accepted else { throw .unreachable(TransportError(url: "fake", reason: "down")) }
         if delayMs > 0 {

@@ -27,11 +27,38 @@ import Testing
         return ServiceEnvironment(process: .node(1), role: .node, config: config, dataDirectory: directory, tokens: tokens, clock: ManualClock())
     }
 
-    static func makeNode(_ fake: FakeAuthorities) throws -> (MarketMakerNode, RoleTokens) {
+    static func makeNode(_ fake: FakeAuthorities, incarnation: String? = nil) throws -> (MarketMakerNode, RoleTokens) {
         let directory = TestPaths.temporaryDataDirectory("node-lifecycle")
         let tokens = try RoleTokens.generate(in: directory)
         let dependencies = NodeDependencies(presence: fake, authority: fake, assignments: fake, orders: fake, prices: fake, positions: fake)
-        return (MarketMakerNode(environment: environment(directory, tokens: tokens), dependencies: dependencies, time: SystemMonotonicTime()), tokens)
+        let node = MarketMakerNode(
+            environment: environment(directory, tokens: tokens), dependencies: dependencies, time: SystemMonotonicTime(), incarnation: incarnation)
+        return (node, tokens)
+    }
+
+    /// Every heartbeat names the process's incarnation (the one the supervisor passed, else a
+    /// random one fixed for the process's life), so a death notice can end exactly this process.
+    @Test func everyHeartbeatCarriesTheIncarnation() async throws {
+        func heartbeatIncarnations(_ incarnation: String?) async throws -> [String?] {
+            let fake = Self.flatFake(["ACME": "n1"])
+            let (node, _) = try Self.makeNode(fake, incarnation: incarnation)
+            let group = ServiceGroup(configuration: .init(services: node.services, logger: Logger(label: "test.node")))
+            let running = Task { try await group.run() }
+            #expect(await eventually(timeout: .seconds(5)) { fake.state.withLock { $0.heartbeatIncarnations.count } >= 3 })
+            await group.triggerGracefulShutdown()
+            try await running.value
+            return fake.state.withLock { $0.heartbeatIncarnations }
+        }
+        let given = try await heartbeatIncarnations("sup-n1.7:3")
+        #expect(Set(given) == ["sup-n1.7:3"])
+        let first = try await heartbeatIncarnations(nil)
+        let second = try await heartbeatIncarnations(nil)
+        #expect(Set(first).count == 1, "one incarnation for the whole life of a process: \(first)")
+        let generated = try #require(first.first ?? nil)
+        #expect(generated.count == 16 && generated.allSatisfy(\.isHexDigit), "16 hex digits: \(generated)")
+        #expect(Incarnation.isValid(generated))
+        #expect(Set(second).count == 1)
+        #expect(second.first != first.first, "each start gets its own incarnation")
     }
 
     static func flatFake(_ symbols: [String: String]) -> FakeAuthorities {

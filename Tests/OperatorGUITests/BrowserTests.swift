@@ -74,10 +74,13 @@ import Testing
             async let dom = Chromium.dumpDOM(url, budgetMs: 30_000)
             let served = await eventuallyTrue(timeout: .seconds(30)) { harness.store.framesServed >= 2 }
             #expect(served, "the page never polled /api/dashboard")
-            // Failover: n1 loses ACME, n2 takes it with a higher fencing token; n1 expires.
+            // Failover: n1's process dies (the supervisor's death notice), n2 takes ACME with a
+            // higher fencing token.
             var failedOver = Fixtures.snapshot(takenAt: Fixtures.t0 + 1_000, acmeQuote: Fixtures.quote("n2", token: 8, bid: 10_001, ask: 10_009))
             failedOver.symbols[0].authority = .init(node: "n2", fencingToken: 8, expiresInMs: 3_000)
-            failedOver.members[0].status = .expired
+            failedOver.members[0].status = .dead
+            failedOver.recentEvents.insert(
+                ClusterEvent(seq: 41, tsMs: Fixtures.t0 + 850, kind: "death", node: "n1", detail: "process died (incarnation a1, pid 4242, signal 9)"), at: 0)
             failedOver.recentEvents.insert(ClusterEvent(seq: 42, tsMs: Fixtures.t0 + 900, kind: "grant", symbol: "ACME", node: "n2", fencingToken: 8, detail: ""), at: 0)
             harness.source.set(failedOver)
             harness.clock.advance(byMs: 1_000)
@@ -88,9 +91,11 @@ import Testing
             #expect(body["data-version"] == "2")
             let acme = try #require(rows(rendered, "data-symbol")["ACME"])
             #expect(acme["data-holder"] == "n2" && acme["data-token"] == "8" && acme["data-bid"] == "10001")
-            #expect(rows(rendered, "data-member")["n1"]?["data-status"] == "expired")
-            let newest = DOM.elements("li", in: rendered).first { $0["data-event-kind"] != nil }
-            #expect(newest?["data-event-kind"] == "grant" && newest?["data-symbol"] == "ACME")
+            let n1 = try #require(rows(rendered, "data-member")["n1"])
+            #expect(n1["data-status"] == "dead" && n1["class"] == "alert" && n1.text.contains("✖ dead"), "a dead member stands out in text: \(n1.text)")
+            let items = DOM.elements("li", in: rendered).filter { $0["data-event-kind"] != nil }
+            #expect(items.first?["data-event-kind"] == "grant" && items.first?["data-symbol"] == "ACME")
+            #expect(items.dropFirst().first?["data-event-kind"] == "death" && items.dropFirst().first?.text.contains("✖ death") == true)
             let update = DOM.elements("tr", in: rendered).first { $0["data-quote-update"] != nil }
             #expect(update?["data-symbol"] == "ACME" && update?["data-change"] == "replaced")
         }

@@ -5,6 +5,8 @@ import Foundation
 public enum CoordinatorRoutes {
     public static let heartbeat = RouteSpec(.POST, "/v1/members/{node}/heartbeat", roles: [.node])
     public static let leave = RouteSpec(.DELETE, "/v1/members/{node}", roles: [.node])
+    /// The supervisor reaped this node's process: end that incarnation now, not at its TTL.
+    public static let death = RouteSpec(.POST, "/v1/members/{node}/death", roles: [.supervisor])
     public static let members = RouteSpec.read("/v1/members")
     /// `?after_version=V&wait_ms=W`: long-polls until the assignment version exceeds V.
     public static let assignments = RouteSpec.read("/v1/assignments")
@@ -18,7 +20,7 @@ public enum CoordinatorRoutes {
     /// `?after=SEQ&limit=N&wait_ms=W`.
     public static let events = RouteSpec.read("/v1/events")
 
-    public static let all: [RouteSpec] = [heartbeat, leave, members, assignments, acquire, renew, release, renewBatch, authority, authorityOf, events]
+    public static let all: [RouteSpec] = [heartbeat, leave, death, members, assignments, acquire, renew, release, renewBatch, authority, authorityOf, events]
 }
 
 public enum CoordinatorErrorCode {
@@ -29,11 +31,50 @@ public enum CoordinatorErrorCode {
     public static let grantLapsed = "grant_lapsed"                 // 409
     public static let staleFencingToken = "stale_fencing_token"    // 409
     public static let startupQuiet = "startup_quiet_period"        // 503, with retry_after_ms
+    /// A heartbeat from a process the coordinator knows has ended (reported dead, or replaced
+    /// by a newer incarnation of the same node id).
+    public static let incarnationEnded = "incarnation_ended"       // 409
+}
+
+/// One start of a node process. A node id outlives its processes; the incarnation names one
+/// of them, so the coordinator can tell "this process died" apart from "this node restarted".
+public enum Incarnation {
+    public static let maxBytes = 64
+
+    /// 1–64 bytes of `A–Z a–z 0–9 . _ : -`: no escaping anywhere (JSON, log details, URLs).
+    public static func isValid(_ incarnation: String) -> Bool {
+        let bytes = incarnation.utf8
+        guard !bytes.isEmpty, bytes.count <= maxBytes else { return false }
+        return bytes.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: ":"), UInt8(ascii: "-"):
+                true
+            default:
+                false
+            }
+        }
+    }
+
+    /// 16 hex digits from the system's CSPRNG: unique enough that two starts of one node id
+    /// never share one, which is all the coordinator relies on.
+    public static func random() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let value = generator.next() as UInt64
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
 }
 
 public struct HeartbeatRequest: Codable, Sendable, Hashable {
     public var address: String
-    public init(address: String) { self.address = address }
+    /// Which start of the node process sends this (`Incarnation`). Absent (an older node) is
+    /// treated as unknown: such a node can only be failed over by its presence TTL.
+    public var incarnation: String?
+    public init(address: String, incarnation: String? = nil) {
+        self.address = address
+        self.incarnation = incarnation
+    }
 }
 
 public struct HeartbeatResponse: Codable, Sendable, Hashable {
@@ -53,6 +94,38 @@ public struct LeaveResult: Codable, Sendable, Hashable {
     public init(node: String, left: Bool) {
         self.node = node
         self.left = left
+    }
+}
+
+/// The supervisor's word that it reaped a node's process (`POST /v1/members/{node}/death`).
+public struct DeathNotice: Codable, Sendable, Hashable {
+    /// The incarnation the dead process was started with.
+    public var incarnation: String
+    public var pid: Int32?
+    /// How it ended, for the event log, e.g. "signal 9" or "exit code 1".
+    public var exit: String?
+    public init(incarnation: String, pid: Int32? = nil, exit: String? = nil) {
+        self.incarnation = incarnation
+        self.pid = pid
+        self.exit = exit
+    }
+}
+
+public struct DeathNoticeResult: Codable, Sendable, Hashable {
+    public var node: String
+    public var incarnation: String
+    /// True when this notice ended the member's presence (it was alive as that incarnation).
+    public var ended: Bool
+    /// Symbols whose grants, held by that incarnation, ended at once.
+    public var revokedGrants: [String]
+    /// Why nothing (or only grants) ended, when `ended` is false.
+    public var reason: String?
+    public init(node: String, incarnation: String, ended: Bool, revokedGrants: [String], reason: String? = nil) {
+        self.node = node
+        self.incarnation = incarnation
+        self.ended = ended
+        self.revokedGrants = revokedGrants
+        self.reason = reason
     }
 }
 
@@ -174,6 +247,11 @@ public protocol PresenceRegistry: Sendable {
     func leave(node: String) async throws(ClientError) -> LeaveResult
 }
 
+/// Telling the coordinator that a node's process is gone (the supervisor, on reaping it).
+public protocol DeathNotifier: Sendable {
+    func notifyDeath(node: String, _ notice: DeathNotice) async throws(ClientError) -> DeathNoticeResult
+}
+
 /// Acquiring, renewing and releasing symbol authority.
 public protocol AuthorityProvider: Sendable {
     func acquire(symbol: String, node: String, waitMs: Int64) async throws(ClientError) -> AuthorityGrant
@@ -190,12 +268,16 @@ public protocol ClusterInspection: Sendable {
     func events(after seq: Int64, limit: Int, waitMs: Int64) async throws(ClientError) -> EventPage
 }
 
-public struct CoordinatorClient: PresenceRegistry, AuthorityProvider, ClusterInspection {
+public struct CoordinatorClient: PresenceRegistry, DeathNotifier, AuthorityProvider, ClusterInspection {
     public let endpoint: ServiceEndpoint
     public init(_ endpoint: ServiceEndpoint) { self.endpoint = endpoint }
 
     public func heartbeat(node: String, _ request: HeartbeatRequest) async throws(ClientError) -> HeartbeatResponse {
         try await endpoint.call(.POST, CoordinatorRoutes.heartbeat.path(["node": node]), body: request)
+    }
+    /// Needs the supervisor's token. Ends `notice.incarnation`'s presence and grants at once.
+    public func notifyDeath(node: String, _ notice: DeathNotice) async throws(ClientError) -> DeathNoticeResult {
+        try await endpoint.call(.POST, CoordinatorRoutes.death.path(["node": node]), body: notice)
     }
     public func leave(node: String) async throws(ClientError) -> LeaveResult {
         try await endpoint.call(.DELETE, CoordinatorRoutes.leave.path(["node": node]))
