@@ -3,7 +3,7 @@ import PackageDescription
 
 // One shared contracts module (MMCore), one scaffolding module for HTTP services
 // (MMServiceKit), one library per service, and two thin executables:
-// `mmd` (every service role) and `mmctl` (operator CLI + supervisor daemon).
+// `mmd` (every service role and the supervisor daemon) and `mmctl` (the operator's client).
 // Services never import each other; they talk HTTP through the typed clients in MMCore.
 
 let package = Package(
@@ -63,8 +63,13 @@ let package = Package(
         .target(name: "Coordinator", dependencies: service(["GRDB"])),
         .target(name: "MarketMaker", dependencies: service([])),
         .target(name: "OperatorGUI", dependencies: service([])),
-        // posix_spawn rather than swift-subprocess: see docs/architecture/supervisor.md.
-        .target(name: "Supervisor", dependencies: service([])),
+        // Process primitives without the server stack (locks, pids, sweeps, detached spawn,
+        // rotating logs, parent-death signal), shared by the supervisor and the thin mmctl.
+        .target(name: "CProcessShims"),
+        .target(name: "ProcessKit", dependencies: ["MMCore", "CProcessShims"]),
+        // The supervisor daemon (`mmd supervise`). posix_spawn rather than swift-subprocess:
+        // see docs/architecture/supervisor.md.
+        .target(name: "Supervisor", dependencies: service([]) + ["ProcessKit"]),
 
         // `mmctl check` and `mmctl drill`: the cluster's promises checked from outside, under faults.
         .target(
@@ -80,13 +85,15 @@ let package = Package(
             name: "mmd",
             dependencies: [
                 "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI",
+                "Supervisor", "ProcessKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // A client only: no Hummingbird, NIO or AsyncHTTPClient, so it starts fast.
         .executableTarget(
             name: "mmctl",
             dependencies: [
-                "MMCore", "CurlClient", "Supervisor", "ClusterCheck",
+                "MMCore", "CurlClient", "ProcessKit", "ClusterCheck",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Rainbow", package: "Rainbow"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -117,7 +124,7 @@ let package = Package(
         .testTarget(name: "MarketMakerTests", dependencies: serviceTest("MarketMaker")),
         .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),
         .testTarget(name: "ClusterCheckTests", dependencies: ["ClusterCheck", "MMCore", "MMTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "SupervisorTests", dependencies: serviceTest("Supervisor") + ["CurlClient"]),
+        .testTarget(name: "SupervisorTests", dependencies: serviceTest("Supervisor") + ["CurlClient", "ProcessKit"]),
     ]
 )
 

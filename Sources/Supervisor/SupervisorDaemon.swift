@@ -3,10 +3,11 @@ import Hummingbird
 import Logging
 import MMCore
 import MMServiceKit
+import ProcessKit
 import ServiceLifecycle
 import Synchronization
 
-/// What `mmctl supervise` / `mmctl start --foreground` runs.
+/// What `mmd supervise` (started by `mmctl start`) runs.
 public struct SupervisorOptions: Sendable {
     public var config: ClusterConfig
     public var dataDirectory: DataDirectory
@@ -48,7 +49,7 @@ public enum SupervisorDaemon {
         }
         defer { withExtendedLifetime(lock) {} }
 
-        let swept = sweepLeftovers(dataDirectory, logger: logger)
+        let swept = LeftoverSweep.run(dataDirectory)
         if !swept.isEmpty { logger.warning("killed \(swept.count) process(es) left by a previous supervisor: \(swept)") }
 
         let nodeCount = max(1, options.nodeCount)
@@ -70,7 +71,8 @@ public enum SupervisorDaemon {
             return 1
         }
 
-        let supervisor = ProcessSupervisor(config: config, dataDirectory: dataDirectory, launch: options.launch, logger: logger)
+        let notifier = CoordinatorDeathReporter(config: config, token: tokens.token(for: .supervisor) ?? "", logger: logger)
+        let supervisor = ProcessSupervisor(config: config, dataDirectory: dataDirectory, launch: options.launch, deathReporter: notifier, logger: logger)
         let state = SupervisorStateFile(pid: getpid(), url: config.supervisorURL, startedAtMs: supervisor.startedAtMs)
         try? state.write(dataDirectory)
         defer { try? FileManager.default.removeItem(atPath: dataDirectory.supervisorStatePath) }
@@ -79,7 +81,7 @@ public enum SupervisorDaemon {
         let router = buildControlRouter(supervisor: supervisor, tokens: tokens, config: config, shutdown: shutdownRequests)
         let app = Application(
             router: router.router,
-            configuration: .init(address: .hostname(config.listen.host, port: config.supervisorPort), serverName: "mmctl-supervisor"),
+            configuration: .init(address: .hostname(config.listen.host, port: config.supervisorPort), serverName: "mmd-supervisor"),
             logger: logger)
         let tree = ProcessTreeService(supervisor: supervisor, nodeCount: nodeCount, stopGraceMs: config.supervisor.stopGraceMs, shutdown: shutdownRequests, onReady: onReady, logger: logger)
         let group = ServiceGroup(configuration: .init(
@@ -101,28 +103,6 @@ public enum SupervisorDaemon {
             return failure.exitCode
         }
         return 0
-    }
-
-    /// Kills processes recorded in DATA_DIR/pids/ by a supervisor that died without
-    /// cleaning up (their stdin EOF normally ends them; this is the second line of
-    /// defence). Only pids whose command line is an mmd of this data directory are touched.
-    @discardableResult
-    public static func sweepLeftovers(_ dataDirectory: DataDirectory, logger: Logger) -> [Int32] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory.pidsDirectory)) ?? []
-        var killed: [Int32] = []
-        for file in files where file.hasSuffix(".pid") {
-            let path = (dataDirectory.pidsDirectory as NSString).appendingPathComponent(file)
-            defer { try? FileManager.default.removeItem(atPath: path) }
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-                  let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else { continue }
-            guard HostChecks.isClusterProcess(pid: pid, dataDirectory: dataDirectory) else { continue }
-            kill(-pid, SIGKILL)
-            kill(pid, SIGKILL)
-            killed.append(pid)
-        }
-        // Give the kernel a moment to release their ports before the port check.
-        for _ in 0..<100 where killed.contains(where: { HostChecks.isAlive($0) }) { usleep(20_000) }
-        return killed
     }
 }
 
@@ -166,6 +146,15 @@ final class ProcessTreeService: Service, Sendable {
     }
 
     func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            // The children's tasks: `run()` returns once `stopAll` has reaped every child.
+            group.addTask { await self.supervisor.run() }
+            await lifecycle()
+            await supervisor.stopAll(graceMs: stopGraceMs)
+        }
+    }
+
+    private func lifecycle() async {
         // Starting can itself take a while; a SIGTERM meanwhile must still stop everything.
         let started: Bool = await withTaskGroup(of: Bool?.self) { group in
             group.addTask { [supervisor] in

@@ -2,7 +2,7 @@ import ArgumentParser
 import CurlClient
 import Foundation
 import MMCore
-import Supervisor
+import ProcessKit
 
 /// mmctl's exit codes, as supervisorctl's where they overlap (documented in mmctl(1)).
 enum ExitStatus {

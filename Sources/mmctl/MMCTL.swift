@@ -12,7 +12,7 @@ struct MMCTL: AsyncParsableCommand {
         version: MMVersion.current,
         subcommands: [
             Start.self, Stop.self, Status.self, KillNode.self, ResumeNode.self, NodeCommand.self,
-            Restart.self, Logs.self, CheckCommand.self, DrillCommand.self, Version.self, Supervise.self,
+            Restart.self, Logs.self, CheckCommand.self, DrillCommand.self, Version.self,
         ]
     )
 }

@@ -2,7 +2,7 @@ import ArgumentParser
 import CurlClient
 import Foundation
 import MMCore
-import Supervisor
+import ProcessKit
 
 /// A node id argument: nK with K in 1...64.
 func validateNodeId(_ id: String) throws {

@@ -2,7 +2,7 @@ import ArgumentParser
 import CurlClient
 import Foundation
 import MMCore
-import Supervisor
+import ProcessKit
 
 /// The `mmd` the supervisor spawns: $MMD_BINARY, else the one next to this mmctl.
 func mmdPath() -> String {
@@ -46,18 +46,10 @@ struct Start: AsyncParsableCommand {
             }
             let configPath = cluster.config.map { DataDirectory($0).path }
             let passThrough = overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            if foreground {
-                let options = SupervisorOptions(
-                    config: config, dataDirectory: dataDirectory,
-                    launch: ChildLaunchSettings(mmdPath: mmdPath(), configPath: configPath, overrides: passThrough),
-                    nodeCount: config.nodeCount)
-                return await SupervisorDaemon.run(options) {
-                    await printStarted(config: config, dataDirectory: dataDirectory)
-                }
-            }
-            var arguments = [currentExecutablePath(), "supervise", "--data-dir", dataDirectory.path]
+            var arguments = [mmdPath(), "supervise", "--data-dir", dataDirectory.path]
             if let configPath { arguments += ["--config", configPath] }
             for item in passThrough { arguments += ["--set", item] }
+            if foreground { return try await runInForeground(arguments, config: config, dataDirectory: dataDirectory) }
             let logPath = dataDirectory.logPath("supervisor")
             let startOffset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? UInt64) ?? 0
             let pid: Int32
@@ -104,23 +96,26 @@ func printStarted(config: ClusterConfig, dataDirectory: DataDirectory) async {
     }
 }
 
-/// The daemon entry point `mmctl start` runs (hidden: not for operators).
-struct Supervise: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the supervisor daemon (used by 'mmctl start').", shouldDisplay: false)
-
-    @OptionGroup var cluster: ClusterOptions
-
-    func run() async throws {
-        let config: ClusterConfig
-        do { config = try await ClusterConfig.load(path: cluster.config, overrides: try cluster.parsedOverrides()) } catch let error as ConfigError {
-            throw ValidationError(error.description)
+/// `mmctl start --foreground`: the supervisor in this terminal, its log on stderr. Ctrl-C
+/// reaches it (same process group) and stops the cluster; mmctl waits for it and exits
+/// with its code.
+func runInForeground(_ arguments: [String], config: ClusterConfig, dataDirectory: DataDirectory) async throws -> Int32 {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let pid: Int32
+    do { pid = try AttachedSpawn.spawn(executable: arguments[0], arguments: arguments) } catch {
+        throw CLIFailure(ExitStatus.failed, error.description)
+    }
+    var announced = false
+    let transport = CurlTransport()
+    while true {
+        if let code = DetachedSpawn.exitCodeIfEnded(pid) { return code }
+        if !announced, let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL + CommonRoutes.readyz, timeoutMs: 500)),
+           response.status == 200 {
+            announced = true
+            await printStarted(config: config, dataDirectory: dataDirectory)
         }
-        let options = SupervisorOptions(
-            config: config, dataDirectory: cluster.dataDirectory,
-            launch: ChildLaunchSettings(mmdPath: mmdPath(), configPath: cluster.config, overrides: cluster.overrides),
-            nodeCount: config.nodeCount)
-        let code = await SupervisorDaemon.run(options)
-        if code != 0 { throw ExitCode(code) }
+        try? await Task.sleep(for: .milliseconds(announced ? 200 : 50))
     }
 }
 
@@ -140,7 +135,7 @@ struct Stop: AsyncParsableCommand {
             let config = try await cluster.resolveConfig()
             let graceMs = try grace.map { try parseDuration($0, option: "--grace") } ?? config.supervisor.stopGraceMs
             guard DataDirectoryLock.isHeld(dataDirectory) else {
-                let swept = SupervisorDaemon.sweepLeftovers(dataDirectory, logger: .init(label: "mmctl"))
+                let swept = LeftoverSweep.run(dataDirectory)
                 writeStdout(swept.isEmpty ? "no cluster running in \(dataDirectory.path)\n" : "no supervisor running; killed leftover processes \(swept)\n")
                 return ExitStatus.ok
             }

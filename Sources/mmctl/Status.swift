@@ -3,7 +3,7 @@ import CurlClient
 import Foundation
 import MMCore
 import Rainbow
-import Supervisor
+import ProcessKit
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -34,6 +34,9 @@ struct StatusRenderer {
                 process.name, process.role, process.pid.map(String.init) ?? "-", stateText, "\(process.restarts)",
                 process.uptimeMs.map(duration) ?? "-", "\(process.port)", process.lastExit.map(exitText) ?? "-",
             ], widths: processWidths))
+            if process.state == .fatal, let reason = process.fatalReason {
+                lines.append("    " + paint("\(process.name) is fatal: \(reason); 'mmctl restart \(process.name)' after fixing the cause", \.red))
+            }
         }
 
         lines.append("")

@@ -6,6 +6,8 @@ import MarketMaker
 import MMCore
 import MMServiceKit
 import OperatorGUI
+import ProcessKit
+import Supervisor
 import TradingState
 
 /// `mmd ROLE`: one binary for every service, so `ps` shows which role each process plays.
@@ -15,7 +17,7 @@ struct MMD: AsyncParsableCommand {
         commandName: "mmd",
         abstract: "Market-maker cluster services (normally started by 'mmctl start').",
         version: MMVersion.current,
-        subcommands: [ExchangeCommand.self, StateCommand.self, CoordinatorCommand.self, NodeCommand.self, GUICommand.self]
+        subcommands: [ExchangeCommand.self, StateCommand.self, CoordinatorCommand.self, NodeCommand.self, GUICommand.self, SuperviseCommand.self]
     )
 }
 
@@ -36,7 +38,11 @@ struct ServiceOptions: ParsableArguments {
     @Flag(name: .customLong("exit-with-parent"), help: "Exit when stdin closes (set by the supervisor).")
     var exitWithParent = false
 
+    @Option(name: .customLong("supervised-by"), help: "The supervisor's pid: die with it (parent-death signal; set by the supervisor).")
+    var supervisedBy: Int32?
+
     func environment(process: ClusterProcess, role: Role) async throws -> ServiceEnvironment {
+        if let supervisedBy { bindToSupervisor(supervisedBy) }
         LoggingBootstrap.bootstrap(label: "mmd")
         MetricsBootstrap.bootstrap()
         var parsed: [String: String] = [:]
@@ -106,12 +112,21 @@ struct NodeCommand: AsyncParsableCommand {
     @OptionGroup var options: ServiceOptions
     @Option(help: "Node index: 1 gives node id n1 and port base+11.")
     var id: String
+    @Option(help: "This start of the process, unique per start (1-64 of A-Z a-z 0-9 . _ : -); sent with every heartbeat so a death notice ends only this process. Default: random.")
+    var incarnation: String?
+
+    func validate() throws {
+        if let incarnation, !Incarnation.isValid(incarnation) {
+            throw ValidationError("--incarnation must be 1-\(Incarnation.maxBytes) characters of A-Z a-z 0-9 . _ : - (got '\(incarnation)')")
+        }
+    }
 
     func run() async throws {
         guard let process = ClusterProcess(name: id), case .node = process else {
             throw ValidationError("--id must be nK with K in 1...\(ClusterConfig.maxNodes), e.g. n1 (got '\(id)')")
         }
-        try await MarketMakerService.run(try await options.environment(process: process, role: .node), exitWithParent: options.exitWithParent)
+        try await MarketMakerService.run(
+            try await options.environment(process: process, role: .node), incarnation: incarnation, exitWithParent: options.exitWithParent)
     }
 }
 
@@ -120,5 +135,55 @@ struct GUICommand: AsyncParsableCommand {
     @OptionGroup var options: ServiceOptions
     func run() async throws {
         try await OperatorGUIService.run(try await options.environment(process: .gui, role: .observer), exitWithParent: options.exitWithParent)
+    }
+}
+
+/// Arms SIGKILL on the supervisor's death (it spawns from one long-lived thread, so the
+/// kernel's "parent thread exited" is the supervisor's death). If the supervisor is already
+/// gone, there is nobody to serve: exit at once.
+func bindToSupervisor(_ supervisorPid: Int32) {
+    switch ParentDeathSignal.arm(signal: SIGKILL, expectedParent: supervisorPid) {
+    case .armed:
+        break
+    case .parentAlreadyGone(let parent):
+        FileHandle.standardError.write(Data("mmd: supervisor \(supervisorPid) is gone (parent is now \(parent)): exiting\n".utf8))
+        exit(3)
+    case .failed(let code):
+        FileHandle.standardError.write(Data("mmd: cannot arm the parent-death signal: \(String(cString: strerror(code))); relying on stdin EOF\n".utf8))
+    }
+}
+
+/// `mmd supervise`: the supervisor daemon `mmctl start` runs (not for operators).
+struct SuperviseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "supervise", abstract: "Run the supervisor: spawn, watch and restart every process of the cluster (started by 'mmctl start').")
+
+    @Option(help: "Cluster config (YAML). Default: embedded defaults.")
+    var config: String?
+
+    @Option(name: .customLong("data-dir"), help: "Cluster data directory (default: $MMCTL_DATA_DIR or ./var).")
+    var dataDir: String?
+
+    @Option(name: .customLong("set"), help: "Override one config key (repeatable); passed on to every child.")
+    var overrides: [String] = []
+
+    func run() async throws {
+        var parsed: [String: String] = [:]
+        for item in overrides {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw ValidationError("--set takes key=value, got '\(item)'")
+            }
+            parsed[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        }
+        let clusterConfig: ClusterConfig
+        do { clusterConfig = try await ClusterConfig.load(path: config, overrides: parsed) } catch {
+            throw ValidationError(error.description)
+        }
+        let options = SupervisorOptions(
+            config: clusterConfig, dataDirectory: DataDirectory.resolve(flag: dataDir),
+            launch: ChildLaunchSettings(mmdPath: currentExecutablePath(), configPath: config.map { DataDirectory($0).path }, overrides: overrides),
+            nodeCount: clusterConfig.nodeCount)
+        let code = await SupervisorDaemon.run(options)
+        if code != 0 { throw ExitCode(code) }
     }
 }

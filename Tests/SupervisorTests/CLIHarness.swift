@@ -1,6 +1,7 @@
 import Foundation
 import MMCore
 import MMTestSupport
+import ProcessKit
 import Supervisor
 import Testing
 

@@ -3,6 +3,7 @@ import Logging
 import MMCore
 import MMServiceKit
 import MMTestSupport
+import ProcessKit
 import Supervisor
 import Testing
 
@@ -29,7 +30,10 @@ import Testing
         }
         #expect(Set(clusterPids(cluster.dataDirectory)) == Set(pids + [supervisorPid]))
 
+        let stopStarted = ContinuousClock.now
         let stopped = try await cluster.stop()
+        // Reported, not asserted: a loaded CI runner must not fail on time (docs/PERFORMANCE.md has the figure).
+        print("mmctl stop of 6 processes took \(ContinuousClock.now - stopStarted)")
         #expect(stopped.code == 0, "stop failed: \(stopped.stderr)")
         for pid in pids + [supervisorPid] {
             #expect(!HostChecks.isAlive(pid), "pid \(pid) survived stop")
@@ -127,7 +131,8 @@ import Testing
         let children = snapshot.processes.compactMap(\.pid)
         #expect(children.count == 6)
         kill(supervisorPid, SIGKILL)
-        let allGone = await eventually(timeout: .seconds(8)) { clusterPids(cluster.dataDirectory).isEmpty }
+        // The parent-death signal takes them with it; 1 s is the promise (issue 16), not a guess.
+        let allGone = await eventually(timeout: .seconds(1)) { clusterPids(cluster.dataDirectory).isEmpty }
         #expect(allGone, "survivors: \(clusterPids(cluster.dataDirectory))")
         for pid in children { #expect(!HostChecks.isAlive(pid)) }
 
@@ -262,7 +267,7 @@ import Testing
         defer { bystander.terminate() }
         try "\(leftover.pid)\n".write(toFile: cluster.dataDirectory.pidPath("coordinator"), atomically: true, encoding: .utf8)
         try "\(bystander.processIdentifier)\n".write(toFile: cluster.dataDirectory.pidPath("n1"), atomically: true, encoding: .utf8)
-        let killed = SupervisorDaemon.sweepLeftovers(cluster.dataDirectory, logger: Logger(label: "test"))
+        let killed = LeftoverSweep.run(cluster.dataDirectory)
         #expect(killed == [leftover.pid])
         await leftover.waitForExit(timeout: .seconds(5))
         #expect(!leftover.isRunning)

@@ -42,7 +42,9 @@ public struct ProcessStatus: Codable, Sendable, Hashable {
     public var uptimeMs: Int64?
     public var port: Int
     public var lastExit: ProcessExit?
-    public init(name: String, role: String, pid: Int32?, state: ProcessState, restarts: Int64, uptimeMs: Int64?, port: Int, lastExit: ProcessExit?) {
+    /// Why a `fatal` process was left down, e.g. "6 restarts in 30 s; last exit signal 9 (SIGKILL)".
+    public var fatalReason: String?
+    public init(name: String, role: String, pid: Int32?, state: ProcessState, restarts: Int64, uptimeMs: Int64?, port: Int, lastExit: ProcessExit?, fatalReason: String? = nil) {
         self.name = name
         self.role = role
         self.pid = pid
@@ -51,6 +53,7 @@ public struct ProcessStatus: Codable, Sendable, Hashable {
         self.uptimeMs = uptimeMs
         self.port = port
         self.lastExit = lastExit
+        self.fatalReason = fatalReason
     }
 }
 

@@ -338,7 +338,7 @@ function renderPositions(view) {
   totals.dataset.unrealized = unrealizedTotal || '';
 }
 
-const MEMBER_STATUS = { alive: ['● alive', 'ok'], expired: ['✖ expired', 'badtext'], left: ['− left', 'muted'] };
+const MEMBER_STATUS = { alive: ['● alive', 'ok'], expired: ['✖ expired', 'badtext'], dead: ['✖ dead', 'badtext'], left: ['− left', 'muted'] };
 
 function renderMembers(view, cluster, receivedAt) {
   const holds = new Map();
@@ -347,7 +347,7 @@ function renderMembers(view, cluster, receivedAt) {
   const rows = view.members.map((m) => {
     if (m.status === 'alive') alive += 1;
     const [label, cls] = MEMBER_STATUS[m.status] || [m.status, ''];
-    return el('tr', { cls: m.status === 'expired' ? 'alert' : '', data: { member: m.node, status: m.status } },
+    return el('tr', { cls: m.status === 'expired' || m.status === 'dead' ? 'alert' : '', data: { member: m.node, status: m.status } },
       el('th', { cls: 'sym', text: m.node, attrs: { scope: 'row' } }),
       el('td', { cls, text: label }),
       m.status === 'alive' ? el('td', { cls: 'num' }, countdown(m.expires_in_ms, cluster.presence_ttl_ms, receivedAt)) : num('—'),
@@ -371,7 +371,7 @@ function renderProcesses(view) {
     return el('tr', { cls: p.state === 'running' ? '' : 'alert', data: { process: p.name, state: p.state, restarts: p.restarts, pid: p.pid || '' }, title: exit },
       el('th', { cls: 'sym', text: p.name, attrs: { scope: 'row' } }),
       num(p.pid ? String(p.pid) : '—'),
-      el('td', { cls, text: label }),
+      el('td', { cls, text: p.fatal_reason ? label + ': ' + p.fatal_reason : label, data: { fatalReason: p.fatal_reason || '' } }),
       num(formatQty(p.restarts), { cls: p.restarts > 0 ? 'warntext' : '' }),
       num(formatDuration(p.uptime_ms)));
   });
@@ -381,8 +381,8 @@ function renderProcesses(view) {
 }
 
 const EVENT_KIND = {
-  join: ['+ join', 'good'], leave: ['− leave', 'neutral'], expire: ['✖ expire', 'bad'],
-  grant: ['✓ grant', 'good'], renew_refused: ['✖ renew refused', 'bad'], release: ['↩ release', 'info'],
+  join: ['+ join', 'good'], leave: ['− leave', 'neutral'], expire: ['✖ expire', 'bad'], death: ['✖ death', 'bad'],
+  grant: ['✓ grant', 'good'], renew_refused: ['✖ renew refused', 'bad'], release: ['↩ release', 'info'], revoke: ['✖ revoke', 'bad'],
   rebalance: ['⇄ rebalance', 'info'], grant_expired: ['✖ grant expired', 'bad'], coordinator_started: ['▶ coordinator up', 'info'],
   spawn: ['▶ spawn', 'good'], ready: ['● ready', 'good'], cluster_ready: ['✓ cluster ready', 'good'],
   not_ready: ['✖ not ready', 'bad'], exit: ['■ exit', 'bad'], restart: ['↻ restart', 'bad'], fatal: ['✖ FATAL', 'bad'],

@@ -1,0 +1,112 @@
+import Foundation
+import MMCore
+import ProcessKit
+import Synchronization
+
+/// What every child of one supervisor shares: the event log, the generation counter, the
+/// per-process log files, and a change counter that anyone can wait on (the API's `--wait`
+/// and the in-process tests observe the tree through it instead of sleeping).
+public final class SupervisorJournal: Sendable {
+    static let eventCapacity = 2_000
+
+    private struct State {
+        var events: [ClusterEvent] = []
+        var nextEventSeq: Int64 = 1
+        var lastGeneration = 0
+        var logs: [String: RotatingLog] = [:]
+        var changeCount: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiterId: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    let clock: any EpochClock
+
+    init(clock: any EpochClock) { self.clock = clock }
+
+    /// Generations are unique across the supervisor, not per name: a node removed and added
+    /// again under the same name must not inherit its predecessor's generation, or a timer left
+    /// by the predecessor (the SIGKILL escalation after SIGTERM) would hit the newcomer.
+    func nextGeneration() -> Int {
+        state.withLock {
+            $0.lastGeneration += 1
+            return $0.lastGeneration
+        }
+    }
+
+    func record(_ kind: String, process: ClusterProcess?, _ detail: String) {
+        var node: String?
+        if case .node = process { node = process?.name }
+        let now = clock.nowMs()
+        state.withLock { state in
+            state.events.append(ClusterEvent(seq: state.nextEventSeq, tsMs: now, kind: kind, node: node, detail: detail))
+            state.nextEventSeq += 1
+            if state.events.count > Self.eventCapacity { state.events.removeFirst(state.events.count - Self.eventCapacity) }
+        }
+        changed()
+    }
+
+    public func eventPage(after seq: Int64, limit: Int) -> EventPage {
+        state.withLock { state in
+            let page = state.events.lazy.filter { $0.seq > seq }.prefix(limit)
+            return EventPage(events: Array(page), headSeq: state.nextEventSeq - 1)
+        }
+    }
+
+    /// The log of `process`, opened once and shared by its incarnations and the supervisor's notes.
+    func log(for process: ClusterProcess, path: String, maxBytes: Int64, keep: Int) throws(SupervisorError) -> RotatingLog {
+        if let existing = state.withLock({ $0.logs[process.name] }) { return existing }
+        let created: RotatingLog
+        do {
+            created = try RotatingLog(path: path, maxBytes: maxBytes, keep: keep)
+        } catch let error as SupervisorError {
+            throw error
+        } catch {
+            throw .io("\(error)")
+        }
+        return state.withLock { state in
+            if let raced = state.logs[process.name] { return raced }
+            state.logs[process.name] = created
+            return created
+        }
+    }
+
+    func existingLog(for process: ClusterProcess) -> RotatingLog? {
+        state.withLock { $0.logs[process.name] }
+    }
+
+    // MARK: Changes
+
+    /// Something in the tree changed: wake every waiter.
+    func changed() {
+        let waiting = state.withLock { state in
+            state.changeCount &+= 1
+            defer { state.waiters.removeAll() }
+            return Array(state.waiters.values)
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    var changeCount: UInt64 { state.withLock { $0.changeCount } }
+
+    /// Returns once the change counter has moved past `seen` (at once if it already has), or
+    /// when the calling task is cancelled.
+    func waitForChange(after seen: UInt64) async {
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiterId += 1
+            return state.nextWaiterId
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.changeCount != seen || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+}
