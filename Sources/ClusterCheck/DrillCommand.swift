@@ -27,6 +27,12 @@ public struct DrillCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Comma-separated faults to choose from.")
     public var faults: String = FaultKind.allCases.map(\.rawValue).joined(separator: ",")
 
+    @Option(name: .long, help: "Which node a node fault hits: random (seeded) or busiest (most symbols held).")
+    public var target: String = "random"
+
+    @Option(name: .long, help: "Stop after this many faults (default: as many as the duration allows).")
+    public var count: Int?
+
     @Option(name: .long, help: "Give up on a fault's recovery after this many ms (recorded as unrecovered).")
     public var recoveryTimeoutMs: Int64 = 20_000
 
@@ -59,6 +65,16 @@ public struct DrillCommand: AsyncParsableCommand {
             throw ExitCode(64)
         }
         var settings = DrillSettings(durationMs: durationMs, seed: seed, faults: kinds)
+        guard let targeting = FaultPlanner.Targeting(rawValue: target) else {
+            printError("mmctl drill: --target takes random or busiest, got '\(target)'")
+            throw ExitCode(64)
+        }
+        if let count, count < 1 {
+            printError("mmctl drill: --count must be at least 1, got \(count)")
+            throw ExitCode(64)
+        }
+        settings.targeting = targeting
+        settings.maximumFaults = count
         settings.recoveryTimeoutMs = recoveryTimeoutMs
         settings.orphanSlackMs = orphanSlackMs
         switch latencyGoals {

@@ -63,14 +63,24 @@ public struct PlannedFault: Sendable, Hashable, Codable {
 /// same fault. Node faults need a survivor to fail over to, so they are skipped while fewer
 /// than `minimumNodes` nodes run; `add` is skipped at `maximumNodes`.
 public struct FaultPlanner: Sendable {
+    /// Which running node a node fault hits.
+    public enum Targeting: String, Sendable, Hashable, CaseIterable {
+        /// Chosen by the seeded generator.
+        case random
+        /// The node holding the most symbols (ties: the lowest ordinal): the worst case for a failover.
+        case busiest
+    }
+
     public var enabled: [FaultKind]
     public var minimumNodes: Int
     public var maximumNodes: Int
+    public var targeting: Targeting
 
-    public init(enabled: [FaultKind], minimumNodes: Int = 2, maximumNodes: Int) {
+    public init(enabled: [FaultKind], minimumNodes: Int = 2, maximumNodes: Int, targeting: Targeting = .random) {
         self.enabled = enabled.sorted()
         self.minimumNodes = minimumNodes
         self.maximumNodes = maximumNodes
+        self.targeting = targeting
     }
 
     public func applicable(runningNodes: [String]) -> [FaultKind] {
@@ -83,14 +93,23 @@ public struct FaultPlanner: Sendable {
         }
     }
 
-    /// nil when no enabled fault is applicable to the cluster as it is.
-    public func next(using generator: inout SeededGenerator, runningNodes: [String]) -> PlannedFault? {
+    /// nil when no enabled fault is applicable to the cluster as it is. `holdings` (symbols
+    /// held per node) matters only to `.busiest` targeting.
+    public func next(using generator: inout SeededGenerator, runningNodes: [String], holdings: [String: Int] = [:]) -> PlannedFault? {
         let choices = applicable(runningNodes: runningNodes)
         guard !choices.isEmpty else { return nil }
         let kind = choices[generator.index(below: choices.count)]
         guard kind.targetsNode else { return PlannedFault(kind: kind, target: nil) }
         let nodes = runningNodes.sorted { nodeOrdinal($0) < nodeOrdinal($1) }
-        return PlannedFault(kind: kind, target: nodes[generator.index(below: nodes.count)])
+        // The generator is drawn from either way, so the fault kinds of a seed do not depend on the targeting.
+        let drawn = nodes[generator.index(below: nodes.count)]
+        switch targeting {
+        case .random:
+            return PlannedFault(kind: kind, target: drawn)
+        case .busiest:
+            let busiest = nodes.max { (holdings[$0] ?? 0, -nodeOrdinal($0).0) < (holdings[$1] ?? 0, -nodeOrdinal($1).0) }
+            return PlannedFault(kind: kind, target: busiest ?? drawn)
+        }
     }
 
     private func nodeOrdinal(_ name: String) -> (Int, String) {

@@ -19,6 +19,10 @@ public struct DrillSettings: Sendable, Hashable {
     /// Nodes kept running (node faults need a survivor) and the most `add` may reach.
     public var minimumNodes: Int = 2
     public var maximumNodes: Int? = nil
+    /// Which node a node fault hits.
+    public var targeting: FaultPlanner.Targeting = .random
+    /// Stop after this many faults, even before the duration ends.
+    public var maximumFaults: Int? = nil
 
     public init(durationMs: Int64, seed: UInt64, faults: [FaultKind]) {
         self.durationMs = durationMs
@@ -64,11 +68,11 @@ public struct DrillRunner: Sendable {
             return finish(run: run, started: started, check: nil, extraProblem: "supervisor unreachable at \(connection.config.supervisorURL): start the cluster with 'mmctl start'", exit: 4)
         }
         let maximumNodes = settings.maximumNodes ?? max(initial.runningNodes.count + 2, settings.minimumNodes + 1)
-        let planner = FaultPlanner(enabled: settings.faults, minimumNodes: settings.minimumNodes, maximumNodes: maximumNodes)
+        let planner = FaultPlanner(enabled: settings.faults, minimumNodes: settings.minimumNodes, maximumNodes: maximumNodes, targeting: settings.targeting)
         var generator = SeededGenerator(seed: settings.seed)
         let deadline = started + settings.durationMs
 
-        while clock.nowMs() < deadline {
+        while clock.nowMs() < deadline, run.faults.count < (settings.maximumFaults ?? .max) {
             let before = await waitForSteady(&run, bound: min(settings.steadyTimeoutMs, max(1_000, deadline - clock.nowMs() + 5_000)))
             guard clock.nowMs() < deadline else { break }
             if !before.isSteady(symbols: symbols) {
@@ -76,7 +80,9 @@ public struct DrillRunner: Sendable {
             }
             await pause(&run, ms: settings.pauseBetweenFaultsMs)
             let current = await observe(&run)
-            guard let fault = planner.next(using: &generator, runningNodes: current.runningNodes) else {
+            var holdings: [String: Int] = [:]
+            for entry in current.authority?.authority ?? [] { if let node = entry.node { holdings[node, default: 0] += 1 } }
+            guard let fault = planner.next(using: &generator, runningNodes: current.runningNodes, holdings: holdings) else {
                 run.problems.append("no enabled fault applies (running nodes: \(current.runningNodes.joined(separator: ",")))")
                 break
             }

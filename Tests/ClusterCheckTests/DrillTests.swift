@@ -52,6 +52,24 @@ struct FaultPlanningTests {
         #expect(killsOnly.next(using: &generator, runningNodes: ["n1"]) == nil)
     }
 
+    @Test("busiest targeting hits the node holding the most symbols, ties to the lowest ordinal; kinds follow the seed either way")
+    func busiestTargeting() {
+        var random = SeededGenerator(seed: 11)
+        var busiest = SeededGenerator(seed: 11)
+        let randomPlanner = FaultPlanner(enabled: [.kill, .stop, .restartState], maximumNodes: 4)
+        let busiestPlanner = FaultPlanner(enabled: [.kill, .stop, .restartState], maximumNodes: 4, targeting: .busiest)
+        let nodes = ["n10", "n2", "n3"]
+        for round in 0..<30 {
+            let holdings = round % 2 == 0 ? ["n2": 1, "n3": 4, "n10": 4] : ["n2": 5, "n3": 0]
+            let chosen = busiestPlanner.next(using: &busiest, runningNodes: nodes, holdings: holdings)
+            let reference = randomPlanner.next(using: &random, runningNodes: nodes, holdings: holdings)
+            #expect(chosen?.kind == reference?.kind)
+            if chosen?.kind.targetsNode == true {
+                #expect(chosen?.target == (round % 2 == 0 ? "n3" : "n2"))
+            }
+        }
+    }
+
     @Test("fault lists and durations parse; mistakes are named")
     func parsing() throws {
         #expect(try FaultKind.parseList("kill, stop,restart-state,kill") == [.kill, .stop, .restartState])
@@ -195,8 +213,11 @@ struct DrillGoalTests {
     @Test("table: each goal met at its bound and missed just past it")
     func table() {
         let cases: [(String, [FaultRecord], CheckReport?, Bool)] = [
-            ("kill at TTL+500", [record(.kill, recovery: 2_500, orphan: 1_900)], cleanCheck, true),
-            ("kill past TTL+500", [record(.kill, recovery: 2_501, orphan: 1_900)], cleanCheck, false),
+            ("kill under 250 (death notice)", [record(.kill, recovery: 249, orphan: 1_900)], cleanCheck, true),
+            ("kill at 250", [record(.kill, recovery: 250, orphan: 1_900)], cleanCheck, false),
+            ("kill at the old TTL+500 bound", [record(.kill, recovery: 2_500, orphan: 1_900)], cleanCheck, false),
+            ("SIGSTOP at TTL+500", [record(.stop, recovery: 2_500, orphan: 1_900)], cleanCheck, true),
+            ("SIGSTOP past TTL+500", [record(.stop, recovery: 2_501, orphan: 1_900)], cleanCheck, false),
             ("kill unrecovered", [record(.kill, recovery: nil, orphan: 1_900)], cleanCheck, false),
             ("graceful gap under 250", [record(.add, recovery: 900, gap: 249), record(.remove, recovery: 300, gap: 100)], cleanCheck, true),
             ("graceful gap at 250", [record(.remove, recovery: 300, gap: 250)], cleanCheck, false),

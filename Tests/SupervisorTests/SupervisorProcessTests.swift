@@ -5,6 +5,7 @@ import MMServiceKit
 import MMTestSupport
 import ProcessKit
 import Supervisor
+import CurlClient
 import Testing
 
 /// The supervisor and mmctl as an operator uses them: real `mmctl` and `mmd` processes,
@@ -140,6 +141,57 @@ import Testing
         let stopped = try await cluster.stop()
         #expect(stopped.code == 0)
         #expect(stopped.stdout.contains("no cluster running") || stopped.stdout.contains("killed leftover"))
+    }
+
+    /// kill -9 of a node: the supervisor reaps it and tells the coordinator, which revokes its
+    /// grants at once, so its symbols are granted to the other node long before the old grants'
+    /// TTL could have run out. Judged by tokens and event order, not by wall-clock asserts:
+    /// each new grant's timestamp must precede the expiry the old grant had before the kill.
+    @Test func aKilledNodesSymbolsAreReGrantedOnTheDeathNoticeNotAfterTheTTL() async throws {
+        let cluster = CLICluster("deathnotice", settings: [
+            "coordinator.grant_ttl_ms": "20000", "coordinator.presence_ttl_ms": "20000",
+            "node.renew_interval_ms": "2000", "node.deadman_timeout_ms": "5000",
+            // The restarted n1 stays away long enough that only n2 can take the symbols.
+            "supervisor.backoff_initial_ms": "30000",
+        ])
+        defer { cluster.forceCleanup() }
+        #expect(try await cluster.start(nodes: 2).code == 0)
+        let held = await eventually(timeout: .seconds(20)) {
+            guard let snapshot = try? await cluster.snapshot() else { return false }
+            let holders = snapshot.symbols.compactMap { $0.authority?.node }
+            return holders.count == snapshot.symbols.count && holders.contains("n1") && holders.contains("n2")
+        }
+        try #require(held, "every symbol should be held, some by each node")
+        let before = try await cluster.snapshot()
+        let victimSymbols = before.symbols.filter { $0.authority?.node == "n1" }
+        let oldGrants = Dictionary(uniqueKeysWithValues: victimSymbols.compactMap { view in
+            view.authority.map { (view.symbol, (token: $0.fencingToken, expiresAtMs: before.takenAtMs + $0.expiresInMs)) }
+        })
+        #expect(!oldGrants.isEmpty)
+
+        #expect(try await cluster.mmctl(["kill-node", "n1"]).code == 0)
+        let movedToN2 = await eventually(timeout: .seconds(15)) {
+            guard let snapshot = try? await cluster.snapshot() else { return false }
+            return oldGrants.allSatisfy { symbol, old in
+                guard let authority = snapshot.symbols.first(where: { $0.symbol == symbol })?.authority else { return false }
+                return authority.node == "n2" && authority.fencingToken > old.token
+            }
+        }
+        #expect(movedToN2, "n1's symbols \(oldGrants.keys.sorted()) should move to n2")
+
+        let observer = try cluster.dataDirectory.readSecret(cluster.dataDirectory.tokenPath(.observer))
+        let coordinator = CoordinatorClient(ServiceEndpoint(baseURL: "http://127.0.0.1:\(cluster.portBase + 1)", token: observer, transport: CurlTransport(), timeoutMs: 5_000))
+        let events = try await coordinator.events(after: 0, limit: 1_000).events
+        let death = try #require(events.first { $0.kind == "death" && $0.node == "n1" }, "the coordinator never heard of n1's death")
+        for (symbol, old) in oldGrants {
+            let revoke = events.first { $0.kind == "revoke" && $0.symbol == symbol && $0.fencingToken == old.token }
+            #expect(revoke != nil, "\(symbol): token \(old.token) was not revoked")
+            let regrant = try #require(events.first { $0.kind == "grant" && $0.symbol == symbol && $0.node == "n2" && ($0.fencingToken ?? 0) > old.token })
+            #expect(regrant.seq > death.seq)
+            #expect(regrant.tsMs < old.expiresAtMs, "\(symbol) was re-granted at \(regrant.tsMs), not before the old grant's expiry \(old.expiresAtMs)")
+            print("\(symbol): re-granted \(regrant.tsMs - death.tsMs) ms after the death notice (old grant had \(old.expiresAtMs - death.tsMs) ms left)")
+        }
+        #expect(try await cluster.stop().code == 0)
     }
 
     @Test func aCrashLoopEndsFatalAfterTheRestartLimit() async throws {
