@@ -31,6 +31,10 @@ let package = Package(
         .package(url: "https://github.com/onevcat/Rainbow.git", from: "4.2.2"),
     ],
     targets: [
+        // Concurrency primitives the services share (a locked box, the long-poll waiter set,
+        // an async FIFO lock). Standard library and Synchronization only, so every module may use it.
+        .target(name: "AsyncPrimitives"),
+
         // Models, contracts (routes, roles, typed clients over an abstract transport),
         // cluster config, role tokens, grant signing, pure folds. No networking code.
         .target(
@@ -45,7 +49,7 @@ let package = Package(
         .target(
             name: "MMServiceKit",
             dependencies: [
-                "MMCore",
+                "MMCore", "AsyncPrimitives",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -71,11 +75,17 @@ let package = Package(
         // see docs/architecture/supervisor.md.
         .target(name: "Supervisor", dependencies: service([]) + ["ProcessKit"]),
 
+        // The command-line pieces every executable shares: --config/--data-dir/--set and durations.
+        .target(
+            name: "MMCommandLine",
+            dependencies: ["MMCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
         // `mmctl check` and `mmctl drill`: the cluster's promises checked from outside, under faults.
         .target(
             name: "ClusterCheck",
             dependencies: [
-                "MMCore", "CurlClient",
+                "MMCore", "CurlClient", "MMCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -85,7 +95,7 @@ let package = Package(
             name: "mmd",
             dependencies: [
                 "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI",
-                "Supervisor", "ProcessKit",
+                "Supervisor", "ProcessKit", "MMCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -93,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "mmctl",
             dependencies: [
-                "MMCore", "CurlClient", "ProcessKit", "ClusterCheck",
+                "MMCore", "CurlClient", "ProcessKit", "ClusterCheck", "MMCommandLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Rainbow", package: "Rainbow"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -107,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "mmbench",
             dependencies: [
-                "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI", "CurlClient",
+                "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI", "CurlClient", "AsyncPrimitives",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -115,8 +125,10 @@ let package = Package(
             ]
         ),
 
+        .testTarget(name: "AsyncPrimitivesTests", dependencies: ["AsyncPrimitives", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "MMCoreTests", dependencies: ["MMCore", .product(name: "PropertyBased", package: "swift-property-based")], resources: [.copy("Golden")]),
-        .testTarget(name: "MMServiceKitTests", dependencies: ["MMServiceKit", "MMTestSupport", .product(name: "HummingbirdTesting", package: "hummingbird")]),
+        .testTarget(name: "MMCommandLineTests", dependencies: ["MMCommandLine", "MMCore"]),
+        .testTarget(name: "MMServiceKitTests", dependencies: ["MMServiceKit", "MMTestSupport", "AsyncPrimitives", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "CurlClientTests", dependencies: ["CurlClient", "MMServiceKit"]),
         .testTarget(name: "ExchangeTests", dependencies: serviceTest("Exchange")),
         .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState")),
@@ -130,7 +142,7 @@ let package = Package(
 
 func service(_ extra: [String]) -> [Target.Dependency] {
     var deps: [Target.Dependency] = [
-        "MMCore", "MMServiceKit",
+        "MMCore", "MMServiceKit", "AsyncPrimitives",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -141,7 +153,7 @@ func service(_ extra: [String]) -> [Target.Dependency] {
 
 func serviceTest(_ name: String) -> [Target.Dependency] {
     [
-        .byName(name: name), "MMCore", "MMServiceKit", "MMTestSupport",
+        .byName(name: name), "MMCore", "MMServiceKit", "MMTestSupport", "AsyncPrimitives",
         .product(name: "HummingbirdTesting", package: "hummingbird"),
         .product(name: "PropertyBased", package: "swift-property-based"),
     ]

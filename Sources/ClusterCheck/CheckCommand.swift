@@ -1,31 +1,14 @@
 import ArgumentParser
 import Foundation
+import MMCommandLine
 import MMCore
 
-/// The options every mmctl command shares: which cluster (config + data directory).
-public struct ClusterSelection: ParsableArguments, Sendable {
-    @Option(name: .long, help: "Cluster config file (YAML). Default: the embedded defaults.")
-    public var config: String?
+/// The options every mmctl command shares (`--config`, `--data-dir`, `--set`): the one group
+/// all executables use. The name stays for check, drill and their callers.
+public typealias ClusterSelection = ClusterOptionGroup
 
-    @Option(name: .long, help: "The cluster's data directory (tokens). Default: $MMCTL_DATA_DIR or ./var.")
-    public var dataDir: String?
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one config key, e.g. --set listen.port_base=7500.", valueName: "key=value"))
-    public var overrides: [String] = []
-
-    public init() {}
-
-    public func parsedOverrides() throws -> [String: String] {
-        var result: [String: String] = [:]
-        for item in overrides {
-            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
-                throw ValidationError("--set expects key=value, got '\(item)'")
-            }
-            result[String(item[..<equals])] = String(item[item.index(after: equals)...])
-        }
-        return result
-    }
-}
+/// The shared duration parser, visible to every file of this module (drill's `--duration`).
+typealias DurationParser = MMCommandLine.DurationParser
 
 /// `mmctl check`: the cluster's five promises, from the services' inspection endpoints alone.
 public struct CheckCommand: AsyncParsableCommand {

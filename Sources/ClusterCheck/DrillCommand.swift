@@ -51,7 +51,7 @@ public struct DrillCommand: AsyncParsableCommand {
         let durationMs: Int64
         let kinds: [FaultKind]
         do {
-            durationMs = try parseDuration(duration)
+            durationMs = try DurationParser.milliseconds(duration, option: "--duration", atLeast: 1)
             kinds = try FaultKind.parseList(faults)
         } catch {
             printError("mmctl drill: \(error)")
@@ -96,16 +96,4 @@ public struct DrillCommand: AsyncParsableCommand {
         }
         if report.exitCode != 0 { throw ExitCode(report.exitCode) }
     }
-}
-
-/// `60s`, `10m`, `1500ms`, or a bare number of seconds.
-public func parseDuration(_ text: String) throws(SetupError) -> Int64 {
-    let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-    let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
-    for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-        if let value = Int64(trimmed.dropLast(suffix.count)), value > 0 { return value * factor }
-        break
-    }
-    if let seconds = Int64(trimmed), seconds > 0 { return seconds * 1_000 }
-    throw SetupError("duration '\(text)' is not like 60s, 10m or 1500ms")
 }

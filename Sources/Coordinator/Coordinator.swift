@@ -9,8 +9,9 @@ import ServiceLifecycle
 public enum CoordinatorService {
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
         let store = try GRDBCoordinatorStore(path: environment.dataDirectory.databasePath("coordinator"))
-        let app = try await buildCoordinatorApplication(environment, store: store)
-        try await runService(app, environment: environment, exitWithParent: exitWithParent)
+        let engine = try await makeCoordinatorEngine(environment, store: store)
+        let app = buildCoordinatorApplication(environment, engine: engine)
+        try await runService(app, environment: environment, exitWithParent: exitWithParent) { engine.endLongPolls() }
     }
 }
 
@@ -23,9 +24,23 @@ public func buildCoordinatorApplication(
     _ environment: ServiceEnvironment, store: any CoordinatorStore, sweepIntervalMs: Int64? = nil,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws -> some ApplicationProtocol & Service {
-    let engine = try await CoordinatorEngine(
+    buildCoordinatorApplication(
+        environment, engine: try await makeCoordinatorEngine(environment, store: store), sweepIntervalMs: sweepIntervalMs,
+        onServerRunning: onServerRunning)
+}
+
+/// The engine over `store` with the environment's policy, signing key, clock and logger.
+public func makeCoordinatorEngine(_ environment: ServiceEnvironment, store: any CoordinatorStore) async throws -> CoordinatorEngine {
+    try await CoordinatorEngine(
         policy: CoordinatorPolicy(environment.config), store: store, signer: try GrantSigner(dataDirectory: environment.dataDirectory),
         clock: environment.clock, logger: environment.logger)
+}
+
+/// The application around an existing engine (so the caller can also end its long-polls).
+public func buildCoordinatorApplication(
+    _ environment: ServiceEnvironment, engine: CoordinatorEngine, sweepIntervalMs: Int64? = nil,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol & Service {
     let router = buildCoordinatorRouter(environment, engine: engine)
     let interval = sweepIntervalMs ?? CoordinatorSweeper.interval(for: environment.config)
     return buildApplication(environment, router: router, services: [CoordinatorSweeper(engine: engine, intervalMs: interval)], onServerRunning: onServerRunning)
@@ -118,7 +133,8 @@ public struct CoordinatorSweeper: Service {
             try? await Task.sleep(for: .milliseconds(intervalMs))
             await engine.sweep()
         }
-        // Long-polls would otherwise hold the HTTP server's graceful shutdown for their wait.
-        await engine.wakeAllWaiters()
+        // In a real process `runService` ended the long-polls as shutdown began; this covers an
+        // application run some other way (in-process tests, benchmarks).
+        engine.endLongPolls()
     }
 }

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import Logging
 import MMCore
@@ -16,16 +17,15 @@ public actor CoordinatorEngine {
     private let clock: any EpochClock
     private let logger: Logger
     private var needsReload = false
-    /// Set once graceful shutdown has woken every waiter, so parked acquires stop re-parking.
-    private var shuttingDown = false
 
-    private var mutationInProgress = false
-    private var mutationQueue: [CheckedContinuation<Void, Never>] = []
-    private var mutationQueueHead = 0
-
-    private var nextWaiterID = 0
-    private var assignmentWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
-    private var eventWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    /// Held from a mutation's state change until its store write is done. FIFO, so a burst of
+    /// heartbeats and renewals is applied in arrival order and none waits behind newcomers.
+    private let mutationLock = AsyncFIFOLock()
+    /// Signalled whenever the assignment table changes (assignment long-polls wait on it).
+    private let assignmentsChanged = ChangeSignal()
+    /// Signalled whenever the event log grows (event long-polls and parked acquires wait on it:
+    /// a release, a lapse, a leave or a death is always an event).
+    private let eventsChanged = ChangeSignal()
 
     /// Loads the durable state and logs `coordinator_started` (which starts the quiet period
     /// when the store shows a previous run).
@@ -82,16 +82,20 @@ public actor CoordinatorEngine {
                     return .failure(error)
                 }
             }
+            // Taken in the same actor turn as the refused attempt (no await in between), so an
+            // event logged by any later mutation — the release we wait for — ends the wait.
+            let ticket = eventsChanged.version
             switch outcome {
             case .success(let grant):
                 return sign(grant)
             case .failure(let refusal):
                 let remaining = remainingMs()
-                guard remaining > 0, !Task.isCancelled, !shuttingDown else { throw refusal.apiError }
+                // Closed: graceful shutdown, answer now rather than hold the server's drain open.
+                guard remaining > 0, !Task.isCancelled, !eventsChanged.isClosed else { throw refusal.apiError }
                 var waitMs = remaining
                 // Woken early by any event; at the latest when the holder's grant would lapse.
                 if case .heldByOther(_, _, let expiresInMs) = refusal { waitMs = min(remaining, max(expiresInMs, 1)) }
-                await waitForChange(assignments: false, waitMs: waitMs)
+                await eventsChanged.wait(after: ticket, timeoutMs: waitMs)
             }
         }
     }
@@ -155,7 +159,7 @@ public actor CoordinatorEngine {
     /// The table once its version exceeds `afterVersion`, or the current one after `waitMs`.
     public func assignments(afterVersion: Int64?, waitMs: Int64) async -> AssignmentTable {
         if let afterVersion, state.assignments.version <= afterVersion, waitMs > 0 {
-            await waitForChange(assignments: true, waitMs: waitMs)
+            await assignmentsChanged.wait(after: assignmentsChanged.version, timeoutMs: waitMs)
         }
         return state.assignments
     }
@@ -182,20 +186,19 @@ public actor CoordinatorEngine {
     /// Events after `seq`; when there are none yet, waits up to `waitMs` for the next one.
     public func events(after seq: Int64, limit: Int, waitMs: Int64) async throws -> EventPage {
         if state.headSeq <= seq, waitMs > 0 {
-            await waitForChange(assignments: false, waitMs: waitMs)
+            await eventsChanged.wait(after: eventsChanged.version, timeoutMs: waitMs)
         }
         let head = state.headSeq
         let events = try await store.events(after: seq, limit: limit)
         return EventPage(events: events, headSeq: head)
     }
 
-    /// Ends every long-poll at once (graceful shutdown must not wait for them).
-    public func wakeAllWaiters() {
-        shuttingDown = true
-        for continuation in assignmentWaiters.values { continuation.resume() }
-        for continuation in eventWaiters.values { continuation.resume() }
-        assignmentWaiters.removeAll()
-        eventWaiters.removeAll()
+    /// Graceful shutdown: answers every long-poll and parked acquire now, and every later one
+    /// at once, so keep-alive clients cannot hold the HTTP server's drain open for their wait.
+    /// Synchronous and callable from anywhere (a shutdown handler cannot await the actor).
+    public nonisolated func endLongPolls() {
+        assignmentsChanged.close()
+        eventsChanged.close()
     }
 
     // MARK: Internals
@@ -205,8 +208,8 @@ public actor CoordinatorEngine {
     }
 
     private func mutate<T>(_ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T) async throws -> T {
-        await lockMutations()
-        defer { unlockMutations() }
+        await mutationLock.lock()
+        defer { mutationLock.unlock() }
         if needsReload { try await reload() }
         let versionBefore = state.assignments.version
         let headBefore = state.headSeq
@@ -225,8 +228,8 @@ public actor CoordinatorEngine {
                     message: "the coordinator could not persist this change (\(error)); nothing was granted, retry shortly")
             }
         }
-        if state.assignments.version != versionBefore { wake(assignments: true) }
-        if state.headSeq != headBefore { wake(assignments: false) }
+        if state.assignments.version != versionBefore { assignmentsChanged.signal() }
+        if state.headSeq != headBefore { eventsChanged.signal() }
         switch outcome {
         case .success(let value): return value
         case .failure(let refusal): throw refusal.apiError
@@ -239,61 +242,7 @@ public actor CoordinatorEngine {
         try await store.commit(fresh.takePending())
         state = fresh
         needsReload = false
-        wake(assignments: true)
-        wake(assignments: false)
-    }
-
-    private func lockMutations() async {
-        guard mutationInProgress else {
-            mutationInProgress = true
-            return
-        }
-        await withCheckedContinuation { mutationQueue.append($0) }
-    }
-
-    /// Hands the lock straight to the next waiter, so nobody can overtake the queue.
-    private func unlockMutations() {
-        guard mutationQueueHead < mutationQueue.count else {
-            mutationInProgress = false
-            mutationQueue.removeAll(keepingCapacity: true)
-            mutationQueueHead = 0
-            return
-        }
-        let next = mutationQueue[mutationQueueHead]
-        mutationQueueHead += 1
-        next.resume()
-    }
-
-    private func waitForChange(assignments: Bool, waitMs: Int64) async {
-        let id = nextWaiterID
-        nextWaiterID += 1
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                if assignments { assignmentWaiters[id] = continuation } else { eventWaiters[id] = continuation }
-                Task { [weak self] in
-                    try? await Task.sleep(for: .milliseconds(waitMs))
-                    await self?.wake(waiter: id)
-                }
-            }
-        } onCancel: {
-            Task { [weak self] in await self?.wake(waiter: id) }
-        }
-    }
-
-    private func wake(waiter id: Int) {
-        if let continuation = assignmentWaiters.removeValue(forKey: id) { continuation.resume() }
-        if let continuation = eventWaiters.removeValue(forKey: id) { continuation.resume() }
-    }
-
-    private func wake(assignments: Bool) {
-        if assignments {
-            let waiting = assignmentWaiters
-            assignmentWaiters.removeAll()
-            for continuation in waiting.values { continuation.resume() }
-        } else {
-            let waiting = eventWaiters
-            eventWaiters.removeAll()
-            for continuation in waiting.values { continuation.resume() }
-        }
+        assignmentsChanged.signal()
+        eventsChanged.signal()
     }
 }

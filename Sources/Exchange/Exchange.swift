@@ -14,7 +14,7 @@ public enum ExchangeService {
         environment.logger.info("exchange journal replayed: \(stats.journalSeq) records, \(stats.fillCount) fills, fill log \(stats.fillLogSha256)")
         let router = buildExchangeRouter(environment, core: core)
         let app = buildApplication(environment, router: router, services: core.services())
-        try await runService(app, environment: environment, exitWithParent: exitWithParent)
+        try await runService(app, environment: environment, exitWithParent: exitWithParent) { core.endLongPolls() }
     }
 
     public static func makeCore(_ environment: ServiceEnvironment, journal: any ExchangeJournal) throws -> ExchangeCore {

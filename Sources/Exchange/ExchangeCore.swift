@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import Logging
 import MMCore
@@ -29,8 +30,8 @@ public actor ExchangeCore {
     private var digest = FillLogDigest()
     private var fillMarks: [(journalSeq: Int64, fillCount: Int)] = []
     private var markedFillCount = 0
-    private var fillWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-    private var nextWaiterId: UInt64 = 0
+    /// Signalled whenever fills are published; `/v1/fills` long-polls wait on it.
+    private let fillsPublished = ChangeSignal()
 
     /// Longest accepted dead-man timeout: anything longer is a caller bug, not a setting.
     public static let maxDeadmanTimeoutMs: Int64 = 60_000
@@ -207,9 +208,7 @@ public actor ExchangeCore {
         guard newCount > publishedFillCount else { return }
         for index in publishedFillCount..<newCount { digest.append(state.fills[index]) }
         publishedFillCount = newCount
-        let waiters = fillWaiters.values
-        fillWaiters.removeAll()
-        for waiter in waiters { waiter.resume() }
+        fillsPublished.signal()
     }
 
     public func fillPage(after: Int64, limit: Int) -> FillPage {
@@ -218,26 +217,18 @@ public actor ExchangeCore {
         return FillPage(fills: Array(state.fills[start..<end]), headSeq: Int64(publishedFillCount))
     }
 
-    /// Suspends until a fill with seq > after is published or `timeoutMs` passes.
+    /// Suspends until a fill with seq > after is published, `timeoutMs` passes, the task is
+    /// cancelled or `endLongPolls()` was called.
     public func waitForFills(after: Int64, timeoutMs: Int64) async {
         guard Int64(publishedFillCount) <= after, timeoutMs > 0 else { return }
-        nextWaiterId += 1
-        let id = nextWaiterId
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                fillWaiters[id] = continuation
-                Task { [weak self] in
-                    try? await Task.sleep(for: .milliseconds(timeoutMs))
-                    await self?.releaseWaiter(id)
-                }
-            }
-        } onCancel: {
-            Task { [weak self] in await self?.releaseWaiter(id) }
-        }
+        // The ticket is read in the same actor turn as the check, so a publish in between is seen.
+        await fillsPublished.wait(after: fillsPublished.version, timeoutMs: timeoutMs)
     }
 
-    private func releaseWaiter(_ id: UInt64) {
-        fillWaiters.removeValue(forKey: id)?.resume()
+    /// Graceful shutdown: answers every fill long-poll now and every later one at once, so the
+    /// state's keep-alive ingest cannot hold the HTTP server's drain open for its wait.
+    public nonisolated func endLongPolls() {
+        fillsPublished.close()
     }
 
     // MARK: - Inspection

@@ -6,6 +6,10 @@ import ServiceLifecycle
 /// A loop that runs `action` every `intervalMs` until graceful shutdown. Pacing uses real
 /// sleeps; every decision the action takes reads the injected clock, so tests drive the
 /// action directly with a ManualClock instead of waiting.
+///
+/// Graceful shutdown cancels the loop, which ends a sleep at once (a sleep is not otherwise
+/// interrupted by shutdown, so the exit used to wait up to one interval, 250 ms for the price
+/// ticks). An action already running completes: they are actor calls with no cancellation point.
 public struct PeriodicService: Service {
     public let name: String
     public let intervalMs: Int64
@@ -18,13 +22,17 @@ public struct PeriodicService: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                try await Task.sleep(for: .milliseconds(intervalMs))
-            } catch {
-                return
+        let intervalMs = self.intervalMs
+        let action = self.action
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: .milliseconds(intervalMs))
+                } catch {
+                    return
+                }
+                try await action()
             }
-            try await action()
         }
     }
 }

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import Hummingbird
 import MMCore
@@ -24,7 +25,7 @@ public struct MMRequestContext: RequestContext {
 
 /// The process-wide request body limit (from `http.max_body_bytes`), fixed at startup.
 public enum BodyLimit {
-    private static let storage = LockedValue(1_048_576)
+    private static let storage = LockedBox(1_048_576)
     public static var current: Int { storage.value }
     public static func set(_ bytes: Int) { storage.value = bytes }
 }
@@ -78,17 +79,3 @@ public func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = 
     let data = try MMJSON.encode(value)
     return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
 }
-
-/// A small lock-protected box for process-wide settings written once at startup.
-public final class LockedValue<Value: Sendable>: Sendable {
-    private let lock: NIOLockedValueBox<Value>
-
-    public init(_ value: Value) { lock = NIOLockedValueBox(value) }
-
-    public var value: Value {
-        get { lock.withLockedValue { $0 } }
-        set { lock.withLockedValue { $0 = newValue } }
-    }
-}
-
-import NIOConcurrencyHelpers

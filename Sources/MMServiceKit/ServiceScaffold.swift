@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import Hummingbird
 import Logging
@@ -72,12 +73,18 @@ public func buildApplication(
 /// Runs a service until SIGTERM/SIGINT, or until its parent (the supervisor) goes away
 /// when `exitWithParent` is set: the supervisor holds the write end of the child's stdin,
 /// so EOF on stdin means the supervisor is gone, however it died.
+///
+/// `onShutdown` runs the moment graceful shutdown begins. Services end their long-polls there
+/// (`ChangeSignal.close()`): Hummingbird drains its HTTP server *before* it stops the
+/// application's own services, and the drain waits for every in-flight request, so a
+/// long-poll ended only by a service's own shutdown would hold the process for its full wait.
 public func runService(
     _ application: some ApplicationProtocol & Service,
     environment: ServiceEnvironment,
-    exitWithParent: Bool
+    exitWithParent: Bool,
+    onShutdown: (@Sendable () async -> Void)? = nil
 ) async throws {
-    var services: [any Service] = [application]
+    var services: [any Service] = [onShutdown.map { ShutdownHooked(application, onShutdown: $0) } ?? application]
     if exitWithParent { services.append(ParentWatchService(logger: environment.logger)) }
     let group = ServiceGroup(
         configuration: .init(
@@ -85,6 +92,37 @@ public func runService(
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: environment.logger))
     try await group.run()
+}
+
+/// Runs `base` and, concurrently, `onShutdown` as soon as graceful shutdown reaches this
+/// service — not when it reaches whatever `base` runs inside (see `runService`).
+public struct ShutdownHooked<Base: Service>: Service {
+    let base: Base
+    let onShutdown: @Sendable () async -> Void
+
+    public init(_ base: Base, onShutdown: @escaping @Sendable () async -> Void) {
+        self.base = base
+        self.onShutdown = onShutdown
+    }
+
+    public func run() async throws {
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await base.run()
+                return true
+            }
+            group.addTask {
+                // Throws only when cancelled: the base ended first, so there is nothing to hook.
+                guard (try? await gracefulShutdown()) != nil else { return false }
+                await onShutdown()
+                return false
+            }
+            // However the base ends, the hook's child must not keep the group alive.
+            while let baseEnded = try await group.next() {
+                if baseEnded { group.cancelAll() }
+            }
+        }
+    }
 }
 
 /// Returns (ending the service group gracefully) when stdin reaches EOF. If the graceful
@@ -170,25 +208,28 @@ final class FirstOutcome: Sendable {
 /// The process-wide metrics registry, bootstrapped once (swift-metrics allows one bootstrap).
 public enum MetricsBootstrap {
     public static let registry = PrometheusCollectorRegistry()
-    private static let done = LockedValue(false)
+    private static let done = LockedBox(false)
 
     public static func bootstrap() {
-        let shouldBootstrap: Bool = {
-            if done.value { return false }
-            done.value = true
-            return true
-        }()
+        // Test-and-set in one critical section: two callers racing must not both bootstrap.
+        let shouldBootstrap = done.update { done -> Bool in
+            defer { done = true }
+            return !done
+        }
         if shouldBootstrap { MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry)) }
     }
 }
 
 /// Logs to stderr (the supervisor captures it per process) at LOG_LEVEL (default info).
 public enum LoggingBootstrap {
-    private static let done = LockedValue(false)
+    private static let done = LockedBox(false)
 
     public static func bootstrap(label: String) {
-        if done.value { return }
-        done.value = true
+        let first = done.update { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
         let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)

@@ -207,3 +207,50 @@ public func eventually(timeout: Duration = .seconds(10), every interval: Duratio
     }
     return try await condition()
 }
+
+/// What `sigtermDuringLongPoll` saw, each time counted from the moment SIGTERM was sent.
+public struct ShutdownTiming: Sendable, CustomStringConvertible {
+    /// When the long-poll got its answer (or its error); negative if it ended before the signal,
+    /// i.e. it was not parked when the process was told to stop.
+    public var pollEndedAfter: Duration?
+    /// The long-poll's error, if it failed instead of being answered.
+    public var pollError: String?
+    /// When the process was seen gone; nil if it was still running at the deadline.
+    public var exitedAfter: Duration?
+    public var terminationStatus: Int32?
+
+    public var description: String {
+        "long-poll ended after \(pollEndedAfter.map { "\($0)" } ?? "never")\(pollError.map { " (error: \($0))" } ?? ""), "
+            + "process exited after \(exitedAfter.map { "\($0)" } ?? "never") with status \(terminationStatus.map(String.init) ?? "-")"
+    }
+}
+
+/// Starts `longPoll` against `process`, lets it park for `parkFor`, sends SIGTERM and times
+/// the poll's answer and the exit. The process is SIGKILLed if it has not exited by
+/// `exitDeadline`, so a test of the old, slow behaviour still ends.
+public func sigtermDuringLongPoll(
+    _ process: MMDProcess, parkFor: Duration = .milliseconds(500), exitDeadline: Duration,
+    longPoll: @escaping @Sendable () async throws -> Void
+) async -> ShutdownTiming {
+    let poll = Task { () -> (ContinuousClock.Instant, String?) in
+        do {
+            try await longPoll()
+            return (ContinuousClock.now, nil)
+        } catch {
+            return (ContinuousClock.now, "\(error)")
+        }
+    }
+    try? await Task.sleep(for: parkFor)
+    let start = ContinuousClock.now
+    process.signal(SIGTERM)
+    await process.waitForExit(timeout: exitDeadline)
+    var timing = ShutdownTiming()
+    if !process.isRunning { timing.exitedAfter = ContinuousClock.now - start }
+    timing.terminationStatus = process.terminationStatus
+    if process.isRunning { await process.kill9() }
+    // The poll is over by now (its server is gone): an answer or a connection error.
+    let (endedAt, error) = await poll.value
+    timing.pollEndedAfter = endedAt - start
+    timing.pollError = error
+    return timing
+}

@@ -3,6 +3,12 @@ import Synchronization
 /// Wakes one waiting loop: `ring()` from anywhere, `wait(timeout:)` in the loop. Rings while
 /// nobody waits are remembered (once), so a change that lands between two waits is never lost.
 /// Idle loops sleep here instead of polling, which is what keeps an idle node near 0% CPU.
+///
+/// Not a `ChangeSignal` (AsyncPrimitives): this is a one-waiter binary semaphore that remembers
+/// a ring until the next wait, so the loops need no ticket — a ring that lands while a loop is
+/// busy is the memory. A change signal is a broadcast that is lossless only if each loop reads a
+/// ticket before it plans; every loop that waits here (engine, acquirer, presence) would change
+/// shape for the same behaviour.
 public final class Doorbell: Sendable {
     private struct State {
         var rung = false

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Logging
 import MMCore
 import ServiceLifecycle
@@ -67,19 +68,19 @@ public struct PresenceService: Service {
     public func run() async throws {
         let settings = state.settings
         let wake = Doorbell()
-        // Graceful shutdown ends the loop between heartbeats, never during one: a heartbeat cut
-        // short on this side may still reach the coordinator after the leave below and register
-        // the node again, which would hold its symbols for a whole presence TTL.
+        // Graceful shutdown ends the loop between heartbeats, not during one (see `heartbeat`).
         await withGracefulShutdownHandler {
             var streak = FailureStreak("heartbeat")
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                do {
-                    _ = try await registry.heartbeat(node: settings.nodeId, HeartbeatRequest(address: settings.address, incarnation: settings.incarnation))
+                switch await heartbeat(settings) {
+                case .success?:
                     await state.markRegistered()
                     streak.succeeded(logger: logger)
-                } catch {
+                case .failure(let error)?:
                     await state.countHeartbeatFailure()
                     streak.failed(error, logger: logger)
+                case nil:
+                    logger.warning("heartbeat not answered within \(settings.heartbeatShutdownGraceMs) ms of shutdown: leaving without it")
                 }
                 guard !Task.isShuttingDownGracefully else { break }
                 await wake.wait(timeout: .milliseconds(settings.heartbeatIntervalMs))
@@ -88,12 +89,52 @@ public struct PresenceService: Service {
             wake.ring()
         }
         guard Task.isShuttingDownGracefully, !Task.isCancelled else { return }
-        do {
-            let result = try await registry.leave(node: settings.nodeId)
-            logger.info("left the cluster (left=\(result.left))")
+        let presence = self
+        let outcome = await withTimeLimit(.milliseconds(settings.leaveTimeoutMs)) { await presence.leave(settings.nodeId) }
+        // Not fatal: the supervisor's death notice, or without heartbeats the presence TTL,
+        // ends the membership.
+        switch outcome {
+        case .success(let result)?: logger.info("left the cluster (left=\(result.left))")
+        case .failure(let error)?: logger.warning("leave failed, the coordinator will expire this node instead: \(error)")
+        case nil: logger.warning("leave not answered within \(settings.leaveTimeoutMs) ms, the coordinator will expire this node instead")
+        }
+    }
+}
+
+extension PresenceService {
+    /// One heartbeat; nil when graceful shutdown gave up on it. A heartbeat on the wire when
+    /// shutdown reaches this loop is not cut at once: cut on this side, it may still reach the
+    /// coordinator after the leave and register the node again, holding its symbols for a
+    /// presence TTL. It is given `heartbeatShutdownGraceMs`, which a live coordinator never
+    /// needs; one that takes longer is stopped or stalled, and a heartbeat it processes late is
+    /// ended by the supervisor's death notice for this incarnation (or by the presence TTL).
+    func heartbeat(_ settings: NodeSettings) async -> Result<HeartbeatResponse, ClientError>? {
+        let request = HeartbeatRequest(address: settings.address, incarnation: settings.incarnation)
+        return await withTaskGroup(of: Result<HeartbeatResponse, ClientError>?.self) { group in
+            group.addTask {
+                do throws(ClientError) {
+                    return .success(try await registry.heartbeat(node: settings.nodeId, request))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            group.addTask {
+                // Throws only when cancelled, i.e. the heartbeat was answered first.
+                guard (try? await gracefulShutdown()) != nil else { return nil }
+                try? await Task.sleep(for: .milliseconds(settings.heartbeatShutdownGraceMs))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    func leave(_ node: String) async -> Result<LeaveResult, ClientError> {
+        do throws(ClientError) {
+            return .success(try await registry.leave(node: node))
         } catch {
-            // Not fatal: without heartbeats the coordinator expires the node after its TTL.
-            logger.warning("leave failed, the coordinator will expire this node instead: \(error)")
+            return .failure(error)
         }
     }
 }

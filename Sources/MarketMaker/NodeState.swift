@@ -30,12 +30,23 @@ public struct NodeSettings: Sendable {
     public var acquireWaitMs: Int64
     /// Acquire requests open at once; the rest wait for a slot.
     public var maxAcquiresInFlight: Int
+    /// On SIGTERM, how long the engine may spend cancelling quotes and releasing grants, how
+    /// long a heartbeat on the wire may still take once shutdown reaches the presence loop, and
+    /// how long the leave may take. Against a live cluster each takes milliseconds; against a
+    /// stopped (SIGSTOP) exchange or coordinator every request would otherwise wait out the
+    /// client timeout (5 s) and hold the exit. Together they keep the exit under 1 s. What is
+    /// left undone has its fallback: the dead-man's switch or the next holder's higher token
+    /// pulls the quotes, the supervisor's death notice or the TTLs end grants and membership.
+    public var shutdownCleanupMs: Int64
+    public var heartbeatShutdownGraceMs: Int64
+    public var leaveTimeoutMs: Int64
 
     public init(
         nodeId: String, address: String, quoting: ClusterConfig.QuotingParameters, maxPriceTicks: Ticks, heartbeatIntervalMs: Int64,
         renewIntervalMs: Int64, safetyMarginMs: Int64, deadmanTimeoutMs: Int64, refreshIntervalMs: Int64, priceIntervalMs: Int64, grantTtlMs: Int64,
         acquireRetryMs: Int64 = 150, transientRetryMs: Int64 = 200, longPollWaitMs: Int64 = 5_000, acquireWaitMs: Int64? = nil,
-        maxAcquiresInFlight: Int = 16, incarnation: String = Incarnation.random()
+        maxAcquiresInFlight: Int = 16, shutdownCleanupMs: Int64 = 500, heartbeatShutdownGraceMs: Int64 = 300, leaveTimeoutMs: Int64 = 150,
+        incarnation: String = Incarnation.random()
     ) {
         self.nodeId = nodeId
         self.address = address
@@ -54,6 +65,9 @@ public struct NodeSettings: Sendable {
         self.longPollWaitMs = longPollWaitMs
         self.acquireWaitMs = acquireWaitMs ?? grantTtlMs
         self.maxAcquiresInFlight = maxAcquiresInFlight
+        self.shutdownCleanupMs = shutdownCleanupMs
+        self.heartbeatShutdownGraceMs = heartbeatShutdownGraceMs
+        self.leaveTimeoutMs = leaveTimeoutMs
     }
 
     /// `incarnation` nil: a fresh random one (the node was started without `--incarnation`).

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Logging
 import MMCore
 import ServiceLifecycle
@@ -38,13 +39,22 @@ public struct QuotingEngine: Service {
         }
         guard !Task.isCancelled else { return }
         await state.beginShutdown()
-        // Each round cleans up every pending symbol; a few rounds cover anything that raced in.
-        var rounds = 0
-        while !(await state.isDrained) && rounds < 5 && !Task.isCancelled {
-            _ = await runRound()
-            rounds += 1
+        let engine = self
+        let budgetMs = state.settings.shutdownCleanupMs
+        let finished = await withTimeLimit(.milliseconds(budgetMs)) {
+            // Each round cleans up every pending symbol; a few rounds cover anything that raced in.
+            var rounds = 0
+            while !(await engine.state.isDrained) && rounds < 5 && !Task.isCancelled {
+                _ = await engine.runRound()
+                rounds += 1
+            }
+            return true
         }
-        logger.info("quotes cancelled and grants released")
+        if finished == nil {
+            logger.warning("quote cancels and grant releases not done within \(budgetMs) ms (exchange or coordinator not answering): exiting anyway; the dead-man's switch pulls the quotes and the grants end with the death notice or their TTL")
+        } else {
+            logger.info("quotes cancelled and grants released")
+        }
     }
 
     /// Plans and performs one round; returns whether there was anything to do and, when

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import MMCore
 
@@ -78,7 +79,7 @@ public final class DashboardStore: Sendable {
 
     /// True once one refresh has been attempted, successful or not: from then on the page
     /// has something true to say (the view, or why there is none).
-    public var hasAttempted: Bool { state.get().lastAttemptMs != nil }
+    public var hasAttempted: Bool { state.value.lastAttemptMs != nil }
 
     public func record(_ snapshot: ClusterSnapshot, atMs now: EpochMs) {
         let exchangeReadable = !snapshot.errors.contains { SnapshotServiceNames.isExchange($0.service) }
@@ -102,15 +103,15 @@ public final class DashboardStore: Sendable {
         }
     }
 
-    public var view: ClusterSnapshot? { state.get().view }
+    public var view: ClusterSnapshot? { state.value.view }
 
     public func quoteUpdates(limit: Int, symbol: String? = nil) -> [QuoteUpdate] {
-        state.get().quoteLog.recent(limit: limit, symbol: symbol)
+        state.value.quoteLog.recent(limit: limit, symbol: symbol)
     }
 
     /// How many frames pages have fetched: whether anyone is watching (and, in tests, when a
     /// page has rendered).
-    public var framesServed: Int64 { state.get().framesServed }
+    public var framesServed: Int64 { state.value.framesServed }
 
     /// The frame for one page poll (counted in `framesServed`).
     public func serveFrame(nowMs now: EpochMs, quoteLimit: Int) -> DashboardFrame {
@@ -119,7 +120,7 @@ public final class DashboardStore: Sendable {
     }
 
     public func frame(nowMs now: EpochMs, quoteLimit: Int, eventLimit: Int = 100) -> DashboardFrame {
-        let current = state.get()
+        let current = state.value
         let stale = current.lastSuccessMs.map { now - $0 > staleAfterMs } ?? true
         return DashboardFrame(
             version: current.version,

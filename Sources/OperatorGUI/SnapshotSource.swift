@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import MMCore
 
@@ -18,13 +19,13 @@ public final class CannedSnapshotSource: SnapshotSource {
         current = LockedBox(.success(snapshot))
     }
 
-    public func set(_ snapshot: ClusterSnapshot) { current.set(.success(snapshot)) }
+    public func set(_ snapshot: ClusterSnapshot) { current.value = .success(snapshot) }
 
     /// Makes the next calls fail, as when the cluster cannot be reached at all.
-    public func fail(_ reason: String) { current.set(.failure(CannedSourceError(reason: reason))) }
+    public func fail(_ reason: String) { current.value = .failure(CannedSourceError(reason: reason)) }
 
     public func snapshot() async throws -> ClusterSnapshot {
-        try current.get().get()
+        try current.value.get()
     }
 }
 

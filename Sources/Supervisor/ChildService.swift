@@ -121,11 +121,12 @@ public final class ChildService: Service, Sendable {
     // MARK: The loop
 
     public func run() async {
-        await withTaskGroup(of: Void.self) { group in
+        await withDiscardingTaskGroup { group in
             for await message in mailbox {
                 if await handle(message, group: &group) { break }
             }
-            // Only timers and probes can still be pending: the child has been reaped.
+            // Only timers and probes can still be pending: the child has been reaped. (A
+            // discarding group: finished timers of a long life must not pile up.)
             group.cancelAll()
         }
         update { $0.finished = true }
@@ -133,7 +134,7 @@ public final class ChildService: Service, Sendable {
     }
 
     /// Handles one message; true when the child is gone for good.
-    private func handle(_ message: Message, group: inout TaskGroup<Void>) async -> Bool {
+    private func handle(_ message: Message, group: inout DiscardingTaskGroup) async -> Bool {
         let now = context.clock.nowMs()
         switch message {
         case .begin(let initialStart):
@@ -261,7 +262,7 @@ public final class ChildService: Service, Sendable {
 
     /// Spawns the next incarnation. Awaited inside the loop, so no message about this child
     /// can be handled while it is half-started.
-    private func spawn(group: inout TaskGroup<Void>) async {
+    private func spawn(group: inout DiscardingTaskGroup) async {
         let generation = context.journal.nextGeneration()
         let log: RotatingLog?
         do {
@@ -342,7 +343,7 @@ public final class ChildService: Service, Sendable {
     }
 
     /// Deadlines are fixed when the decision is made, not when the timer task first runs.
-    private func escalate(after graceMs: Int64, group: inout TaskGroup<Void>) {
+    private func escalate(after graceMs: Int64, group: inout DiscardingTaskGroup) {
         let generation = currentGeneration
         let deadline = context.clock.nowMs() + graceMs
         group.addTask { [context, postbox] in
@@ -352,7 +353,7 @@ public final class ChildService: Service, Sendable {
     }
 
     /// The reaped child: record, tell the death notifier at once, then restart, stay down or finish.
-    private func childExited(_ exit: ChildExit, now: EpochMs, group: inout TaskGroup<Void>) async -> Bool {
+    private func childExited(_ exit: ChildExit, now: EpochMs, group: inout DiscardingTaskGroup) async -> Bool {
         let generation = currentGeneration
         let (pid, startedAt, intent, initial) = update { row -> (Int32, EpochMs?, Intent, Bool) in
             let snapshot = (row.pid ?? 0, row.startedAtMs, row.intent, row.initialStart)

@@ -39,13 +39,12 @@ public struct FillIngestService: Service {
         self.logger = logger
     }
 
+    /// Ingests until graceful shutdown, which cancels the round in flight (a long-poll to an
+    /// exchange that is gone or stopped included). Positions long-polls are ended by the
+    /// service's shutdown hook (`TradingStateService.run`), which runs before the HTTP server
+    /// drains; this service is stopped only after that drain.
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await cancelWhenGracefulShutdown { await self.ingestUntilCancelled() }
-        } onGracefulShutdown: {
-            // Long-polling readers are answered now instead of holding the shutdown open.
-            Task { await ledger.broadcaster.shutdown() }
-        }
+        await cancelWhenGracefulShutdown { await self.ingestUntilCancelled() }
     }
 
     /// What one round did, so the loop knows whether to wait before the next.

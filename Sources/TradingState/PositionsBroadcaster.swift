@@ -5,6 +5,12 @@ import MMCore
 /// Long-polls park a continuation here and are resumed by the commit that satisfies them
 /// (or by their timeout, or by cancellation): nothing polls, so a reader learns of a fill's
 /// effect as soon as its transaction commits.
+///
+/// Not a `ChangeSignal` (AsyncPrimitives), on purpose: each waiter carries a predicate over the
+/// published value (a per-symbol reader waits for *its* symbol's version), and `publish` resumes
+/// only the waiters it satisfies, handing them the very view that satisfied them. A change signal
+/// wakes every waiter on every commit, so each per-symbol reader would wake, re-check and re-park
+/// (a new timeout race each time) for every other symbol's fill.
 public actor PositionsBroadcaster {
     public private(set) var current: PositionsView
 

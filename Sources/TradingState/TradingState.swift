@@ -7,7 +7,8 @@ public enum TradingStateService {
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
         let parts = try await build(environment)
         let app = buildApplication(environment, router: parts.router, services: [parts.ingest])
-        try await runService(app, environment: environment, exitWithParent: exitWithParent)
+        let broadcaster = parts.ledger.broadcaster
+        try await runService(app, environment: environment, exitWithParent: exitWithParent) { await broadcaster.shutdown() }
     }
 
     /// Everything the service runs, wired but not started (tests run the router in-process).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncPrimitives
 import Coordinator
 import Foundation
 import Logging
@@ -129,7 +130,7 @@ struct CoordinatorBench: AsyncParsableCommand {
 
 /// The port the server bound, handed from its startup callback to the benchmark.
 private final class PortBox: Sendable {
-    private let port = LockedValue<Int?>(nil)
+    private let port = LockedBox<Int?>(nil)
     func set(_ value: Int) { port.value = value }
     func wait() async throws -> Int {
         for _ in 0..<500 {

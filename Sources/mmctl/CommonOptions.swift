@@ -1,6 +1,7 @@
 import ArgumentParser
 import CurlClient
 import Foundation
+import MMCommandLine
 import MMCore
 import ProcessKit
 
@@ -15,45 +16,19 @@ enum ExitStatus {
     static let usage: Int32 = 64
 }
 
-/// Options every command takes.
-struct ClusterOptions: ParsableArguments {
-    @Option(help: "Cluster config (YAML). Default: the config the running cluster was started with, else the embedded defaults.")
-    var config: String?
-
-    @Option(name: .customLong("data-dir"), help: "Cluster data directory (default: $MMCTL_DATA_DIR or ./var).")
-    var dataDir: String?
-
-    @Option(name: .customLong("set"), help: "Override one config key, e.g. --set listen.port_base=7500 (repeatable).")
-    var overrides: [String] = []
-
-    var dataDirectory: DataDirectory { DataDirectory.resolve(flag: dataDir) }
-
-    func parsedOverrides() throws -> [String: String] {
-        var parsed: [String: String] = [:]
-        for item in overrides {
-            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
-                throw ValidationError("--set takes key=value, got '\(item)'")
-            }
-            parsed[String(item[..<equals])] = String(item[item.index(after: equals)...])
-        }
-        return parsed
-    }
-
+/// What only mmctl does with the shared cluster options (MMCommandLine.ClusterOptionGroup):
+/// follow the running cluster's own config, read its role tokens, reach its supervisor.
+extension ClusterOptionGroup {
     /// The configuration to use. For a running (or last run) cluster, the resolved config
     /// it was started with (DATA_DIR/effective-config.json), so `--set` given to `start`
     /// need not be repeated; `--config`/`--set` here take precedence.
     func resolveConfig(extra: [String: String] = [:]) async throws -> ClusterConfig {
-        let overrides = try parsedOverrides().merging(extra) { _, new in new }
-        if config == nil, overrides.isEmpty,
+        if config == nil, overrides.isEmpty, extra.isEmpty,
            let data = FileManager.default.contents(atPath: dataDirectory.effectiveConfigPath),
            let effective = try? MMJSON.decode(ClusterConfig.self, from: data) {
             return effective
         }
-        do {
-            return try await ClusterConfig.load(path: config, overrides: overrides)
-        } catch {
-            throw ValidationError(error.description)
-        }
+        return try await loadConfig(extra: extra)
     }
 
     func token(_ role: Role) throws -> String {
@@ -105,17 +80,6 @@ func runReportingFailures(_ body: () async throws -> Int32) async throws {
         throw ExitCode(failure.code)
     }
     if code != 0 { throw ExitCode(code) }
-}
-
-/// "10s", "500ms", "2m", "1.5s" or a bare number of seconds, as milliseconds.
-func parseDuration(_ text: String, option: String) throws -> Int64 {
-    let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-    let units: [(String, Double)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
-    for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-        if let value = Double(trimmed.dropLast(suffix.count)), value >= 0 { return Int64((value * factor).rounded()) }
-    }
-    if let value = Double(trimmed), value >= 0 { return Int64((value * 1_000).rounded()) }
-    throw ValidationError("\(option) takes a duration such as 10s, 500ms or 2m (got '\(text)')")
 }
 
 func writeStdout(_ text: String) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CurlClient
 import Foundation
+import MMCommandLine
 import MMCore
 import ProcessKit
 
@@ -20,7 +21,7 @@ struct KillNode: AsyncParsableCommand {
         commandName: "kill-node",
         abstract: "Chaos drill: signal a node's process group (the supervisor restarts it per policy; after STOP use resume-node).")
 
-    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Argument(help: "The node id, e.g. n2.")
     var id: String
@@ -53,7 +54,7 @@ struct KillNode: AsyncParsableCommand {
 struct ResumeNode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "resume-node", abstract: "Send SIGCONT to a node stopped with 'kill-node --signal STOP'.")
 
-    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Argument(help: "The node id, e.g. n2.")
     var id: String
@@ -81,7 +82,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start one more node (the lowest free id); it joins and takes its share of symbols.")
-        @OptionGroup var cluster: ClusterOptions
+        @OptionGroup var cluster: ClusterOptionGroup
 
         func run() async throws {
             try await runReportingFailures {
@@ -100,7 +101,7 @@ struct NodeCommand: AsyncParsableCommand {
 
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a node gracefully (SIGTERM: it cancels its quotes, releases its grants, leaves) and drop it.")
-        @OptionGroup var cluster: ClusterOptions
+        @OptionGroup var cluster: ClusterOptionGroup
         @Argument(help: "The node id, e.g. n3.")
         var id: String
 
@@ -125,7 +126,7 @@ struct NodeCommand: AsyncParsableCommand {
 struct Restart: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Restart one process now (also one marked fatal): SIGTERM, SIGKILL after the grace, start.")
 
-    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Argument(help: "coordinator, state, exchange, gui or a node id (n1, …).")
     var service: String
@@ -156,7 +157,7 @@ struct Logs: AsyncParsableCommand {
         abstract: "Show a process's log (DATA_DIR/logs/NAME.log): the last N lines, optionally following it.",
         discussion: "Works when the supervisor is down too (the log is read from the data directory then). SERVICE may also be 'supervisor'.")
 
-    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Argument(help: "coordinator, state, exchange, gui, a node id (n1, …) or supervisor.")
     var service: String

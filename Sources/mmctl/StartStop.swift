@@ -1,6 +1,7 @@
 import ArgumentParser
 import CurlClient
 import Foundation
+import MMCommandLine
 import MMCore
 import ProcessKit
 
@@ -15,7 +16,7 @@ struct Start: AsyncParsableCommand {
         abstract: "Start the cluster: a supervisor that spawns coordinator, state, exchange, nodes and GUI in order.",
         discussion: "Returns when every process is ready (exit 0), or prints the log tail of the process that did not come up (exit 1). Refuses when a cluster already runs in the data directory (exit 2) or a port is taken (exit 5).")
 
-    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Option(help: "Number of market-maker nodes (default: nodes.count from the config, 3).")
     var nodes: Int?
@@ -35,11 +36,8 @@ struct Start: AsyncParsableCommand {
             var extra: [String: String] = [:]
             if let nodes { extra["nodes.count"] = "\(nodes)" }
             // Start always resolves from --config/--set/env, never from a previous run's file.
+            let config = try await cluster.loadConfig(extra: extra)
             let overrides = try cluster.parsedOverrides().merging(extra) { _, new in new }
-            let config: ClusterConfig
-            do { config = try await ClusterConfig.load(path: cluster.config, overrides: overrides) } catch let error as ConfigError {
-                throw ValidationError(error.description)
-            }
             try dataDirectory.ensureExists()
             if DataDirectoryLock.isHeld(dataDirectory) {
                 throw CLIFailure(ExitStatus.alreadyRunning, SupervisorError.alreadyRunning(dataDirectory: dataDirectory.path, pid: SupervisorStateFile.read(dataDirectory)?.pid).description)
@@ -124,7 +122,7 @@ struct Stop: AsyncParsableCommand {
         abstract: "Stop the cluster: SIGTERM to every process in reverse start order, SIGKILL after the grace; the supervisor exits.",
         discussion: "Returns once no process of the cluster remains (checked by pid and process group).")
 
-    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Option(help: "How long each process may take to exit after SIGTERM before it is killed (e.g. 10s, 500ms).")
     var grace: String?
@@ -133,7 +131,7 @@ struct Stop: AsyncParsableCommand {
         try await runReportingFailures {
             let dataDirectory = cluster.dataDirectory
             let config = try await cluster.resolveConfig()
-            let graceMs = try grace.map { try parseDuration($0, option: "--grace") } ?? config.supervisor.stopGraceMs
+            let graceMs = try grace.map { try DurationParser.option($0, named: "--grace") } ?? config.supervisor.stopGraceMs
             guard DataDirectoryLock.isHeld(dataDirectory) else {
                 let swept = LeftoverSweep.run(dataDirectory)
                 writeStdout(swept.isEmpty ? "no cluster running in \(dataDirectory.path)\n" : "no supervisor running; killed leftover processes \(swept)\n")

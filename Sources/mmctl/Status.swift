@@ -1,6 +1,7 @@
 import ArgumentParser
 import CurlClient
 import Foundation
+import MMCommandLine
 import MMCore
 import Rainbow
 import ProcessKit
@@ -10,7 +11,7 @@ struct Status: AsyncParsableCommand {
         abstract: "Show the whole cluster: processes, members, assignments, authority, quotes, positions, fills, events.",
         discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering; 4 supervisor unreachable. --json prints the documented snapshot schema (docs/API.md); --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal.")
 
-    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Flag(help: "Print one JSON snapshot (stable schema, for jq).")
     var json = false
@@ -25,21 +26,20 @@ struct Status: AsyncParsableCommand {
     var timeout: String = "1s"
 
     func validate() throws {
-        let intervalMs = try parseDuration(interval, option: "--interval")
-        if intervalMs < 100 { throw ValidationError("--interval must be at least 100ms") }
-        _ = try parseDuration(timeout, option: "--timeout")
+        _ = try DurationParser.option(interval, named: "--interval", atLeast: 100)
+        _ = try DurationParser.option(timeout, named: "--timeout")
     }
 
     func run() async throws {
         try await runReportingFailures {
             let config = try await cluster.resolveConfig()
             let token = try cluster.token(.observer)
-            let builder = ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport(), timeoutMs: try parseDuration(timeout, option: "--timeout"))
+            let builder = ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport(), timeoutMs: try DurationParser.option(timeout, named: "--timeout"))
             let stdoutIsTTY = isatty(STDOUT_FILENO) == 1
             let color = stdoutIsTTY && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
             let renderer = StatusRenderer(dataDirectory: cluster.dataDirectory.path, color: color)
             if watch {
-                let intervalMs = try parseDuration(interval, option: "--interval")
+                let intervalMs = try DurationParser.option(interval, named: "--interval", atLeast: 100)
                 if stdoutIsTTY {
                     return await WatchScreen(builder: builder, renderer: renderer, intervalMs: intervalMs).run()
                 }

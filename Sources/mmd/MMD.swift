@@ -3,6 +3,7 @@ import Coordinator
 import Exchange
 import Foundation
 import MarketMaker
+import MMCommandLine
 import MMCore
 import MMServiceKit
 import OperatorGUI
@@ -23,14 +24,7 @@ struct MMD: AsyncParsableCommand {
 
 /// Options every service takes.
 struct ServiceOptions: ParsableArguments {
-    @Option(help: "Cluster config (YAML). Default: embedded defaults.")
-    var config: String?
-
-    @Option(name: .customLong("data-dir"), help: "Cluster data directory (default: $MMCTL_DATA_DIR or ./var).")
-    var dataDir: String?
-
-    @Option(name: .customLong("set"), help: "Override one config key, e.g. --set coordinator.grant_ttl_ms=3000 (repeatable).")
-    var overrides: [String] = []
+    @OptionGroup var cluster: ClusterOptionGroup
 
     @Option(help: "Listen on this port instead of the configured one.")
     var port: Int?
@@ -45,20 +39,8 @@ struct ServiceOptions: ParsableArguments {
         if let supervisedBy { bindToSupervisor(supervisedBy) }
         LoggingBootstrap.bootstrap(label: "mmd")
         MetricsBootstrap.bootstrap()
-        var parsed: [String: String] = [:]
-        for item in overrides {
-            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
-                throw ValidationError("--set takes key=value, got '\(item)'")
-            }
-            parsed[String(item[..<equals])] = String(item[item.index(after: equals)...])
-        }
-        let config: ClusterConfig
-        do {
-            config = try await ClusterConfig.load(path: self.config, overrides: parsed)
-        } catch {
-            throw ValidationError(error.description)
-        }
-        let dataDirectory = DataDirectory.resolve(flag: dataDir)
+        let config = try await cluster.loadConfig()
+        let dataDirectory = cluster.dataDirectory
         try dataDirectory.ensureExists()
         let tokens = try RoleTokens.loadOrGenerate(in: dataDirectory)
         return ServiceEnvironment(process: process, role: role, config: config, dataDirectory: dataDirectory, tokens: tokens, portOverride: port)
@@ -158,30 +140,14 @@ struct SuperviseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "supervise", abstract: "Run the supervisor: spawn, watch and restart every process of the cluster (started by 'mmctl start').")
 
-    @Option(help: "Cluster config (YAML). Default: embedded defaults.")
-    var config: String?
-
-    @Option(name: .customLong("data-dir"), help: "Cluster data directory (default: $MMCTL_DATA_DIR or ./var).")
-    var dataDir: String?
-
-    @Option(name: .customLong("set"), help: "Override one config key (repeatable); passed on to every child.")
-    var overrides: [String] = []
+    /// `--set` items are passed on to every child unchanged.
+    @OptionGroup var cluster: ClusterOptionGroup
 
     func run() async throws {
-        var parsed: [String: String] = [:]
-        for item in overrides {
-            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
-                throw ValidationError("--set takes key=value, got '\(item)'")
-            }
-            parsed[String(item[..<equals])] = String(item[item.index(after: equals)...])
-        }
-        let clusterConfig: ClusterConfig
-        do { clusterConfig = try await ClusterConfig.load(path: config, overrides: parsed) } catch {
-            throw ValidationError(error.description)
-        }
+        let clusterConfig = try await cluster.loadConfig()
         let options = SupervisorOptions(
-            config: clusterConfig, dataDirectory: DataDirectory.resolve(flag: dataDir),
-            launch: ChildLaunchSettings(mmdPath: currentExecutablePath(), configPath: config.map { DataDirectory($0).path }, overrides: overrides),
+            config: clusterConfig, dataDirectory: cluster.dataDirectory,
+            launch: ChildLaunchSettings(mmdPath: currentExecutablePath(), configPath: cluster.config.map { DataDirectory($0).path }, overrides: cluster.overrides),
             nodeCount: clusterConfig.nodeCount)
         let code = await SupervisorDaemon.run(options)
         if code != 0 { throw ExitCode(code) }

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Coordinator
 import Foundation
 import HTTPTypes
@@ -354,7 +355,7 @@ import Testing
 /// A store whose next commit fails, to prove a failed write returns no grant.
 final class FlakyStore: CoordinatorStore {
     let inner: GRDBCoordinatorStore
-    private let failing = LockedValue(false)
+    private let failing = LockedBox(false)
 
     init(inner: GRDBCoordinatorStore) { self.inner = inner }
 
@@ -363,8 +364,11 @@ final class FlakyStore: CoordinatorStore {
     func load() async throws -> RecoveredCoordinatorState { try await inner.load() }
 
     func commit(_ mutation: CoordinatorMutation) async throws {
-        if failing.value {
-            failing.value = false
+        let fail = failing.update { failing -> Bool in
+            defer { failing = false }
+            return failing
+        }
+        if fail {
             throw HarnessError("injected disk failure")
         }
         try await inner.commit(mutation)

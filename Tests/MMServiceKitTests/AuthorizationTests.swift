@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -13,7 +14,7 @@ import Testing
     let tokens: RoleTokens
     let environment: ServiceEnvironment
     /// Counts handler runs: a rejected request must never reach the handler.
-    let handled = LockedValue(0)
+    let handled = LockedBox(0)
 
     init() throws {
         let directory = TestPaths.temporaryDataDirectory("servicekit")
@@ -28,7 +29,7 @@ import Testing
         let handled = self.handled
         router.on(RouteSpec(.POST, "/v1/echo", roles: [.node])) { request, context in
             let body = try await request.decode(as: Echo.self, context: context)
-            handled.value += 1
+            handled.update { $0 += 1 }
             return body
         }
         return buildApplication(environment, router: router)

@@ -132,6 +132,8 @@ import Testing
         let children = snapshot.processes.compactMap(\.pid)
         #expect(children.count == 6)
         kill(supervisorPid, SIGKILL)
+        // kill() only queues the signal: the clock starts once the supervisor is dead.
+        #expect(await eventually(timeout: .seconds(5), every: .milliseconds(5)) { !HostChecks.isAlive(supervisorPid) })
         // The parent-death signal takes them with it; 1 s is the promise (issue 16), not a guess.
         let allGone = await eventually(timeout: .seconds(1)) { clusterPids(cluster.dataDirectory).isEmpty }
         #expect(allGone, "survivors: \(clusterPids(cluster.dataDirectory))")

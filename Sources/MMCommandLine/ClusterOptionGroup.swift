@@ -1,0 +1,69 @@
+import ArgumentParser
+import MMCore
+
+/// `--config`, `--data-dir` and `--set`: which cluster a command is about. Every executable
+/// takes them (mmd's services and supervisor, every mmctl command, check and drill) with the
+/// same names, meaning and validation.
+public struct ClusterOptionGroup: ParsableArguments, Sendable {
+    @Option(help: "Cluster config (YAML). Default: the embedded defaults; mmctl commands but start use the one the cluster was started with (unless --set is given).")
+    public var config: String?
+
+    @Option(name: .customLong("data-dir"), help: "Cluster data directory (default: $MMCTL_DATA_DIR or ./var).")
+    public var dataDir: String?
+
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("Override one config key, e.g. --set listen.port_base=7500 (repeatable; mmd supervise passes it on to every child).", valueName: "key=value"))
+    public var overrides: [String] = []
+
+    public init() {}
+
+    /// Malformed `--set` items are usage errors, reported before any command runs.
+    public mutating func validate() throws {
+        do {
+            _ = try ConfigOverrides.parse(overrides)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    public var dataDirectory: DataDirectory { DataDirectory.resolve(flag: dataDir) }
+
+    /// `--set` items as key → value (a later item for the same key wins).
+    public func parsedOverrides() throws(ConfigOverrideError) -> [String: String] {
+        try ConfigOverrides.parse(overrides)
+    }
+
+    /// The config from `--config`, `MM_*` and `--set` (plus `extra`, which wins) over the
+    /// embedded defaults. Any problem is a usage error naming the key (exit 64).
+    public func loadConfig(extra: [String: String] = [:]) async throws(ValidationError) -> ClusterConfig {
+        let overrides: [String: String]
+        do { overrides = try parsedOverrides().merging(extra) { _, new in new } } catch { throw ValidationError(error.description) }
+        do { return try await ClusterConfig.load(path: config, overrides: overrides) } catch { throw ValidationError(error.description) }
+    }
+}
+
+/// A `--set` item that is not `key=value` with a non-empty key.
+public struct ConfigOverrideError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var item: String
+
+    public init(item: String) { self.item = item }
+
+    public var description: String {
+        "--set takes key=value with a non-empty key, e.g. --set listen.port_base=7500 (got '\(item)')"
+    }
+}
+
+public enum ConfigOverrides {
+    /// Splits each item at its first `=`: the value may itself contain `=` and may be empty.
+    public static func parse(_ items: [String]) throws(ConfigOverrideError) -> [String: String] {
+        var parsed: [String: String] = [:]
+        for item in items {
+            guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                throw ConfigOverrideError(item: item)
+            }
+            parsed[String(item[..<equals])] = String(item[item.index(after: equals)...])
+        }
+        return parsed
+    }
+}

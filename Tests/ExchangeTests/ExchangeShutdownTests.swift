@@ -1,0 +1,34 @@
+import Exchange
+import Foundation
+import MMCore
+import MMServiceKit
+import MMTestSupport
+import Testing
+
+/// SIGTERM while the state's fill ingest (here: a client like it) holds a `/v1/fills` long-poll
+/// open: the poll is answered and the exchange exits at once, not after the poll's wait.
+@Suite("Exchange shutdown", .serialized)
+struct ExchangeShutdownTests {
+    @Test("SIGTERM answers a parked fill long-poll and exits well before its wait")
+    func sigtermAnswersParkedFillPoll() async throws {
+        let cluster = try TestCluster("exchange-sigterm")
+        defer { cluster.removeData() }
+        let process = try await cluster.start(.exchange)
+        let ingest = ExchangeClient(try await cluster.endpoint(.exchange, as: .state))
+        let head = try await ingest.stats().fillCount
+        let pollWaitMs: Int64 = 10_000
+
+        // No node quotes, so no fill can end the poll before its wait: only shutdown can.
+        let timing = await sigtermDuringLongPoll(process, exitDeadline: .milliseconds(pollWaitMs + 5_000)) {
+            let page = try await ingest.fills(after: head, limit: 100, waitMs: pollWaitMs)
+            #expect(page.fills.isEmpty)
+        }
+        print("exchange SIGTERM during a fill long-poll: \(timing)")
+        let pollEnded = try #require(timing.pollEndedAfter)
+        #expect(pollEnded > .zero, "the poll was still parked when SIGTERM was sent")
+        #expect(timing.pollError == nil, "a parked poll is answered, not cut: \(timing)")
+        let exited = try #require(timing.exitedAfter, "still running after SIGTERM; log: \(process.logTail())")
+        #expect(exited < .milliseconds(pollWaitMs / 2), "exit must not wait for the long-poll: \(timing)")
+        #expect(timing.terminationStatus == 0, "graceful exit: \(process.logTail())")
+    }
+}
