@@ -1,4 +1,5 @@
 import Foundation
+import AsyncPrimitives
 import MMCore
 import ProcessKit
 import Synchronization
@@ -13,7 +14,8 @@ public final class SpawnedChild: ChildHandle {
     public let pid: Int32
     /// The write end of the child's stdin. Closed when the child is reaped.
     private let stdinWriteEnd: Int32
-    private let reaped = ExitLatch()
+    /// The reap result, resolved once by the waiter thread.
+    private let reaped = OnceValue<ChildExit>()
 
     private init(pid: Int32, stdinWriteEnd: Int32) {
         self.pid = pid
@@ -118,40 +120,5 @@ public final class SpawnedChild: ChildHandle {
         waiter.stackSize = 256 * 1024
         waiter.start()
         return child
-    }
-}
-
-
-/// The reap result, awaited by any number of tasks, resolved once by the waiter thread.
-final class ExitLatch: Sendable {
-    private enum State {
-        case waiting([CheckedContinuation<ChildExit, Never>])
-        case resolved(ChildExit)
-    }
-
-    private let state = Mutex(State.waiting([]))
-
-    func resolve(_ exit: ChildExit) {
-        let waiting: [CheckedContinuation<ChildExit, Never>] = state.withLock { state in
-            guard case .waiting(let continuations) = state else { return [] }
-            state = .resolved(exit)
-            return continuations
-        }
-        for continuation in waiting { continuation.resume(returning: exit) }
-    }
-
-    func value() async -> ChildExit {
-        await withCheckedContinuation { continuation in
-            let ready: ChildExit? = state.withLock { state in
-                switch state {
-                case .resolved(let exit): return exit
-                case .waiting(var continuations):
-                    continuations.append(continuation)
-                    state = .waiting(continuations)
-                    return nil
-                }
-            }
-            if let ready { continuation.resume(returning: ready) }
-        }
     }
 }

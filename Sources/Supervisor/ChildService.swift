@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import Logging
 import MMCore
@@ -439,36 +440,10 @@ public final class ChildService: Service, Sendable {
 
 /// The outcome of a child's first start, awaited by the tree's ordered start.
 final class StartOutcome: Sendable {
-    private enum State {
-        case pending([CheckedContinuation<Result<Void, SupervisorError>, Never>])
-        case decided(Result<Void, SupervisorError>)
-    }
-
-    private let state = Mutex(State.pending([]))
+    private let outcome = OnceValue<Result<Void, SupervisorError>>()
 
     /// The first outcome wins; later ones are ignored.
-    func resolve(_ outcome: Result<Void, SupervisorError>) {
-        let waiting: [CheckedContinuation<Result<Void, SupervisorError>, Never>] = state.withLock { state in
-            guard case .pending(let continuations) = state else { return [] }
-            state = .decided(outcome)
-            return continuations
-        }
-        for continuation in waiting { continuation.resume(returning: outcome) }
-    }
+    func resolve(_ result: Result<Void, SupervisorError>) { outcome.resolve(result) }
 
-    func wait() async throws(SupervisorError) {
-        let outcome = await withCheckedContinuation { (continuation: CheckedContinuation<Result<Void, SupervisorError>, Never>) in
-            let decided: Result<Void, SupervisorError>? = state.withLock { state in
-                switch state {
-                case .decided(let outcome): return outcome
-                case .pending(var continuations):
-                    continuations.append(continuation)
-                    state = .pending(continuations)
-                    return nil
-                }
-            }
-            if let decided { continuation.resume(returning: decided) }
-        }
-        try outcome.get()
-    }
+    func wait() async throws(SupervisorError) { try await outcome.value().get() }
 }

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import MMCore
 import ProcessKit
@@ -14,12 +15,10 @@ public final class SupervisorJournal: Sendable {
         var nextEventSeq: Int64 = 1
         var lastGeneration = 0
         var logs: [String: RotatingLog] = [:]
-        var changeCount: UInt64 = 0
-        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-        var nextWaiterId: UInt64 = 0
     }
 
     private let state = Mutex(State())
+    private let changes = ChangeSignal()
     let clock: any EpochClock
 
     init(clock: any EpochClock) { self.clock = clock }
@@ -78,35 +77,11 @@ public final class SupervisorJournal: Sendable {
     // MARK: Changes
 
     /// Something in the tree changed: wake every waiter.
-    func changed() {
-        let waiting = state.withLock { state in
-            state.changeCount &+= 1
-            defer { state.waiters.removeAll() }
-            return Array(state.waiters.values)
-        }
-        for continuation in waiting { continuation.resume() }
-    }
+    func changed() { changes.signal() }
 
-    var changeCount: UInt64 { state.withLock { $0.changeCount } }
+    var changeCount: UInt64 { changes.version }
 
     /// Returns once the change counter has moved past `seen` (at once if it already has), or
     /// when the calling task is cancelled.
-    func waitForChange(after seen: UInt64) async {
-        let id = state.withLock { state -> UInt64 in
-            state.nextWaiterId += 1
-            return state.nextWaiterId
-        }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let resumeNow = state.withLock { state -> Bool in
-                    if state.changeCount != seen || Task.isCancelled { return true }
-                    state.waiters[id] = continuation
-                    return false
-                }
-                if resumeNow { continuation.resume() }
-            }
-        } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
-        }
-    }
+    func waitForChange(after seen: UInt64) async { await changes.wait(after: seen, timeoutMs: nil) }
 }

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import MMCore
 import ProcessKit
@@ -69,7 +70,7 @@ final class FakeChild: ChildHandle {
     let pid: Int32
     let process: ClusterProcess
     let arguments: [String]
-    private let exitLatch = ExitLatch()
+    private let exitLatch = OnceValue<ChildExit>()
     private let state = Mutex<(signals: [Int32], ignoresTerm: Bool, exited: Bool)>(([], false, false))
 
     init(pid: Int32, process: ClusterProcess, arguments: [String], ignoresTerm: Bool) {
