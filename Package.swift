@@ -107,7 +107,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Rainbow", package: "Rainbow"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ]
+            ],
+            // The Swift runtime and Foundation linked in: most of mmctl's start-up was the
+            // dynamic loader resolving them (docs/PERFORMANCE.md, status section). The static
+            // Foundation needs its own dependencies named; the dynamic one carries them inside.
+            linkerSettings: [.unsafeFlags([
+                "-static-stdlib",
+                "-lFoundationInternationalization", "-lFoundationEssentials", "-lCoreFoundation",
+                "-l_FoundationICU", "-l_FoundationCShims", "-l_FoundationCollections",
+            ])]
         ),
 
         // Test-only helpers: real `mmd` processes on private ports and data directories.

@@ -410,7 +410,7 @@ public final class ChildService: Service, Sendable {
                 postbox.yield(.backoffElapsed(generation: generation))
             }
         case .fatal(let restarts):
-            let reason = "\(restarts) restarts in \(Self.seconds(context.policy.periodMs)); last exit \(exit.shortDescription)"
+            let reason = "\(restarts) restart\(restarts == 1 ? "" : "s") in \(Self.seconds(context.policy.periodMs)); last exit \(exit.shortDescription)"
             update {
                 $0.state = .fatal
                 $0.fatalReason = reason

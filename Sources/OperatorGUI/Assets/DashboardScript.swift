@@ -371,7 +371,8 @@ function renderProcesses(view) {
     return el('tr', { cls: p.state === 'running' ? '' : 'alert', data: { process: p.name, state: p.state, restarts: p.restarts, pid: p.pid || '' }, title: exit },
       el('th', { cls: 'sym', text: p.name, attrs: { scope: 'row' } }),
       num(p.pid ? String(p.pid) : '—'),
-      el('td', { cls, text: p.fatal_reason ? label + ': ' + p.fatal_reason : label, data: { fatalReason: p.fatal_reason || '' } }),
+      el('td', { cls, data: { fatalReason: p.fatal_reason || '' } }, label,
+        p.fatal_reason ? el('div', { cls: 'reason', text: p.fatal_reason }) : null),
       num(formatQty(p.restarts), { cls: p.restarts > 0 ? 'warntext' : '' }),
       num(formatDuration(p.uptime_ms)));
   });

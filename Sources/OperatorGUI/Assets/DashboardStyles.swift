@@ -52,6 +52,7 @@ tr.alert > th:first-child, tr.alert > td:first-child { box-shadow: inset 5px 0 0
 .flag.warn { color: var(--warn); background: var(--warn-bg); border: 1px solid var(--warn-line); }
 .ok { color: var(--good); font-weight: 600; }
 .badtext { color: var(--bad); font-weight: 700; }
+.grid td .reason { white-space: normal; font-weight: 400; font-size: .85em; max-width: 16rem; }
 .warntext { color: var(--warn); font-weight: 700; }
 .muted { color: var(--muted); }
 .neg { color: var(--bad); }
