@@ -219,6 +219,26 @@ public struct ShutdownTiming: Sendable, CustomStringConvertible {
     public var exitedAfter: Duration?
     public var terminationStatus: Int32?
 
+    /// What a prompt, graceful shutdown would not show, given the poll's own wait: empty when
+    /// the poll was parked at the signal, answered (not cut), and the process exited with 0
+    /// in well under that wait. Tests assert it is empty.
+    public func problems(pollWaitMs: Int64) -> [String] {
+        var found: [String] = []
+        if let ended = pollEndedAfter {
+            if ended <= .zero { found.append("the poll was not parked when SIGTERM was sent") }
+        } else {
+            found.append("the poll never ended")
+        }
+        if let pollError { found.append("the parked poll was cut, not answered: \(pollError)") }
+        if let exited = exitedAfter {
+            if exited >= .milliseconds(pollWaitMs / 2) { found.append("the exit waited for the long-poll (\(exited))") }
+        } else {
+            found.append("still running after the deadline")
+        }
+        if let status = terminationStatus, status != 0 { found.append("exit status \(status), not a graceful 0") }
+        return found
+    }
+
     public var description: String {
         "long-poll ended after \(pollEndedAfter.map { "\($0)" } ?? "never")\(pollError.map { " (error: \($0))" } ?? ""), "
             + "process exited after \(exitedAfter.map { "\($0)" } ?? "never") with status \(terminationStatus.map(String.init) ?? "-")"
