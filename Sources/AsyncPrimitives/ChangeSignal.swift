@@ -66,15 +66,7 @@ public final class ChangeSignal: Sendable {
             return
         }
         guard timeoutMs > 0 else { return }
-        // The timeout is a sibling task, not a detached timer: when either finishes the other
-        // is cancelled and awaited, so nothing outlives the call (and a cancelled caller
-        // cancels both).
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.park(after: seen) }
-            group.addTask { try? await Task.sleep(for: .milliseconds(timeoutMs)) }
-            await group.next()
-            group.cancelAll()
-        }
+        _ = await withTimeLimit(.milliseconds(timeoutMs)) { await self.park(after: seen) }
     }
 
     private func mustPark(_ seen: UInt64) -> Bool {

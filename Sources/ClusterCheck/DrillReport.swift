@@ -143,25 +143,30 @@ public struct DrillGoals: Sendable, Hashable {
         self.orphanSlackMs = orphanSlackMs
     }
 
+    /// p99 recovery of one fault kind against its bound; an unrecovered fault misses it too.
+    private func failoverGoal(
+        _ faults: [FaultRecord], _ kind: FaultKind, name: String, noun: String, target: String, met: (Int64) -> Bool
+    ) -> DrillGoal? {
+        let matching = faults.filter { $0.kind == kind }
+        guard !matching.isEmpty else { return nil }
+        let p99 = Percentiles.of(matching.compactMap(\.recoveryMs)).p99Ms
+        let unrecovered = matching.filter { $0.recoveryMs == nil }.count
+        return DrillGoal(
+            name: name, target: target, measured: "\(p99) ms over \(matching.count) \(noun), \(unrecovered) unrecovered",
+            met: met(p99) && unrecovered == 0, latency: unrecovered == 0)
+    }
+
     public func evaluate(faults: [FaultRecord], check: CheckReport?) -> [DrillGoal] {
         var goals: [DrillGoal] = []
-        let kills = faults.filter { $0.kind == .kill }
-        if !kills.isEmpty {
-            let p99 = Percentiles.of(kills.compactMap(\.recoveryMs)).p99Ms
-            let unrecovered = kills.filter { $0.recoveryMs == nil }.count
-            goals.append(DrillGoal(
-                name: "kill -9 failover p99", target: "< \(killFailoverMs) ms (death notice; TTL \(grantTtlMs) ms not waited for)",
-                measured: "\(p99) ms over \(kills.count) kills, \(unrecovered) unrecovered",
-                met: p99 < killFailoverMs && unrecovered == 0, latency: unrecovered == 0))
+        if let goal = failoverGoal(
+            faults, .kill, name: "kill -9 failover p99", noun: "kills",
+            target: "< \(killFailoverMs) ms (death notice; TTL \(grantTtlMs) ms not waited for)", met: { $0 < killFailoverMs }) {
+            goals.append(goal)
         }
-        let stops = faults.filter { $0.kind == .stop }
-        if !stops.isEmpty {
-            let p99 = Percentiles.of(stops.compactMap(\.recoveryMs)).p99Ms
-            let unrecovered = stops.filter { $0.recoveryMs == nil }.count
-            goals.append(DrillGoal(
-                name: "SIGSTOP failover p99", target: "≤ \(grantTtlMs + stopFailoverSlackMs) ms (grant TTL + \(stopFailoverSlackMs))",
-                measured: "\(p99) ms over \(stops.count) stops, \(unrecovered) unrecovered",
-                met: p99 <= grantTtlMs + stopFailoverSlackMs && unrecovered == 0, latency: unrecovered == 0))
+        if let goal = failoverGoal(
+            faults, .stop, name: "SIGSTOP failover p99", noun: "stops",
+            target: "≤ \(grantTtlMs + stopFailoverSlackMs) ms (grant TTL + \(stopFailoverSlackMs))", met: { $0 <= grantTtlMs + stopFailoverSlackMs }) {
+            goals.append(goal)
         }
         let graceful = faults.filter { $0.kind == .add || $0.kind == .remove }
         if !graceful.isEmpty {

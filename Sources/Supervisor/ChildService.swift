@@ -51,7 +51,11 @@ public final class ChildService: Service, Sendable {
 
     struct Row: Sendable {
         var state: ProcessState = .stopped
-        var pid: Int32?
+        /// The running incarnation (nil between a reap and the next spawn); its pid is the row's.
+        var handle: (any ChildHandle)?
+        /// The identity it was started with, for the death notice.
+        var incarnation: String?
+        var history: RestartPolicy.History
         var generation = 0
         var restarts: Int64 = 0
         var startedAtMs: EpochMs?
@@ -62,6 +66,8 @@ public final class ChildService: Service, Sendable {
         /// of being restarted, so `mmctl start` reports the cause.
         var initialStart = true
         var finished = false
+
+        var pid: Int32? { handle?.pid }
     }
 
     enum Message: Sendable {
@@ -80,7 +86,7 @@ public final class ChildService: Service, Sendable {
         self.process = process
         self.context = context
         (mailbox, postbox) = AsyncStream.makeStream(of: Message.self)
-        row = Mutex(Row())
+        row = Mutex(Row(history: context.policy.freshHistory()))
     }
 
     // MARK: Inspection (any task)
@@ -169,7 +175,7 @@ public final class ChildService: Service, Sendable {
                 note("not ready within \(timeoutMs) ms: killing it (counts as a crash)")
                 context.journal.record("not_ready", process: process, "\(process.name) not ready within \(timeoutMs) ms; killed")
             }
-            currentHandle?.signalGroup(SIGKILL)
+            row.withLock { $0.handle }?.signalGroup(SIGKILL)
 
         case .backoffElapsed(let generation):
             let due = update { row -> Bool in
@@ -182,13 +188,13 @@ public final class ChildService: Service, Sendable {
             await spawn(group: &group)
 
         case .graceElapsed(let generation):
-            guard generation == currentGeneration, let handle = currentHandle else { return false }
+            guard generation == currentGeneration, let handle = row.withLock({ $0.handle }) else { return false }
             note("still running after the grace period: SIGKILL")
             context.journal.record("kill", process: process, "\(process.name) (pid \(handle.pid)) ignored SIGTERM for the grace period: SIGKILL")
             handle.signalGroup(SIGKILL)
 
         case .signal(let signal, let name, let reply):
-            if let handle = currentHandle {
+            if let handle = row.withLock({ $0.handle }) {
                 handle.signalGroup(signal)
                 context.journal.record("signal", process: process, "SIG\(name) sent to \(process.name) (pid \(handle.pid)) on request")
                 note("SIG\(name) sent on request")
@@ -197,8 +203,8 @@ public final class ChildService: Service, Sendable {
 
         case .restart(let reply):
             // An operator asked: the crash history is forgotten, a fatal process comes back.
-            history = context.policy.freshHistory()
-            if let handle = currentHandle {
+            update { $0.history = context.policy.freshHistory() }
+            if let handle = row.withLock({ $0.handle }) {
                 update {
                     $0.intent = .restartNow
                     $0.state = .stopping
@@ -221,7 +227,7 @@ public final class ChildService: Service, Sendable {
 
         case .stop(let graceMs, let removing):
             update { $0.intent = .stop(removing: removing) }
-            guard let handle = currentHandle else {
+            guard let handle = row.withLock({ $0.handle }) else {
                 update { $0.state = .stopped }
                 startOutcome.resolve(.failure(.io("\(process.name) was stopped before it became ready")))
                 return true
@@ -236,18 +242,6 @@ public final class ChildService: Service, Sendable {
     }
 
     // MARK: Loop-private state (touched only by `run()`)
-
-    private let loopState = Mutex<(handle: (any ChildHandle)?, history: RestartPolicy.History?)>((nil, nil))
-
-    private var currentHandle: (any ChildHandle)? {
-        get { loopState.withLock { $0.handle } }
-        set { loopState.withLock { $0.handle = newValue } }
-    }
-
-    private var history: RestartPolicy.History {
-        get { loopState.withLock { $0.history } ?? context.policy.freshHistory() }
-        set { loopState.withLock { $0.history = newValue } }
-    }
 
     private var currentGeneration: Int { row.withLock { $0.generation } }
     private var restarts: Int64 { row.withLock { $0.restarts } }
@@ -302,17 +296,14 @@ public final class ChildService: Service, Sendable {
             row.state = .starting
             row.intent = .keepRunning
             row.fatalReason = nil
-            row.pid = handle.pid
+            row.handle = handle
+            row.incarnation = incarnation
             row.startedAtMs = now
         }
-        currentHandle = handle
-        incarnations.withLock { $0[generation] = incarnation }
         try? "\(handle.pid)\n".write(toFile: context.dataDirectory.pidPath(process.name), atomically: true, encoding: .utf8)
         context.journal.record("spawn", process: process, "\(process.name) started as pid \(handle.pid)")
         context.logger.info("spawned \(process.name) pid \(handle.pid)")
     }
-
-    private let incarnations = Mutex<[Int: String]>([:])
 
     private func markSpawnFailed(_ error: SupervisorError) {
         let reason = "could not be spawned: \(error)"
@@ -356,13 +347,13 @@ public final class ChildService: Service, Sendable {
     /// The reaped child: record, tell the death notifier at once, then restart, stay down or finish.
     private func childExited(_ exit: ChildExit, now: EpochMs, group: inout DiscardingTaskGroup) async -> Bool {
         let generation = currentGeneration
-        let (pid, startedAt, intent, initial) = update { row -> (Int32, EpochMs?, Intent, Bool) in
-            let snapshot = (row.pid ?? 0, row.startedAtMs, row.intent, row.initialStart)
-            row.pid = nil
+        let (pid, incarnation, startedAt, intent, initial) = update { row -> (Int32, String?, EpochMs?, Intent, Bool) in
+            let snapshot = (row.pid ?? 0, row.incarnation, row.startedAtMs, row.intent, row.initialStart)
+            row.handle = nil
+            row.incarnation = nil
             row.lastExit = ProcessExit(code: exit.code, signal: exit.signal, atMs: now)
             return snapshot
         }
-        currentHandle = nil
         let upFor = now - (startedAt ?? now)
         try? FileManager.default.removeItem(atPath: context.dataDirectory.pidPath(process.name))
         let what = "\(process.name) (pid \(pid)) \(exit) after \(upFor) ms"
@@ -371,7 +362,7 @@ public final class ChildService: Service, Sendable {
         context.logger.notice("\(what)")
 
         // Death is news: the coordinator hears of it before any backoff or restart.
-        if let incarnation = incarnations.withLock({ $0.removeValue(forKey: generation) }) {
+        if let incarnation {
             let death = ChildDeath(process: process, pid: pid, incarnation: incarnation, exit: exit)
             group.addTask { [context] in await context.deathReporter.childDied(death) }
         }
@@ -397,9 +388,7 @@ public final class ChildService: Service, Sendable {
             startOutcome.resolve(.failure(.exitedDuringStart(process: process.name, exit: describe(exit), logTail: logTail())))
             return false
         }
-        var history = self.history
-        let decision = context.policy.onExit(&history, upForMs: upFor, nowMs: now)
-        self.history = history
+        let decision = update { context.policy.onExit(&$0.history, upForMs: upFor, nowMs: now) }
         switch decision {
         case .restart(let delay):
             update { $0.state = .backoff }

@@ -197,19 +197,11 @@ public actor ProcessSupervisor {
         }
         for tier in tiers {
             for child in tier { child.stop(graceMs: graceMs) }
-            for child in tier { await waitForFinish(child) }
+            for child in tier { await waitUntil { _ in child.isFinished } }
         }
         phase = .stopped
         addChild.finish()
         context.journal.record("stopped", process: nil, "every process has stopped")
-    }
-
-    private nonisolated func waitForFinish(_ child: ChildService) async {
-        while !child.isFinished && !Task.isCancelled {
-            let seen = journal.changeCount
-            if child.isFinished { return }
-            await journal.waitForChange(after: seen)
-        }
     }
 
     // MARK: Control

@@ -1,22 +1,11 @@
+import AsyncPrimitives
 import Testing
 
 /// Runs `body` and reports whether it finished within `limit`. A body that does not finish
 /// in time is cancelled (every primitive here honours cancellation), so a test that would
 /// otherwise hang fails instead.
 func finishes(within limit: Duration, _ body: @escaping @Sendable () async -> Void) async -> Bool {
-    await withTaskGroup(of: Bool.self) { group in
-        group.addTask {
-            await body()
-            return true
-        }
-        group.addTask {
-            try? await Task.sleep(for: limit)
-            return false
-        }
-        let first = await group.next() ?? false
-        group.cancelAll()
-        return first
-    }
+    await withTimeLimit(limit, body) != nil
 }
 
 /// Polls `condition` every millisecond until it holds or `limit` passes.

@@ -1,3 +1,4 @@
+import AsyncPrimitives
 import Foundation
 import Logging
 import MMCore
@@ -40,19 +41,7 @@ struct ProcessTreeTests {
         /// Waits (on changes, not on time) until `predicate` holds; fails after 10 s of wall time.
         func eventually(_ what: String, _ predicate: @escaping @Sendable (ProcessList) -> Bool) async throws {
             let supervisor = supervisor
-            let met = await withTaskGroup(of: Bool.self) { group in
-                group.addTask {
-                    await supervisor.waitUntil(predicate)
-                    return !Task.isCancelled
-                }
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(10))
-                    return false
-                }
-                let first = await group.next() ?? false
-                group.cancelAll()
-                return first
-            }
+            let met = await withTimeLimit(.seconds(10)) { await supervisor.waitUntil(predicate) } != nil
             if !met { throw TimedOut(description: "timed out waiting for: \(what); processes: \(await supervisor.processList().processes.map { "\($0.name)=\($0.state.rawValue)" })") }
         }
 
