@@ -1,20 +1,22 @@
 import MMCore
 
 /// Symbol → node as a pure function of (live member set, symbols): rendezvous
-/// (highest-random-weight) hashing with a load bound.
+/// (highest-random-weight) hashing with an exact load bound.
 ///
 /// Every (symbol, node) pair gets a pseudo-random weight from a fixed hash (FNV-1a + a
 /// SplitMix64 finaliser, never Swift's per-process seeded `Hasher`, so every process and
-/// every restart computes the same table). A symbol goes to its heaviest node unless that
-/// node already holds `capacity` symbols, in which case it goes to its heaviest node with
-/// room ("spilled"). Symbols are placed in name order, so the order itself never depends on
-/// membership. See docs/architecture/coordinator.md for the movement argument.
+/// every restart computes the same table). With S symbols on N nodes, every node holds
+/// floor(S/N) or ceil(S/N) symbols, so max − min ≤ 1: a symbol goes to its heaviest node with
+/// room, where a node has room below floor(S/N), or at floor(S/N) while fewer than S mod N
+/// nodes have taken the extra one ("spilled" when that is not its heaviest node overall).
+/// Symbols are placed in name order, so the order itself never depends on membership. See
+/// docs/architecture/coordinator.md for the movement argument.
 public enum AssignmentPlanner {
-    /// The most symbols one node may hold: ceil(S/N) + 1. The +1 of slack keeps the bound from
-    /// binding for most member sets, and a non-binding bound means plain rendezvous movement.
+    /// The most symbols one node may hold: ceil(S/N). Exactly S mod N nodes hold that many
+    /// when it is not a whole division; the rest hold floor(S/N).
     public static func capacity(symbolCount: Int, nodeCount: Int) -> Int {
         guard nodeCount > 0 else { return 0 }
-        return (symbolCount + nodeCount - 1) / nodeCount + 1
+        return (symbolCount + nodeCount - 1) / nodeCount
     }
 
     /// The table for `nodes` (order and duplicates do not matter). Empty when no node is live.
@@ -22,24 +24,29 @@ public enum AssignmentPlanner {
         let nodeNames = Array(Set(nodes)).sorted()
         guard !nodeNames.isEmpty else { return [:] }
         let nodeHashes = nodeNames.map(stableHash)
-        let capacity = capacity(symbolCount: symbols.count, nodeCount: nodeNames.count)
+        let placed = Array(Set(symbols)).sorted()
+        let floorLoad = placed.count / nodeNames.count
+        // How many nodes may still take one symbol beyond floorLoad. The free slots always
+        // equal the symbols left to place (N·floor + S mod N = S), so some node has room for
+        // every symbol.
+        var extraSlots = placed.count % nodeNames.count
         var load = [Int](repeating: 0, count: nodeNames.count)
         var table: [String: String] = [:]
-        table.reserveCapacity(symbols.count)
-        for symbol in Array(Set(symbols)).sorted() {
+        table.reserveCapacity(placed.count)
+        for symbol in placed {
             let symbolHash = stableHash(symbol)
             // One pass finds the heaviest node with room; ties (practically impossible with
             // 64-bit weights) go to the smaller name because the names are sorted.
             var best = -1
             var bestWeight: UInt64 = 0
-            for index in nodeNames.indices where load[index] < capacity {
+            for index in nodeNames.indices where load[index] < floorLoad || (load[index] == floorLoad && extraSlots > 0) {
                 let weight = Self.weight(symbolHash: symbolHash, nodeHash: nodeHashes[index])
                 if best < 0 || weight > bestWeight {
                     best = index
                     bestWeight = weight
                 }
             }
-            // capacity * N ≥ S + N, so some node always has room.
+            if load[best] == floorLoad { extraSlots -= 1 }
             load[best] += 1
             table[symbol] = nodeNames[best]
         }
