@@ -118,7 +118,18 @@ let package = Package(
             ])]
         ),
 
-        // Test-only helpers: real `mmd` processes on private ports and data directories.
+        // A typed client for etcd 3.4's v3 JSON gateway (HTTP/1.1), with failover across
+        // members: groundwork for the coordinator's authority on etcd (docs/architecture/coordinator.md).
+        .target(
+            name: "EtcdKit",
+            dependencies: [
+                "AsyncPrimitives",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Test-only helpers: real `mmd` and `etcd` processes on private ports and data directories.
         .target(name: "MMTestSupport", dependencies: ["MMCore", "MMServiceKit"]),
 
         // Benchmarks behind docs/PERFORMANCE.md, run through Scripts/bench.
@@ -138,6 +149,7 @@ let package = Package(
         .testTarget(name: "MMCommandLineTests", dependencies: ["MMCommandLine", "MMCore"]),
         .testTarget(name: "MMServiceKitTests", dependencies: ["MMServiceKit", "MMTestSupport", "AsyncPrimitives", .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "CurlClientTests", dependencies: ["CurlClient", "MMServiceKit"]),
+        .testTarget(name: "EtcdKitTests", dependencies: ["EtcdKit", "MMTestSupport", "MMServiceKit", "AsyncPrimitives"]),
         .testTarget(name: "ExchangeTests", dependencies: serviceTest("Exchange")),
         .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState")),
         .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator")),
