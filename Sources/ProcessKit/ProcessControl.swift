@@ -184,6 +184,14 @@ public struct SupervisorStateFile: Codable, Sendable, Hashable {
     }
 }
 
+/// Makes a posix_spawn child inherit only descriptors 0, 1 and 2 (the actions' own dup2s
+/// come first). Sockets that libraries open without CLOEXEC would otherwise live on in every
+/// child: a connection its owner closed stays half-open while any child holds a copy, and a
+/// server draining that connection on shutdown waits until it is killed. 0 or an errno.
+public func addCloseInheritedDescriptors(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>) -> Int32 {
+    mm_spawn_file_actions_close_from(actions, 3)
+}
+
 /// Starts `mmd supervise …` as a daemon: its own session (no controlling terminal, so a
 /// closed ssh session or Ctrl-C in the starting shell does not reach it), stdin from
 /// /dev/null, stdout and stderr appended to `logPath`.
@@ -195,6 +203,8 @@ public enum DetachedSpawn {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let closing = addCloseInheritedDescriptors(&actions)
+        guard closing == 0 else { throw .spawnFailed("\(executable) (closing inherited descriptors)", errno: closing) }
         return try cleanSpawn(executable: executable, arguments: arguments, actions: &actions, extraFlags: spawnSetSID)
     }
 

@@ -56,6 +56,11 @@ public final class SpawnedChild: ChildHandle {
         posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 2)
+        let closing = addCloseInheritedDescriptors(&actions)
+        guard closing == 0 else {
+            close(stdinPipe[0]); close(stdinPipe[1]); close(outputPipe[0]); close(outputPipe[1])
+            throw .spawnFailed("\(executable) (closing inherited descriptors)", errno: closing)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

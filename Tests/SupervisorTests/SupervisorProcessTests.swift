@@ -346,3 +346,32 @@ final class Listener: Sendable {
     }
     func close() { Glibc.close(fd) }
 }
+
+/// A child must inherit stdin, stdout and stderr only: a socket of the supervisor opened
+/// without CLOEXEC and inherited by a child keeps a closed connection half-open, and a
+/// service draining that connection on SIGTERM then waits until it is killed.
+@Suite struct SpawnedChildDescriptorTests {
+    @Test func childInheritsNoDescriptorAboveStderr() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("spawn-fds-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // Opened without O_CLOEXEC, as some libraries open their sockets.
+        let leaky = open("/dev/null", O_RDONLY)
+        try #require(leaky > 2)
+        defer { close(leaky) }
+        let logPath = directory.appendingPathComponent("child.log").path
+        let log = try RotatingLog(path: logPath, maxBytes: 1 << 20, keep: 1)
+        let script = "for fd in 0 1 2 \(leaky); do if [ -e /proc/$$/fd/$fd ]; then echo open $fd; else echo closed $fd; fi; done"
+        let child = try SpawnedChild.spawn(executable: "/bin/sh", arguments: ["sh", "-c", script], log: log)
+        _ = await child.exit()
+        // The log pump thread may still be flushing the last line.
+        var text = ""
+        for _ in 0..<50 {
+            text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if text.contains("fd \(leaky)") || text.contains(" \(leaky)\n") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(text.contains("open 0") && text.contains("open 1") && text.contains("open 2"), "\(text)")
+        #expect(text.contains("closed \(leaky)"), "descriptor \(leaky) leaked into the child: \(text)")
+    }
+}
