@@ -136,6 +136,9 @@ public struct DrillGoals: Sendable, Hashable {
     /// SIGSTOP cannot be told from slowness: the grant must lapse first.
     public var stopFailoverSlackMs: Int64 = 500
     public var gracefulGapMs: Int64 = 250
+    /// A restarted coordinator re-adopts the live grants its holders present, so quoting
+    /// should not notice the restart (it used to leave every symbol unquoted for ~2.4 s).
+    public var coordinatorRestartGapMs: Int64 = 250
 
     public init(grantTtlMs: Int64, deadmanTimeoutMs: Int64, orphanSlackMs: Int64) {
         self.grantTtlMs = grantTtlMs
@@ -174,6 +177,13 @@ public struct DrillGoals: Sendable, Hashable {
             goals.append(DrillGoal(
                 name: "graceful leave/join unquoted p99", target: "< \(gracefulGapMs) ms",
                 measured: "\(p99) ms over \(graceful.count) add/remove", met: p99 < gracefulGapMs, latency: true))
+        }
+        let coordinatorRestarts = faults.filter { $0.kind == .restartCoordinator }
+        if !coordinatorRestarts.isEmpty {
+            let p99 = Percentiles.of(coordinatorRestarts.map(\.maxUnquotedMs)).p99Ms
+            goals.append(DrillGoal(
+                name: "restart-coordinator unquoted p99", target: "< \(coordinatorRestartGapMs) ms (grants re-adopted, no quiet period)",
+                measured: "\(p99) ms over \(coordinatorRestarts.count) restarts", met: p99 < coordinatorRestartGapMs, latency: true))
         }
         let orphans = faults.compactMap(\.orphanQuoteMs)
         if !orphans.isEmpty {

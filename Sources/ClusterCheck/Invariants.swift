@@ -189,7 +189,9 @@ public enum Invariants {
     /// was reported dead), at its `grant_expired` (expires_at_ms, which includes every silent
     /// renewal), or, if the coordinator restarted while it was open, at
     /// the restart's quiet-period end (`coordinator_started.expires_at_ms`): every renewal
-    /// happened before the restart, so none reaches past restart + one grant TTL.
+    /// happened before the restart, so none reaches past restart + one grant TTL — unless its
+    /// holder re-adopts it (`adopt`, same token), which reopens that very grant: it must be the
+    /// last grant of the symbol, and no other grant may have started since.
     public static func grantsNeverOverlap(events: [ClusterEvent]) -> InvariantResult {
         var open: [String: GrantLifetime] = [:]
         var lastEnd: [String: (end: EpochMs, token: Int64, node: String)] = [:]
@@ -220,6 +222,19 @@ public enum Invariants {
                 }
                 if let highest = highestToken[symbol], token <= highest {
                     nonIncreasing.add("\(symbol): grant token \(token) (event \(event.seq)) is not above the earlier \(highest)")
+                }
+                highestToken[symbol] = max(highestToken[symbol] ?? token, token)
+                open[symbol] = GrantLifetime(symbol: symbol, node: node, fencingToken: token, grantedAtMs: event.tsMs, endMs: nil, grantSeq: event.seq)
+            case "adopt":
+                guard let symbol = event.symbol, let token = event.fencingToken else { continue }
+                let node = event.node ?? "?"
+                if let previous = open[symbol] {
+                    overlaps.add(
+                        "\(symbol): #\(token) re-adopted by \(node) at \(event.tsMs) (event \(event.seq)) while #\(previous.fencingToken) of \(previous.node) (event \(previous.grantSeq)) was never ended")
+                } else if let highest = highestToken[symbol], token != highest {
+                    nonIncreasing.add("\(symbol): re-adopted token \(token) (event \(event.seq)) is not the latest one \(highest)")
+                } else if let previous = lastEnd[symbol], previous.token == token, previous.node != node {
+                    overlaps.add("\(symbol): #\(token) of \(previous.node) re-adopted by another node, \(node) (event \(event.seq))")
                 }
                 highestToken[symbol] = max(highestToken[symbol] ?? token, token)
                 open[symbol] = GrantLifetime(symbol: symbol, node: node, fencingToken: token, grantedAtMs: event.tsMs, endMs: nil, grantSeq: event.seq)

@@ -50,7 +50,10 @@ public func buildCoordinatorApplication(
 public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: CoordinatorEngine) -> AuthorizedRouter {
     let router = buildServiceRouter(environment) {
         let quiet = await engine.quietForMs
-        return Readiness(ready: true, detail: quiet > 0 ? "ready (startup quiet period: granting nothing for \(quiet) ms)" : "ready")
+        let waiting = await engine.quietSymbolCount
+        return Readiness(
+            ready: true,
+            detail: quiet > 0 ? "ready (startup quiet period: \(waiting) symbol(s) not re-adopted by their holder wait \(quiet) ms more)" : "ready")
     }
 
     router.on(CoordinatorRoutes.heartbeat) { request, context in
@@ -86,7 +89,7 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
     router.on(CoordinatorRoutes.renew) { request, context in
         let symbol = try context.pathParameter("symbol")
         let body = try await request.decode(as: RenewRequest.self, context: context)
-        return try await engine.renew(symbol: symbol, node: body.node, fencingToken: body.fencingToken)
+        return try await engine.renew(symbol: symbol, node: body.node, fencingToken: body.fencingToken, presented: body.grant)
     }
     router.on(CoordinatorRoutes.release) { request, context in
         let symbol = try context.pathParameter("symbol")

@@ -100,9 +100,12 @@ public actor CoordinatorEngine {
         }
     }
 
-    public func renew(symbol: String, node: String, fencingToken: Int64) async throws -> AuthorityGrant {
-        sign(try await mutate { state, now throws(CoordinatorRefusal) in
-            try state.renew(symbol: symbol, node: node, fencingToken: fencingToken, nowMs: now)
+    /// `presented` is the signed grant being renewed, if the node sent it: after a restart it
+    /// lets the grant continue (re-adoption, see `CoordinatorState.renew`).
+    public func renew(symbol: String, node: String, fencingToken: Int64, presented: AuthorityGrant? = nil) async throws -> AuthorityGrant {
+        let signer = signer
+        return sign(try await mutate { state, now throws(CoordinatorRefusal) in
+            try state.renew(symbol: symbol, node: node, fencingToken: fencingToken, presented: presented, isAuthentic: signer.isAuthentic, nowMs: now)
         })
     }
 
@@ -113,11 +116,14 @@ public actor CoordinatorEngine {
         for item in request.grants where !seen.insert(item.symbol).inserted {
             throw APIError.invalidField("grants", "lists '\(item.symbol)' more than once")
         }
+        let signer = signer
         let outcomes: [Result<GrantRecord, CoordinatorRefusal>] = try await mutate { state, now throws(CoordinatorRefusal) in
             guard state.members[request.node] != nil else { throw .unknownNode(request.node) }
             return request.grants.map { item in
                 Result { () throws(CoordinatorRefusal) in
-                    try state.renew(symbol: item.symbol, node: request.node, fencingToken: item.fencingToken, nowMs: now)
+                    try state.renew(
+                        symbol: item.symbol, node: request.node, fencingToken: item.fencingToken, presented: item.grant,
+                        isAuthentic: signer.isAuthentic, nowMs: now)
                 }
             }
         }
@@ -167,7 +173,7 @@ public actor CoordinatorEngine {
     public func authority() -> AuthorityList {
         let now = clock.nowMs()
         return AuthorityList(
-            authority: state.policy.symbols.map { state.authority(symbol: $0, nowMs: now) }, quietForMs: max(0, state.quietUntilMs - now))
+            authority: state.policy.symbols.map { state.authority(symbol: $0, nowMs: now) }, quietForMs: state.quietForMs(nowMs: now))
     }
 
     public func authority(symbol: String) throws -> AuthorityStatus {
@@ -175,7 +181,9 @@ public actor CoordinatorEngine {
         return state.authority(symbol: symbol, nowMs: clock.nowMs())
     }
 
-    public var quietForMs: Int64 { max(0, state.quietUntilMs - clock.nowMs()) }
+    public var quietForMs: Int64 { state.quietForMs(nowMs: clock.nowMs()) }
+    /// Symbols still waiting out the startup quiet period (not re-adopted by their holder).
+    public var quietSymbolCount: Int { state.quietForMs(nowMs: clock.nowMs()) > 0 ? state.unresolvedSymbols.count : 0 }
     public var headSeq: Int64 { state.headSeq }
 
     /// The live grant of `symbol`, signed, if any (tests and inspection).

@@ -27,6 +27,9 @@ public enum CoordinatorEventKind: String, Sendable, CaseIterable {
     /// The supervisor reported the member's process dead; its presence ended at once.
     case death
     case grant
+    /// A restarted coordinator took over a live grant of its previous run: the holder presented
+    /// it correctly signed, unexpired, with the highest token recorded for the symbol.
+    case adopt
     case renewRefused = "renew_refused"
     case release
     /// A grant ended by the coordinator before its expiry because its holder's process died.
@@ -86,25 +89,48 @@ public struct GrantRecord: Sendable, Hashable {
     public func isLive(at nowMs: EpochMs) -> Bool { nowMs < expiresAtMs }
 }
 
+/// A live member as persisted, so a restarted coordinator starts from the same member set
+/// (and therefore the same assignment table) instead of rebuilding it heartbeat by heartbeat.
+public struct PersistedMember: Sendable, Hashable {
+    public var node: String
+    public var address: String
+    public var incarnation: String
+    public var joinedAtMs: EpochMs
+
+    public init(node: String, address: String, incarnation: String, joinedAtMs: EpochMs) {
+        self.node = node
+        self.address = address
+        self.incarnation = incarnation
+        self.joinedAtMs = joinedAtMs
+    }
+}
+
 /// What the repository hands back at startup: the only state that survives a restart.
 public struct RecoveredCoordinatorState: Sendable, Hashable {
     public var headSeq: Int64
     public var fencingTokens: [String: Int64]
+    /// The members that were alive when the previous run last changed membership.
+    public var members: [PersistedMember]
 
-    public init(headSeq: Int64, fencingTokens: [String: Int64]) {
+    public init(headSeq: Int64, fencingTokens: [String: Int64], members: [PersistedMember] = []) {
         self.headSeq = headSeq
         self.fencingTokens = fencingTokens
+        self.members = members
     }
 
     /// Any prior event or token means an earlier run may have issued grants still running.
     public var showsPreviousRun: Bool { headSeq > 0 || !fencingTokens.isEmpty }
 }
 
-/// What must be durable before a result is returned: appended events and raised tokens.
+/// What must be durable before a result is returned: appended events, raised tokens and
+/// membership changes (a member alive now, or gone).
 public struct CoordinatorMutation: Sendable, Hashable {
     public var events: [ClusterEvent] = []
     public var fencingTokens: [String: Int64] = [:]
-    public var isEmpty: Bool { events.isEmpty && fencingTokens.isEmpty }
+    public var aliveMembers: [String: PersistedMember] = [:]
+    public var departedMembers: Set<String> = []
+    public var isEmpty: Bool { events.isEmpty && fencingTokens.isEmpty && aliveMembers.isEmpty && departedMembers.isEmpty }
+    public init() {}
 }
 
 /// Why the coordinator said no. Each maps to one HTTP status and stable code.
@@ -120,6 +146,7 @@ public enum CoordinatorRefusal: Error, Sendable, Hashable {
     case grantLapsed(symbol: String, node: String)
     case staleFencingToken(symbol: String, presented: Int64, current: Int64, holder: String?)
     case startupQuiet(retryAfterMs: Int64)
+    case invalidGrant(symbol: String, node: String)
 
     public var code: String {
         switch self {
@@ -133,6 +160,7 @@ public enum CoordinatorRefusal: Error, Sendable, Hashable {
         case .grantLapsed: CoordinatorErrorCode.grantLapsed
         case .staleFencingToken: CoordinatorErrorCode.staleFencingToken
         case .startupQuiet: CoordinatorErrorCode.startupQuiet
+        case .invalidGrant: CoordinatorErrorCode.invalidGrant
         }
     }
 
@@ -181,10 +209,15 @@ public enum CoordinatorRefusal: Error, Sendable, Hashable {
                 status: 409, code: code,
                 message: "fencing token \(presented) for '\(symbol)' is not the current one (\(current)\(holder.map { ", held by '\($0)'" } ?? "")): stop acting on it",
                 details: details)
+        case .invalidGrant(let symbol, let node):
+            return APIError(
+                status: 403, code: code,
+                message: "the grant presented for '\(symbol)' by '\(node)' is not one this coordinator signed (altered or forged): nothing was renewed",
+                details: ["symbol": symbol, "node": node])
         case .startupQuiet(let retryAfterMs):
             return APIError(
                 status: 503, code: code,
-                message: "the coordinator restarted and grants nothing for one grant TTL so no earlier grant can overlap; retry in \(retryAfterMs) ms",
+                message: "the coordinator restarted and grants this symbol to no one until its previous holder re-adopts the grant or one grant TTL has passed, so no earlier grant can overlap; retry in \(retryAfterMs) ms",
                 details: ["retry_after_ms": "\(retryAfterMs)"])
         }
     }
@@ -203,6 +236,11 @@ public struct CoordinatorState: Sendable {
     public private(set) var fencingTokens: [String: Int64]
     public private(set) var assignments: AssignmentTable
     public private(set) var quietUntilMs: EpochMs
+    /// Symbols for which a grant of the previous run may still be live without this run
+    /// knowing it: those with a recorded token, until `quietUntilMs` or until their holder
+    /// re-adopts the grant. Only these wait out the quiet period; a symbol never granted
+    /// (no token) cannot have a live grant, and an adopted one is known again.
+    public private(set) var unresolvedSymbols: Set<String>
     public private(set) var headSeq: Int64
     public private(set) var pending = CoordinatorMutation()
     /// No member or grant expires before this instant (a lower bound: extensions only move
@@ -220,15 +258,26 @@ public struct CoordinatorState: Sendable {
         self.headSeq = recovered.headSeq
         let previousRun = recovered.showsPreviousRun
         self.quietUntilMs = previousRun ? nowMs + policy.grantTtlMs : nowMs
+        self.unresolvedSymbols = previousRun ? Set(recovered.fencingTokens.filter { $0.value > 0 }.keys) : []
         self.assignments = AssignmentTable(version: 0, symbols: [:])
+        // The previous run's live members come back alive for one presence TTL: the table is
+        // the one before the restart, so no node gives up a symbol it holds while the members
+        // heartbeat again; one that does not come back expires as usual.
+        for member in recovered.members {
+            members[member.node] = MemberRecord(
+                node: member.node, address: member.address, joinedAtMs: member.joinedAtMs, lastHeartbeatMs: nowMs,
+                expiresAtMs: nowMs + policy.presenceTtlMs, status: .alive, incarnation: member.incarnation, endedIncarnations: [])
+        }
+        if !recovered.members.isEmpty { nextDeadlineMs = nowMs + policy.presenceTtlMs }
         let started = append(
             nowMs, .coordinatorStarted, expiresAtMs: quietUntilMs,
             detail: previousRun
-                ? "previous run found (last event \(recovered.headSeq)): granting nothing until \(quietUntilMs)"
+                ? "previous run found (last event \(recovered.headSeq)): \(unresolvedSymbols.count) symbol(s) with earlier grants wait until \(quietUntilMs) unless their holder re-adopts its grant"
                 : "fresh data directory: granting at once")
         // The version is the seq of the event that last changed the table, so it is durable
         // and never reused across restarts.
         assignments.version = started
+        rebalance(nowMs: nowMs)
     }
 
     // MARK: Membership
@@ -252,12 +301,16 @@ public struct CoordinatorState: Sendable {
         if var member = members[node], member.status == .alive {
             member.lastHeartbeatMs = nowMs
             member.expiresAtMs = expiresAtMs
+            let moved = member.address != address
             member.address = address
             if member.incarnation != incarnation {
                 let previous = member.incarnation
                 member.markEnded(previous)
                 member.incarnation = incarnation
                 append(nowMs, .join, node: node, detail: "new incarnation \(describe(incarnation)) (was \(describe(previous))): the node restarted")
+                persist(member)
+            } else if moved {
+                persist(member)
             }
             members[node] = member
         } else {
@@ -266,6 +319,7 @@ public struct CoordinatorState: Sendable {
                 incarnation: incarnation, endedIncarnations: members[node]?.endedIncarnations ?? [])
             if let previous = members[node]?.incarnation, previous != incarnation { member.markEnded(previous) }
             members[node] = member
+            persist(member)
             nextDeadlineMs = min(nextDeadlineMs, expiresAtMs)
             append(nowMs, .join, node: node, detail: "joined at \(address)" + (incarnation.isEmpty ? "" : " (incarnation \(incarnation))"))
             forgetOldDepartedMembers()
@@ -284,6 +338,7 @@ public struct CoordinatorState: Sendable {
         member.status = .left
         member.expiresAtMs = nowMs
         members[node] = member
+        persist(member)
         append(nowMs, .leave, node: node, detail: "left gracefully")
         rebalance(nowMs: nowMs)
         return LeaveResult(node: node, left: true)
@@ -326,6 +381,7 @@ public struct CoordinatorState: Sendable {
         }
         member.markEnded(incarnation)
         members[node] = member
+        if ends { persist(member) }
 
         var revoked: [String] = []
         for symbol in grants.keys.sorted() {
@@ -360,6 +416,7 @@ public struct CoordinatorState: Sendable {
             guard var member = members[node], member.status == .alive, member.expiresAtMs <= nowMs else { continue }
             member.status = .expired
             members[node] = member
+            persist(member)
             append(nowMs, .expire, node: node, detail: "no heartbeat for \(policy.presenceTtlMs) ms")
             membershipChanged = true
         }
@@ -399,7 +456,7 @@ public struct CoordinatorState: Sendable {
                 closeExpiredGrant(existing, nowMs: nowMs)
             }
         }
-        guard nowMs >= quietUntilMs else { throw .startupQuiet(retryAfterMs: quietUntilMs - nowMs) }
+        guard !isQuiet(symbol: symbol, nowMs: nowMs) else { throw .startupQuiet(retryAfterMs: quietUntilMs - nowMs) }
         let token = (fencingTokens[symbol] ?? 0) + 1
         let grant = GrantRecord(
             symbol: symbol, node: node, fencingToken: token, grantedAtMs: nowMs, expiresAtMs: nowMs + policy.grantTtlMs, incarnation: member.incarnation)
@@ -413,18 +470,32 @@ public struct CoordinatorState: Sendable {
 
     /// Extends the current grant by one TTL from now. Refusals are logged (renew_refused): a
     /// node told to stop is something an operator wants to see on the timeline.
-    public mutating func renew(symbol: String, node: String, fencingToken: Int64, nowMs: EpochMs) throws(CoordinatorRefusal) -> GrantRecord {
+    ///
+    /// `presented` is the signed grant the holder is renewing; `isAuthentic` checks its
+    /// signature (called only when it matters). After a restart the coordinator does not know
+    /// the previous run's live grants; a renewal presenting one re-adopts it (see `adopt`).
+    public mutating func renew(
+        symbol: String, node: String, fencingToken: Int64, presented: AuthorityGrant? = nil, isAuthentic: (AuthorityGrant) -> Bool = { _ in false },
+        nowMs: EpochMs
+    ) throws(CoordinatorRefusal) -> GrantRecord {
         sweep(nowMs: nowMs)
         try validate(symbol: symbol)
         try validate(node: node)
         guard members[node] != nil else { throw .unknownNode(node) }
         let current = fencingTokens[symbol] ?? 0
+        if grants[symbol] == nil, let presented, let adopted = try adopt(presented, symbol: symbol, node: node, fencingToken: fencingToken, isAuthentic: isAuthentic, nowMs: nowMs) {
+            return extend(adopted, nowMs: nowMs)
+        }
         let refusal: CoordinatorRefusal
         if let grant = grants[symbol], fencingToken == current, grant.node == node {
             if !grant.isLive(at: nowMs) {
                 closeExpiredGrant(grant, nowMs: nowMs)
                 refusal = .grantLapsed(symbol: symbol, node: node)
-            } else if members[node]?.status == .alive, assignments.symbols[symbol] == node {
+            } else if members[node]?.status == .alive, assignments.symbols[symbol] == node || nowMs < quietUntilMs {
+                // Within the startup window the table is still forming from the nodes' first
+                // heartbeats (the first node back is briefly assigned everything), so a grant
+                // this run knows is renewed for its holder whatever the table says; once the
+                // window ends the table is whole again and the usual rule applies.
                 return extend(grant, nowMs: nowMs)
             } else {
                 refusal = .notAssigned(symbol: symbol, node: node, assignedTo: assignments.symbols[symbol])
@@ -460,6 +531,45 @@ public struct CoordinatorState: Sendable {
         grants[symbol] = nil
         append(nowMs, .release, symbol: symbol, node: node, fencingToken: grant.fencingToken, expiresAtMs: nowMs, detail: "released by holder")
         return ReleaseResult(symbol: symbol, released: true)
+    }
+
+    /// Re-adoption after a restart: the grant this run lost track of continues, instead of the
+    /// symbol going unquoted for the quiet period. Safe because a token is durable before its
+    /// grant is returned and a new token is only minted once the previous grant has ended, so
+    /// a grant carrying the highest recorded token is the only one for the symbol that can be
+    /// live; the signature proves this coordinator issued it to exactly this node. Nil when
+    /// the rule does not apply (the caller then answers as for any unknown grant); throws when
+    /// the presented grant is not one this coordinator signed, so a forgery is refused loudly.
+    private mutating func adopt(
+        _ presented: AuthorityGrant, symbol: String, node: String, fencingToken: Int64, isAuthentic: (AuthorityGrant) -> Bool, nowMs: EpochMs
+    ) throws(CoordinatorRefusal) -> GrantRecord? {
+        guard unresolvedSymbols.contains(symbol), nowMs < quietUntilMs,
+            presented.symbol == symbol, presented.node == node, presented.fencingToken == fencingToken,
+            fencingToken == fencingTokens[symbol], nowMs < presented.expiresAtMs,
+            let member = members[node], member.status == .alive
+        else { return nil }
+        guard isAuthentic(presented) else { throw .invalidGrant(symbol: symbol, node: node) }
+        // A grant can never run longer than one TTL from now, whatever it says.
+        let grant = GrantRecord(
+            symbol: symbol, node: node, fencingToken: fencingToken, grantedAtMs: presented.grantedAtMs,
+            expiresAtMs: min(presented.expiresAtMs, nowMs + policy.grantTtlMs), incarnation: member.incarnation)
+        grants[symbol] = grant
+        unresolvedSymbols.remove(symbol)
+        nextDeadlineMs = min(nextDeadlineMs, grant.expiresAtMs)
+        append(
+            nowMs, .adopt, symbol: symbol, node: node, fencingToken: fencingToken, expiresAtMs: grant.expiresAtMs,
+            detail: "re-adopted after a coordinator restart: presented signed and unexpired with the highest recorded token")
+        return grant
+    }
+
+    /// How long symbols not yet re-adopted keep waiting (0 once every one is resolved).
+    public func quietForMs(nowMs: EpochMs) -> Int64 {
+        unresolvedSymbols.isEmpty ? 0 : max(0, quietUntilMs - nowMs)
+    }
+
+    /// True while a grant of the previous run may be live for `symbol` unknown to this run.
+    public func isQuiet(symbol: String, nowMs: EpochMs) -> Bool {
+        nowMs < quietUntilMs && unresolvedSymbols.contains(symbol)
     }
 
     // MARK: Inspection
@@ -521,6 +631,18 @@ public struct CoordinatorState: Sendable {
         let moves = AssignmentPlanner.moves(from: assignments.symbols, to: table)
         let seq = append(nowMs, .rebalance, detail: moves.joined(separator: ","))
         assignments = AssignmentTable(version: seq, symbols: table)
+    }
+
+    /// Records the member's durable presence: alive (with its address and incarnation) or gone.
+    private mutating func persist(_ member: MemberRecord) {
+        if member.status == .alive {
+            pending.departedMembers.remove(member.node)
+            pending.aliveMembers[member.node] = PersistedMember(
+                node: member.node, address: member.address, incarnation: member.incarnation, joinedAtMs: member.joinedAtMs)
+        } else {
+            pending.aliveMembers[member.node] = nil
+            pending.departedMembers.insert(member.node)
+        }
     }
 
     private mutating func forgetOldDepartedMembers() {

@@ -2,10 +2,11 @@ import Foundation
 import GRDB
 import MMCore
 
-/// Where the coordinator's durable state lives: the event log and the per-symbol fencing
-/// counters. Membership and live grants are deliberately not here (see the architecture
-/// doc): presence is rebuilt by the next heartbeats and the startup quiet period makes
-/// forgetting live grants safe.
+/// Where the coordinator's durable state lives: the event log, the per-symbol fencing
+/// counters and the live member set (changed only on join, leave, expiry, death or a new
+/// incarnation, never by a plain heartbeat). Live grants are deliberately not here (see the
+/// architecture doc): their holders re-adopt them after a restart, and the startup window
+/// makes forgetting the others safe.
 ///
 /// An etcd-backed implementation would keep the same contract: `commit` is one transaction
 /// (compare-and-swap on each token key so a token can only rise), `load` reads the counters
@@ -73,6 +74,17 @@ public final class GRDBCoordinatorStore: CoordinatorStore {
                     );
                     """)
         }
+        migrator.registerMigration("v2-members") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE member (
+                        node TEXT PRIMARY KEY,
+                        address TEXT NOT NULL,
+                        incarnation TEXT NOT NULL,
+                        joined_at_ms INTEGER NOT NULL
+                    );
+                    """)
+        }
         return migrator
     }
 
@@ -83,7 +95,10 @@ public final class GRDBCoordinatorStore: CoordinatorStore {
             for row in try Row.fetchAll(db, sql: "SELECT symbol, token FROM fencing") {
                 tokens[row["symbol"]] = row["token"]
             }
-            return RecoveredCoordinatorState(headSeq: head, fencingTokens: tokens)
+            let members = try Row.fetchAll(db, sql: "SELECT node, address, incarnation, joined_at_ms FROM member ORDER BY node").map { row in
+                PersistedMember(node: row["node"], address: row["address"], incarnation: row["incarnation"], joinedAtMs: row["joined_at_ms"])
+            }
+            return RecoveredCoordinatorState(headSeq: head, fencingTokens: tokens, members: members)
         }
     }
 
@@ -98,6 +113,17 @@ public final class GRDBCoordinatorStore: CoordinatorStore {
                         """,
                     arguments: [symbol, token])
                 guard db.changesCount == 1 else { throw CoordinatorStoreError.tokenWouldNotRise(symbol: symbol, token: token) }
+            }
+            for node in mutation.departedMembers.sorted() {
+                try db.execute(sql: "DELETE FROM member WHERE node = ?", arguments: [node])
+            }
+            for member in mutation.aliveMembers.values.sorted(by: { $0.node < $1.node }) {
+                try db.execute(
+                    sql: """
+                        INSERT INTO member (node, address, incarnation, joined_at_ms) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(node) DO UPDATE SET address = excluded.address, incarnation = excluded.incarnation, joined_at_ms = excluded.joined_at_ms
+                        """,
+                    arguments: [member.node, member.address, member.incarnation, member.joinedAtMs])
             }
             // Explicit seqs: a collision (a second writer) fails the whole transaction.
             for event in mutation.events {

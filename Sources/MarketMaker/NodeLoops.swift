@@ -67,7 +67,7 @@ public struct PresenceService: Service {
 
     public func run() async throws {
         let settings = state.settings
-        let wake = Doorbell()
+        let wake = state.presenceBell
         // Graceful shutdown ends the loop between heartbeats, not during one (see `heartbeat`).
         await withGracefulShutdownHandler {
             var streak = FailureStreak("heartbeat")
@@ -285,7 +285,7 @@ public struct GrantAcquirer: Service {
             if time.now().milliseconds(since: sentAt) > settings.safetyMarginMs / 2 {
                 let renewSentAt = time.now()
                 do {
-                    grant = try await authority.renew(symbol: symbol, RenewRequest(node: settings.nodeId, fencingToken: grant.fencingToken))
+                    grant = try await authority.renew(symbol: symbol, RenewRequest(node: settings.nodeId, fencingToken: grant.fencingToken, grant: grant))
                     countedFrom = renewSentAt
                 } catch {
                     logger.info("renewal right after a parked acquire of \(symbol) failed: \(error)")
@@ -342,41 +342,61 @@ public struct GrantRenewer: Service {
 
     public func run() async throws {
         let settings = state.settings
-        await runUntilShutdown(wake: Doorbell()) {
+        await runUntilShutdown(wake: state.renewerBell) {
             var renewStreak = FailureStreak("grant renewal")
             var deadmanStreak = FailureStreak("dead-man re-arm")
+            var lastArmed: MonotonicInstant?
             while !Task.isCancelled {
                 let roundStarted = time.now()
                 let leases = await state.leasesToRenew()
-                if !leases.isEmpty { await renew(leases, settings: settings, streak: &renewStreak) }
-                // Armed every round, grants or not: a switch left to run out while the node
-                // briefly held nothing would otherwise fire just after it quotes again.
-                do {
-                    _ = try await orders.armDeadman(DeadmanRequest(node: settings.nodeId, timeoutMs: settings.deadmanTimeoutMs))
-                    deadmanStreak.succeeded(logger: logger)
-                } catch {
-                    await state.countDeadmanFailure()
-                    deadmanStreak.failed(error, logger: logger)
+                var retrySoon = false
+                if !leases.isEmpty { retrySoon = await renew(leases, settings: settings, streak: &renewStreak) }
+                // Armed every regular round, grants or not: a switch left to run out while the
+                // node briefly held nothing would otherwise fire just after it quotes again. The
+                // quick retries of a failed renewal do not re-arm it more often than that.
+                if lastArmed.map({ time.now().milliseconds(since: $0) >= settings.renewIntervalMs - Self.failedRenewalRetryMs }) ?? true {
+                    do {
+                        _ = try await orders.armDeadman(DeadmanRequest(node: settings.nodeId, timeoutMs: settings.deadmanTimeoutMs))
+                        deadmanStreak.succeeded(logger: logger)
+                        lastArmed = roundStarted
+                    } catch {
+                        await state.countDeadmanFailure()
+                        deadmanStreak.failed(error, logger: logger)
+                    }
                 }
                 let elapsed = time.now().milliseconds(since: roundStarted)
-                await pause(milliseconds: settings.renewIntervalMs - elapsed)
+                let nextRoundMs = retrySoon ? min(Self.failedRenewalRetryMs, settings.renewIntervalMs - elapsed) : settings.renewIntervalMs - elapsed
+                await state.renewerBell.wait(timeout: .milliseconds(max(nextRoundMs, 0)))
             }
         }
     }
 
-    private func renew(_ leases: [GrantLease], settings: NodeSettings, streak: inout FailureStreak) async {
+    /// How soon a failed renewal round is tried again (the coordinator was unreachable, e.g.
+    /// restarting, or did not know this node yet): far below a renew interval, so a restarted
+    /// coordinator re-adopts the grants, and learns who holds them, moments after it is back
+    /// and while the leases still run. One request in flight per node, so it stays cheap.
+    static let failedRenewalRetryMs: Int64 = 25
+
+    /// One batch renewal presenting every signed grant (a restarted coordinator re-adopts them);
+    /// true when it failed and should be retried soon.
+    private func renew(_ leases: [GrantLease], settings: NodeSettings, streak: inout FailureStreak) async -> Bool {
         let request = BatchRenewRequest(
-            node: settings.nodeId, grants: leases.map { BatchRenewRequest.Item(symbol: $0.symbol, fencingToken: $0.fencingToken) })
+            node: settings.nodeId, grants: leases.map { BatchRenewRequest.Item(symbol: $0.symbol, fencingToken: $0.fencingToken, grant: $0.grant) })
         let sentAt = time.now()
         do {
             let result = try await authority.renew(request)
             await state.applyRenewal(result, requestSentAt: sentAt)
             streak.succeeded(logger: logger)
+            return false
         } catch {
             // The leases keep running down on the node's own clock; if renewals keep failing
             // they end locally before the coordinator's, and the engine stops quoting.
             await state.countRenewFailure()
             streak.failed(error, logger: logger)
+            // Not known (the coordinator restarted before it persisted our join, or our presence
+            // lapsed): heartbeat now rather than at the next interval.
+            if error.code == CoordinatorErrorCode.unknownNode { state.presenceBell.ring() }
+            return true
         }
     }
 }

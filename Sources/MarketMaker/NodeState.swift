@@ -126,6 +126,14 @@ public actor NodeState {
     public nonisolated let engineBell = Doorbell()
     /// Rung when there may be a symbol to acquire.
     public nonisolated let acquirerBell = Doorbell()
+    /// Rung when the coordinator no longer knows this node (it restarted, or the presence
+    /// lapsed): the presence loop heartbeats at once instead of at its next interval.
+    public nonisolated let presenceBell = Doorbell()
+    /// Rung when the renewal round should run now: a new assignment table means the
+    /// coordinator changed something, possibly restarted and forgot who holds what, and a
+    /// renewal presenting the grants at once lets it re-adopt them (and show their holders)
+    /// within milliseconds instead of at the next interval.
+    public nonisolated let renewerBell = Doorbell()
 
     public private(set) var registered = false
     public private(set) var shuttingDown = false
@@ -172,6 +180,7 @@ public actor NodeState {
             loseSymbol(symbol, reason: LossReason.unassigned, mayCancel: true)
         }
         acquirerBell.ring()
+        if !leases.isEmpty { renewerBell.ring() }
         return true
     }
 

@@ -159,6 +159,12 @@ struct GrantsNeverOverlapTests {
             // A death notice ends the dead holder's grant at the revoke, long before its expiry.
             ("revoke then grant at the same ms", [grant(1, "ACME", "n1", token: 1, at: 0), end(2, "revoke", "ACME", "n1", token: 1, at: 300, expires: 300), grant(3, "ACME", "n2", token: 2, at: 300)], nil),
             ("grant before the revoke", [grant(1, "ACME", "n1", token: 1, at: 0), end(2, "revoke", "ACME", "n1", token: 1, at: 300, expires: 300), grant(3, "ACME", "n2", token: 2, at: 299)], "overlapping"),
+            // Re-adoption after a restart reopens the very grant the restart closed tentatively.
+            ("adopted grant runs on; next grant after its expiry", [grant(1, "ACME", "n1", token: 1, at: 0), started(2, at: 1_000, quietUntil: 3_000), end(3, "adopt", "ACME", "n1", token: 1, at: 1_100, expires: 3_100), end(4, "grant_expired", "ACME", "n1", token: 1, at: 9_100, expires: 9_000), grant(5, "ACME", "n2", token: 2, at: 9_100)], nil),
+            ("grant after the quiet end but before the adopted grant ended", [grant(1, "ACME", "n1", token: 1, at: 0), started(2, at: 1_000, quietUntil: 3_000), end(3, "adopt", "ACME", "n1", token: 1, at: 1_100, expires: 3_100), grant(4, "ACME", "n2", token: 2, at: 3_000)], "overlapping"),
+            ("adopting an older token", [grant(1, "ACME", "n1", token: 1, at: 0), end(2, "release", "ACME", "n1", token: 1, at: 10, expires: 10), grant(3, "ACME", "n2", token: 2, at: 20), started(4, at: 1_000, quietUntil: 3_000), end(5, "adopt", "ACME", "n1", token: 1, at: 1_100, expires: 3_100)], "tokens_not_increasing"),
+            ("adopting while a grant is open", [grant(1, "ACME", "n1", token: 1, at: 0), end(2, "adopt", "ACME", "n1", token: 1, at: 100, expires: 2_100)], "overlapping"),
+            ("another node adopting the grant", [grant(1, "ACME", "n1", token: 1, at: 0), started(2, at: 1_000, quietUntil: 3_000), end(3, "adopt", "ACME", "n2", token: 1, at: 1_100, expires: 3_100)], "overlapping"),
         ]
         for (label, events, brokenCount) in cases {
             let result = Invariants.grantsNeverOverlap(events: events)

@@ -43,6 +43,130 @@ import Testing
         #expect(grant.fencingToken == 8)
     }
 
+    /// Re-adoption: after a restart the holder of the previous run's live grant continues it by
+    /// presenting it; symbols never granted are granted at once; everything else waits.
+    @Test func restartReadoptsPresentedGrantsAndGrantsUntouchedSymbolsAtOnce() throws {
+        var state = fresh(.init(headSeq: 41, fencingTokens: ["ACME": 7, "CRUX": 3]))
+        _ = state.takePending()
+        #expect(state.unresolvedSymbols == ["ACME", "CRUX"])
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        _ = state.takePending()
+        let signer = GrantSigner(keyHex: "ab")
+        let presented = signer.sign(symbol: "ACME", node: "n1", fencingToken: 7, grantedAtMs: Self.t0 - 1_500, expiresAtMs: Self.t0 + 500)
+        let renewed = try state.renew(symbol: "ACME", node: "n1", fencingToken: 7, presented: presented, isAuthentic: signer.isAuthentic, nowMs: Self.t0 + 100)
+        #expect(renewed.fencingToken == 7)
+        #expect(renewed.expiresAtMs == Self.t0 + 100 + 2_000)
+        let adopted = state.takePending()
+        #expect(adopted.events.map(\.kind) == ["adopt"])
+        #expect(adopted.events[0].fencingToken == 7)
+        #expect(adopted.fencingTokens.isEmpty, "adoption mints no token")
+        #expect(state.unresolvedSymbols == ["CRUX"])
+        #expect(state.liveGrant(symbol: "ACME", nowMs: Self.t0 + 100)?.node == "n1")
+        // Never granted before: no earlier grant can be live, so no quiet period for BOLT.
+        #expect(try state.acquire(symbol: "BOLT", node: "n1", nowMs: Self.t0 + 100).fencingToken == 1)
+        // CRUX's holder has not come back: it waits out the window.
+        #expect(throws: CoordinatorRefusal.startupQuiet(retryAfterMs: 1_900)) { try state.acquire(symbol: "CRUX", node: "n1", nowMs: Self.t0 + 100) }
+        #expect(state.quietForMs(nowMs: Self.t0 + 100) == 1_900)
+        // Once adopted, the grant is known: an acquire by the holder supersedes it as always.
+        let superseding = try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0 + 200)
+        #expect(superseding.fencingToken == 8)
+    }
+
+    /// Membership is durable: a restart starts from the previous run's live members (alive for
+    /// one presence TTL), so the table is the one before the restart and nobody gives up a
+    /// symbol while the members heartbeat again; one that does not come back expires.
+    @Test func restartRestoresLiveMembersAndTheirTable() throws {
+        var before = fresh()
+        _ = before.takePending()
+        _ = try before.heartbeat(node: "n1", address: "http://a", incarnation: "p1", nowMs: Self.t0)
+        var joined = before.takePending()
+        #expect(joined.aliveMembers["n1"] == PersistedMember(node: "n1", address: "http://a", incarnation: "p1", joinedAtMs: Self.t0))
+        _ = try before.heartbeat(node: "n2", address: "http://b", incarnation: "p2", nowMs: Self.t0)
+        _ = try before.heartbeat(node: "n1", address: "http://a", incarnation: "p1", nowMs: Self.t0 + 100)
+        joined = before.takePending()
+        #expect(Set(joined.aliveMembers.keys) == ["n2"], "a plain heartbeat persists nothing")
+        _ = try before.heartbeat(node: "n3", address: "http://c", incarnation: "p3", nowMs: Self.t0 + 100)
+        _ = try before.leave(node: "n3", nowMs: Self.t0 + 200)
+        #expect(before.takePending().departedMembers == ["n3"])
+
+        let recovered = RecoveredCoordinatorState(
+            headSeq: before.headSeq, fencingTokens: [:],
+            members: [PersistedMember(node: "n1", address: "http://a", incarnation: "p1", joinedAtMs: Self.t0),
+                      PersistedMember(node: "n2", address: "http://b", incarnation: "p2", joinedAtMs: Self.t0)])
+        let restartAt = Self.t0 + 5_000
+        var after = CoordinatorState(policy: Self.policy, recovered: recovered, nowMs: restartAt)
+        #expect(after.liveMembers == ["n1", "n2"])
+        #expect(after.assignments.symbols == before.assignments.symbols)
+        #expect(after.assignments.version > before.headSeq, "a new, higher version for the restored table")
+        #expect(after.takePending().events.map(\.kind) == ["coordinator_started", "rebalance"])
+        // n1 heartbeats again; n2 never does and expires after one presence TTL.
+        _ = try after.heartbeat(node: "n1", address: "http://a", incarnation: "p1", nowMs: restartAt + 900)
+        after.sweep(nowMs: restartAt + 1_000)
+        #expect(after.liveMembers == ["n1"])
+        let expired = after.takePending()
+        #expect(expired.departedMembers == ["n2"])
+        #expect(expired.events.map(\.kind) == ["expire", "rebalance"])
+    }
+
+    /// Each condition of the rule, broken alone, prevents adoption and changes nothing.
+    @Test func readoptionRefusesWhatItCannotProve() throws {
+        let signer = GrantSigner(keyHex: "ab")
+        func restarted() throws -> CoordinatorState {
+            var state = fresh(.init(headSeq: 41, fencingTokens: ["ACME": 7]))
+            _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+            _ = try state.heartbeat(node: "n2", address: "b", nowMs: Self.t0)
+            _ = state.takePending()
+            return state
+        }
+        let good = signer.sign(symbol: "ACME", node: "n1", fencingToken: 7, grantedAtMs: Self.t0 - 1_000, expiresAtMs: Self.t0 + 1_000)
+        var forged = good
+        forged.expiresAtMs += 60_000
+        let cases: [(what: String, node: String, token: Int64, presented: AuthorityGrant, at: EpochMs, refusal: CoordinatorRefusal)] = [
+            ("forged expiry", "n1", 7, forged, Self.t0, .invalidGrant(symbol: "ACME", node: "n1")),
+            ("another node's grant", "n2", 7, good, Self.t0, .grantLapsed(symbol: "ACME", node: "n2")),
+            ("not the highest token", "n1", 6, signer.sign(symbol: "ACME", node: "n1", fencingToken: 6, grantedAtMs: Self.t0, expiresAtMs: Self.t0 + 1_000), Self.t0,
+             .staleFencingToken(symbol: "ACME", presented: 6, current: 7, holder: nil)),
+            ("expired", "n1", 7, good, Self.t0 + 1_000, .grantLapsed(symbol: "ACME", node: "n1")),
+            ("after the window", "n1", 7, signer.sign(symbol: "ACME", node: "n1", fencingToken: 7, grantedAtMs: Self.t0, expiresAtMs: Self.t0 + 9_000), Self.t0 + 2_000,
+             .grantLapsed(symbol: "ACME", node: "n1")),
+        ]
+        for item in cases {
+            var state = try restarted()
+            #expect(throws: item.refusal, "\(item.what)") {
+                try state.renew(symbol: "ACME", node: item.node, fencingToken: item.token, presented: item.presented, isAuthentic: signer.isAuthentic, nowMs: item.at)
+            }
+            #expect(state.liveGrant(symbol: "ACME", nowMs: item.at) == nil, "\(item.what)")
+            #expect(!state.takePending().events.contains { $0.kind == "adopt" }, "\(item.what)")
+        }
+    }
+
+    /// While the table forms after a restart the first node back is briefly assigned
+    /// everything; a re-adopted grant keeps renewing for its holder until the window ends.
+    @Test func startupWindowRenewsKnownGrantsWhateverTheTableSays() throws {
+        let signer = GrantSigner(keyHex: "ab")
+        var state = fresh(.init(headSeq: 41, fencingTokens: ["ACME": 7]))
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        _ = try state.heartbeat(node: "n2", address: "b", nowMs: Self.t0)
+        let holder = try #require(state.assignments.symbols["ACME"])
+        let other = holder == "n1" ? "n2" : "n1"
+        // `other` held ACME before the restart (the table then differed); it presents the grant.
+        let presented = signer.sign(symbol: "ACME", node: other, fencingToken: 7, grantedAtMs: Self.t0, expiresAtMs: Self.t0 + 1_500)
+        _ = try state.renew(symbol: "ACME", node: other, fencingToken: 7, presented: presented, isAuthentic: signer.isAuthentic, nowMs: Self.t0 + 30)
+        for at in [Self.t0 + 900, Self.t0 + 1_800] {
+            _ = try state.heartbeat(node: "n1", address: "a", nowMs: at)
+            _ = try state.heartbeat(node: "n2", address: "b", nowMs: at)
+        }
+        _ = try state.renew(symbol: "ACME", node: other, fencingToken: 7, nowMs: Self.t0 + 1_900)
+        // The holder-to-be cannot take it meanwhile: the grant is known and live.
+        #expect(throws: CoordinatorRefusal.heldByOther(symbol: "ACME", holder: other, expiresInMs: 2_000)) {
+            try state.acquire(symbol: "ACME", node: holder, nowMs: Self.t0 + 1_900)
+        }
+        // The window is over: the usual rule, so the grant moves on.
+        #expect(throws: CoordinatorRefusal.notAssigned(symbol: "ACME", node: other, assignedTo: holder)) {
+            try state.renew(symbol: "ACME", node: other, fencingToken: 7, nowMs: Self.t0 + 2_000)
+        }
+    }
+
     @Test func acquireRules() throws {
         var state = fresh()
         #expect(throws: CoordinatorRefusal.unknownSymbol("ZZZ")) { try state.acquire(symbol: "ZZZ", node: "n1", nowMs: Self.t0) }

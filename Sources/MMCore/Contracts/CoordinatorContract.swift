@@ -34,6 +34,8 @@ public enum CoordinatorErrorCode {
     /// A heartbeat from a process the coordinator knows has ended (reported dead, or replaced
     /// by a newer incarnation of the same node id).
     public static let incarnationEnded = "incarnation_ended"       // 409
+    /// A renewal presented a grant this coordinator did not sign (altered or forged).
+    public static let invalidGrant = "invalid_grant"               // 403
 }
 
 /// One start of a node process. A node id outlives its processes; the incarnation names one
@@ -148,9 +150,14 @@ public struct AcquireRequest: Codable, Sendable, Hashable {
 public struct RenewRequest: Codable, Sendable, Hashable {
     public var node: String
     public var fencingToken: Int64
-    public init(node: String, fencingToken: Int64) {
+    /// The signed grant being renewed (optional). A coordinator that restarted has lost track
+    /// of its live grants; presenting one lets it continue the grant at once (re-adoption)
+    /// instead of the symbol waiting out the startup quiet period.
+    public var grant: AuthorityGrant?
+    public init(node: String, fencingToken: Int64, grant: AuthorityGrant? = nil) {
         self.node = node
         self.fencingToken = fencingToken
+        self.grant = grant
     }
 }
 
@@ -167,9 +174,12 @@ public struct BatchRenewRequest: Codable, Sendable, Hashable {
     public struct Item: Codable, Sendable, Hashable {
         public var symbol: String
         public var fencingToken: Int64
-        public init(symbol: String, fencingToken: Int64) {
+        /// The signed grant being renewed, for re-adoption (see `RenewRequest.grant`).
+        public var grant: AuthorityGrant?
+        public init(symbol: String, fencingToken: Int64, grant: AuthorityGrant? = nil) {
             self.symbol = symbol
             self.fencingToken = fencingToken
+            self.grant = grant
         }
     }
 
