@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "ProcessKit", dependencies: ["MMCore", "CProcessShims"]),
         // The supervisor daemon (`mmd supervise`). posix_spawn rather than swift-subprocess:
         // see docs/architecture/supervisor.md.
-        .target(name: "Supervisor", dependencies: service([]) + ["ProcessKit", "AsyncPrimitives"]),
+        .target(name: "Supervisor", dependencies: service([]) + ["ProcessKit"]),
 
         // The command-line pieces every executable shares: --config/--data-dir/--set and durations.
         .target(
@@ -156,7 +156,7 @@ let package = Package(
         .testTarget(name: "MarketMakerTests", dependencies: serviceTest("MarketMaker")),
         .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),
         .testTarget(name: "ClusterCheckTests", dependencies: ["ClusterCheck", "MMCore", "MMTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "SupervisorTests", dependencies: serviceTest("Supervisor") + ["CurlClient", "ProcessKit", "AsyncPrimitives"]),
+        .testTarget(name: "SupervisorTests", dependencies: serviceTest("Supervisor") + ["CurlClient", "ProcessKit"]),
     ]
 )
 
