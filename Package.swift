@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "EtcdKitTests", dependencies: ["EtcdKit", "MMTestSupport", "MMServiceKit", "AsyncPrimitives"]),
         .testTarget(name: "ExchangeTests", dependencies: serviceTest("Exchange")),
         .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState")),
-        .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator")),
+        .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator") + ["ClusterCheck"]),
         .testTarget(name: "MarketMakerTests", dependencies: serviceTest("MarketMaker")),
         .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),
         .testTarget(name: "ClusterCheckTests", dependencies: ["ClusterCheck", "MMCore", "MMTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),

@@ -1,3 +1,4 @@
+import ClusterCheck
 import Coordinator
 import MMCore
 import PropertyBased
@@ -363,49 +364,17 @@ import Testing
         #expect(events.filter { $0.kind == "revoke" }.count >= 3, "the dying nodes held grants")
     }
 
-    /// Rebuilds every grant's lifetime from the harness's event log and checks they never overlap.
+    /// Checks, from the harness's event log alone, that no two grants of a symbol overlapped and
+    /// tokens only rose: the same invariant `mmctl check` applies to a live cluster
+    /// (`Invariants.grantsNeverOverlap`, which also understands restarts and re-adoption).
     func checkLifetimes(_ harness: Harness) async throws -> [ClusterEvent] {
         harness.clock.advance(byMs: 5_000)
         await harness.engine.sweep()
         let events = try await harness.engine.events(after: 0, limit: 1_000, waitMs: 0).events
         #expect(events.map(\.seq) == Array(1...Int64(events.count)), "gap-free seqs")
-        var open: [String: (token: Int64, start: EpochMs)] = [:]
-        var lifetimes: [String: [(start: EpochMs, end: EpochMs, token: Int64)]] = [:]
-        for event in events {
-            switch event.kind {
-            case "grant":
-                let symbol = try #require(event.symbol)
-                #expect(open[symbol] == nil, "grant of \(symbol) at \(event.seq) while token \(open[symbol]!.token) open")
-                open[symbol] = (try #require(event.fencingToken), event.tsMs)
-            case "release", "revoke", "grant_expired":
-                let symbol = try #require(event.symbol)
-                let current = try #require(open[symbol], "\(event.kind) without an open grant at seq \(event.seq)")
-                #expect(current.token == event.fencingToken)
-                let end = event.kind == "grant_expired" ? try #require(event.expiresAtMs) : event.tsMs
-                lifetimes[symbol, default: []].append((current.start, end, current.token))
-                open[symbol] = nil
-            case "adopt":
-                // The grant the restart closed tentatively continues: it must be the symbol's last.
-                let symbol = try #require(event.symbol)
-                #expect(open[symbol] == nil, "adopt of \(symbol) at \(event.seq) while token \(open[symbol]!.token) open")
-                let last = try #require(lifetimes[symbol]?.last, "adopt of \(symbol) at \(event.seq) with no earlier grant")
-                #expect(last.token == event.fencingToken, "adopted token \(event.fencingToken ?? 0) is not the last grant's \(last.token)")
-                lifetimes[symbol]!.removeLast()
-                open[symbol] = (last.token, last.start)
-            case "coordinator_started":
-                let quietEnd = try #require(event.expiresAtMs)
-                for (symbol, current) in open { lifetimes[symbol, default: []].append((current.start, quietEnd, current.token)) }
-                open.removeAll()
-            default: break
-            }
-        }
-        for (symbol, spans) in lifetimes {
-            for (earlier, later) in zip(spans, spans.dropFirst()) {
-                #expect(earlier.end <= later.start, "\(symbol): token \(earlier.token) ran to \(earlier.end), token \(later.token) began \(later.start)")
-                #expect(earlier.token < later.token)
-            }
-        }
-        #expect(lifetimes.values.map(\.count).reduce(0, +) > 5, "the run should have produced grants to check")
+        let result = Invariants.grantsNeverOverlap(events: events)
+        #expect(result.held, "\(result.summary): \(result.offending)")
+        #expect((result.counts["grants"] ?? 0) > 5, "the run should have produced grants to check")
         return events
     }
 }
