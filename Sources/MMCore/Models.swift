@@ -288,7 +288,7 @@ public struct AssignmentTable: Codable, Sendable, Hashable {
 public struct ClusterEvent: Codable, Sendable, Hashable {
     public var seq: Int64
     public var tsMs: EpochMs
-    /// join, leave, expire, death, grant, renew_refused, release, revoke, rebalance,
+    /// join, leave, expire, death, grant, adopt, renew_refused, release, revoke, rebalance,
     /// grant_expired, coordinator_started; supervisor: spawn, exit, restart, fatal.
     public var kind: String
     public var symbol: String?
