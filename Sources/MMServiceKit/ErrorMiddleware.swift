@@ -8,8 +8,10 @@ import MMCore
 /// else as a logged 500 that never takes the service down.
 public struct ErrorEnvelopeMiddleware: RouterMiddleware {
     public typealias Context = MMRequestContext
+    /// The routes served, to tell a wrong method (405 with `Allow`) from an unknown path (404).
+    let catalog: RouteCatalog
 
-    public init() {}
+    public init(catalog: RouteCatalog) { self.catalog = catalog }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -21,6 +23,8 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
             let message: String
             switch error.status {
             case .notFound:
+                let allowed = catalog.allowedMethods(forPath: request.uri.path)
+                guard allowed.isEmpty else { return try methodNotAllowed(request, allowed: allowed) }
                 code = "not_found"
                 message = "no route \(request.method.rawValue) \(request.uri.path) (see docs/API.md)"
             case .methodNotAllowed:
@@ -38,5 +42,16 @@ public struct ErrorEnvelopeMiddleware: RouterMiddleware {
             context.logger.error("unhandled error on \(request.method.rawValue) \(request.uri.path): \(error)")
             return try jsonResponse(APIError.internalError("\(error)").envelope, status: .internalServerError)
         }
+    }
+
+    private func methodNotAllowed(_ request: Request, allowed: [HTTPRequest.Method]) throws -> Response {
+        let list = allowed.map(\.rawValue).joined(separator: ", ")
+        var response = try jsonResponse(
+            ErrorEnvelope(
+                code: "method_not_allowed", message: "\(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(list)",
+                details: ["allowed": list]),
+            status: .methodNotAllowed)
+        response.headers[.allow] = list
+        return response
     }
 }

@@ -1,17 +1,68 @@
 import Foundation
 import Hummingbird
 import MMCore
+import Synchronization
+
+/// Every route a router serves, as path pattern and method. The error middleware asks it when
+/// the router found no route: a known path asked with another method is then a 405 naming the
+/// allowed methods (`Allow`), not a 404 that reads as "no such endpoint".
+public final class RouteCatalog: Sendable {
+    private struct Route: Sendable {
+        var segments: [String]
+        var method: HTTPRequest.Method
+    }
+
+    private let routes = Mutex<[Route]>([])
+
+    public init() {}
+
+    /// Records `method` on `path` (`{name}` or `:name` segments match any one segment).
+    public func add(_ path: String, method: HTTPRequest.Method) {
+        let route = Route(segments: Self.segments(path), method: method)
+        routes.withLock { $0.append(route) }
+    }
+
+    /// The methods served on a path matching `path`, in a fixed order; empty for an unknown path.
+    /// Like the router's trie, a literal segment wins over a parameter without falling back:
+    /// with `POST /v1/authority/renew` and `GET /v1/authority/{symbol}`, the path
+    /// `/v1/authority/renew` serves POST only.
+    public func allowedMethods(forPath path: String) -> [HTTPRequest.Method] {
+        let requested = Self.segments(path)
+        var candidates = routes.withLock { routes in routes.filter { Self.matches($0.segments, requested) } }
+        for (index, segment) in requested.enumerated() where candidates.contains(where: { $0.segments[index] == segment }) {
+            candidates.removeAll { $0.segments[index] != segment }
+        }
+        return Set(candidates.map(\.method.rawValue)).sorted().map { HTTPRequest.Method($0)! }
+    }
+
+    private static func segments(_ path: String) -> [String] {
+        path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    private static func matches(_ pattern: [String], _ requested: [String]) -> Bool {
+        guard pattern.count == requested.count else { return false }
+        return zip(pattern, requested).allSatisfy { pattern, segment in
+            pattern.hasPrefix("{") || pattern.hasPrefix(":") || pattern == "*" || pattern == segment
+        }
+    }
+}
 
 /// Registers routes from their `RouteSpec` so that the role rule documented in the contract
 /// is the rule enforced: a missing or unknown token is 401, a role not on the list is 403,
-/// and either way the handler (and so any state change) never runs.
+/// and either way the handler (and so any state change) never runs. It owns the router and
+/// its error middleware, so every route it registers is in the catalog that turns a wrong
+/// method into a 405.
 public struct AuthorizedRouter {
     public let router: Router<MMRequestContext>
     public let tokens: RoleTokens
+    public let catalog: RouteCatalog
 
-    public init(router: Router<MMRequestContext>, tokens: RoleTokens) {
-        self.router = router
+    public init(tokens: RoleTokens) {
+        let catalog = RouteCatalog()
+        router = Router(context: MMRequestContext.self)
+        router.add(middleware: ErrorEnvelopeMiddleware(catalog: catalog))
         self.tokens = tokens
+        self.catalog = catalog
     }
 
     /// A JSON route: the handler's value is encoded with status 200.
@@ -20,6 +71,7 @@ public struct AuthorizedRouter {
         _ handler: @escaping @Sendable (Request, MMRequestContext) async throws -> Output
     ) {
         let tokens = self.tokens
+        catalog.add(spec.path, method: spec.method.hummingbird)
         router.on(RouterPath(spec.path), method: spec.method.hummingbird) { request, context in
             var context = context
             context.role = try authorize(request, spec: spec, tokens: tokens)
@@ -33,11 +85,18 @@ public struct AuthorizedRouter {
         _ handler: @escaping @Sendable (Request, MMRequestContext) async throws -> Response
     ) {
         let tokens = self.tokens
+        catalog.add(spec.path, method: spec.method.hummingbird)
         router.on(RouterPath(spec.path), method: spec.method.hummingbird) { request, context in
             var context = context
             context.role = try authorize(request, spec: spec, tokens: tokens)
             return try await handler(request, context)
         }
+    }
+
+    /// A GET route open without a token (health probes, metrics, the dashboard's page).
+    public func openGet(_ path: String, _ handler: @escaping @Sendable (Request, MMRequestContext) async throws -> Response) {
+        catalog.add(path, method: .get)
+        router.get(RouterPath(path), use: handler)
     }
 }
 

@@ -31,24 +31,22 @@ public func buildServiceRouter(
     readiness: @escaping @Sendable () async -> Readiness = { .ready }
 ) -> AuthorizedRouter {
     BodyLimit.set(environment.config.http.maxBodyBytes)
-    let router = Router(context: MMRequestContext.self)
-    router.add(middleware: ErrorEnvelopeMiddleware())
-    router.add(middleware: MetricsMiddleware())
-    router.get(RouterPath(CommonRoutes.healthz)) { _, _ in
+    let authorized = AuthorizedRouter(tokens: environment.tokens)
+    authorized.router.add(middleware: MetricsMiddleware())
+    authorized.openGet(CommonRoutes.healthz) { _, _ in
         try jsonResponse(HealthBody(status: "ok", detail: environment.process.name))
     }
-    router.get(RouterPath(CommonRoutes.readyz)) { _, _ in
+    authorized.openGet(CommonRoutes.readyz) { _, _ in
         let state = await readiness()
         return try jsonResponse(
             HealthBody(status: state.ready ? "ready" : "not_ready", detail: state.detail),
             status: state.ready ? .ok : .serviceUnavailable)
     }
-    router.get(RouterPath(CommonRoutes.metrics)) { _, _ in
+    authorized.openGet(CommonRoutes.metrics) { _, _ in
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4"
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: MetricsBootstrap.registry.emitToString())))
     }
-    let authorized = AuthorizedRouter(router: router, tokens: environment.tokens)
     let info = environment.info
     authorized.on(CommonRoutes.info) { _, _ in info }
     return authorized

@@ -54,28 +54,27 @@ public struct QuoteUpdatePage: Codable, Sendable, Hashable {
 }
 
 /// Wires the common service routes plus the dashboard's. Every dashboard route is GET only;
-/// other methods get 405 from the router.
+/// other methods get 405 naming GET, like every service's (`RouteCatalog`).
 public func buildGUIRouter(_ environment: ServiceEnvironment, store: DashboardStore) -> AuthorizedRouter {
     let authorized = buildServiceRouter(environment, readiness: {
         store.hasAttempted ? .ready : Readiness(ready: false, detail: "building the first cluster view")
     })
-    let router = authorized.router
     let clock = environment.clock
     let hostGuard = HostGuard(listenHost: environment.host)
 
-    router.get(RouterPath(GUIRoutes.page)) { request, _ in
+    authorized.openGet(GUIRoutes.page) { request, _ in
         try hostGuard.check(request)
         return asset(DashboardAssets.html, contentType: "text/html; charset=utf-8")
     }
-    router.get(RouterPath(GUIRoutes.script)) { request, _ in
+    authorized.openGet(GUIRoutes.script) { request, _ in
         try hostGuard.check(request)
         return asset(DashboardAssets.script, contentType: "text/javascript; charset=utf-8")
     }
-    router.get(RouterPath(GUIRoutes.styles)) { request, _ in
+    authorized.openGet(GUIRoutes.styles) { request, _ in
         try hostGuard.check(request)
         return asset(DashboardAssets.styles, contentType: "text/css; charset=utf-8")
     }
-    router.get(RouterPath(GUIRoutes.view)) { request, _ in
+    authorized.openGet(GUIRoutes.view) { request, _ in
         try hostGuard.check(request)
         guard let view = store.view else {
             throw APIError(
@@ -84,12 +83,12 @@ public func buildGUIRouter(_ environment: ServiceEnvironment, store: DashboardSt
         }
         return noStore(try jsonResponse(view))
     }
-    router.get(RouterPath(GUIRoutes.dashboard)) { request, _ in
+    authorized.openGet(GUIRoutes.dashboard) { request, _ in
         try hostGuard.check(request)
         let limit = try request.queryInt("quotes", default: 50, range: 0...500)
         return noStore(try jsonResponse(store.serveFrame(nowMs: clock.nowMs(), quoteLimit: Int(limit))))
     }
-    router.get(RouterPath(GUIRoutes.quoteUpdates)) { request, _ in
+    authorized.openGet(GUIRoutes.quoteUpdates) { request, _ in
         try hostGuard.check(request)
         let limit = try request.queryInt("limit", default: 50, range: 0...500)
         let symbol = request.queryString("symbol")
@@ -97,17 +96,6 @@ public func buildGUIRouter(_ environment: ServiceEnvironment, store: DashboardSt
             throw APIError.unknownSymbol(symbol)
         }
         return noStore(try jsonResponse(QuoteUpdatePage(updates: store.quoteUpdates(limit: Int(limit), symbol: symbol))))
-    }
-    // Read-only, and saying so: any other method on a dashboard route is a 405 naming GET,
-    // rather than the router's generic 404.
-    for path in GUIRoutes.all {
-        for method in [HTTPRequest.Method.post, .put, .delete, .patch] {
-            router.on(RouterPath(path), method: method) { request, _ -> Response in
-                throw APIError(
-                    status: 405, code: "method_not_allowed",
-                    message: "the dashboard is read-only: \(request.method.rawValue) \(request.uri.path) is not served, only GET")
-            }
-        }
     }
     return authorized
 }

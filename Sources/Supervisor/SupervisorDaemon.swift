@@ -207,17 +207,15 @@ struct SupervisorHealth: Codable, Sendable {
 /// The control API: every route in `SupervisorRoutes`, role-checked by `AuthorizedRouter`.
 func buildControlRouter(supervisor: ProcessSupervisor, tokens: RoleTokens, config: ClusterConfig, shutdown: ShutdownRequests) -> AuthorizedRouter {
     BodyLimit.set(config.http.maxBodyBytes)
-    let router = Router(context: MMRequestContext.self)
-    router.add(middleware: ErrorEnvelopeMiddleware())
-    router.get(RouterPath(CommonRoutes.healthz)) { _, _ in
+    let authorized = AuthorizedRouter(tokens: tokens)
+    authorized.openGet(CommonRoutes.healthz) { _, _ in
         try jsonResponse(SupervisorHealth(status: "ok", detail: "supervisor"))
     }
-    router.get(RouterPath(CommonRoutes.readyz)) { _, _ in
+    authorized.openGet(CommonRoutes.readyz) { _, _ in
         let phase = await supervisor.phase
         let ready = phase == .running
         return try jsonResponse(SupervisorHealth(status: ready ? "ready" : "not_ready", detail: phase.rawValue), status: ready ? .ok : .serviceUnavailable)
     }
-    let authorized = AuthorizedRouter(router: router, tokens: tokens)
     let info = ServiceInfo(role: "supervisor", name: "supervisor", version: MMVersion.current, pid: getpid(), startedAtMs: supervisor.startedAtMs, configDigest: config.digest)
     authorized.on(CommonRoutes.info) { _, _ in info }
     registerControlRoutes(authorized, supervisor: supervisor, config: config, shutdown: shutdown)

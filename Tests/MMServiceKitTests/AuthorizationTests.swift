@@ -126,6 +126,44 @@ import Testing
         }
     }
 
+    /// A known path asked with another method is a 405 naming the allowed methods (header and
+    /// body), before any token check, and nothing runs; an unknown path stays a 404.
+    @Test func wrongMethodIs405WithAllow() async throws {
+        try await makeApplication().test(.router) { client in
+            let cases: [(path: String, method: HTTPRequest.Method, allow: String)] = [
+                ("/v1/echo", .get, "POST"), ("/v1/echo", .delete, "POST"), ("/healthz", .post, "GET"),
+                ("/metrics", .put, "GET"), ("/v1/info", .delete, "GET"),
+            ]
+            for item in cases {
+                try await client.execute(uri: item.path, method: item.method, headers: bearer(.node), body: ByteBuffer(string: #"{"value":5}"#)) { response in
+                    #expect(response.status == .methodNotAllowed, "\(item.method) \(item.path)")
+                    #expect(response.headers[.allow] == item.allow, "\(item.method) \(item.path)")
+                    #expect(errorCode(response) == "method_not_allowed")
+                }
+            }
+            try await client.execute(uri: "/v1/echo/extra", method: .get, headers: bearer(.node)) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+        #expect(handled.value == 0)
+    }
+
+    @Test func catalogMatchesPathParametersAndListsEachMethodOnce() {
+        let catalog = RouteCatalog()
+        catalog.add("/v1/quotes/{symbol}", method: .post)
+        catalog.add("/v1/quotes/{symbol}", method: .get)
+        catalog.add("/v1/quotes/:symbol", method: .get)
+        catalog.add("/v1/quotes", method: .get)
+        #expect(catalog.allowedMethods(forPath: "/v1/quotes/ACME").map(\.rawValue) == ["GET", "POST"])
+        #expect(catalog.allowedMethods(forPath: "/v1/quotes/").map(\.rawValue) == ["GET"])
+        #expect(catalog.allowedMethods(forPath: "/v1/quotes/ACME/x").isEmpty)
+        #expect(catalog.allowedMethods(forPath: "/v2/quotes").isEmpty)
+        // A literal segment wins over a parameter, as in the router's trie.
+        catalog.add("/v1/quotes/renew", method: .post)
+        #expect(catalog.allowedMethods(forPath: "/v1/quotes/renew").map(\.rawValue) == ["POST"])
+        #expect(catalog.allowedMethods(forPath: "/v1/quotes/BOLT").map(\.rawValue) == ["GET", "POST"])
+    }
+
     @Test func commonRoutes() async throws {
         try await makeApplication().test(.router) { client in
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }

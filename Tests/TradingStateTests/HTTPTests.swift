@@ -211,7 +211,8 @@ struct HTTPTests {
                 }
             }
             try await client.execute(uri: "/v1/positions", method: .delete, headers: Self.headers(environment, .exchange)) { response in
-                #expect(response.status == .methodNotAllowed || response.status == .notFound)
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET")
             }
         }
     }
