@@ -361,10 +361,16 @@ public final class ChildService: Service, Sendable {
         context.journal.record("exit", process: process, what)
         context.logger.notice("\(what)")
 
-        // Death is news: the coordinator hears of it before any backoff or restart.
+        // Death is news: the coordinator hears of it before any backoff or restart. A process
+        // stopped for good ends this service, whose group is then cancelled, so that notice is
+        // awaited here (bounded by the reporter's timeout) rather than cut off half-way.
         if let incarnation {
             let death = ChildDeath(process: process, pid: pid, incarnation: incarnation, exit: exit)
-            group.addTask { [context] in await context.deathReporter.childDied(death) }
+            if case .stop = intent {
+                await context.deathReporter.childDied(death)
+            } else {
+                group.addTask { [context] in await context.deathReporter.childDied(death) }
+            }
         }
 
         switch intent {

@@ -19,12 +19,13 @@ struct ProcessTreeTests {
         let spawner = FakeSpawner()
         let probe = FakeProbe()
         let clock = SteppedClock()
-        let notifier = RecordingNotifier()
+        let notifier: RecordingNotifier
         let config: ClusterConfig
         let dataDirectory: DataDirectory
         let running: Task<Void, Never>
 
-        init(_ adjust: (inout ClusterConfig) -> Void = { _ in }) throws {
+        init(notifier: RecordingNotifier = RecordingNotifier(), _ adjust: (inout ClusterConfig) -> Void = { _ in }) throws {
+            self.notifier = notifier
             var config = ClusterConfig.defaults
             adjust(&config)
             self.config = config
@@ -289,6 +290,20 @@ struct ProcessTreeTests {
         tree.clock.advance(byMs: tree.config.supervisor.stopGraceMs + 1)
         try await tree.eventually("still running") { list in list.processes.contains { $0.name == "n2" && $0.state == .running } }
         #expect(successor.signals.isEmpty, "the predecessor's grace timer must not reach the newcomer")
+        await tree.shutDown()
+    }
+
+    /// A removed node's process is gone for good, so its child service ends right after the
+    /// reap; the death notice must still be delivered, not cancelled with the service's timers.
+    @Test func aRemovedNodesDeathNoticeIsDeliveredNotCancelled() async throws {
+        let tree = try Tree(notifier: RecordingNotifier(roundTrip: .milliseconds(20)))
+        try await tree.started(nodes: 2)
+        let old = try #require(tree.spawner.latest("n2"))
+        _ = try await tree.supervisor.removeNode(named: "n2")
+        try await tree.eventually("n2 gone") { list in !list.processes.contains { $0.name == "n2" } }
+        try await tree.eventuallyTrue("n2's death notice delivered") { tree.notifier.recorded.contains { $0.process == .node(2) } }
+        #expect(tree.notifier.recorded.first { $0.process == .node(2) }?.pid == old.pid)
+        #expect(tree.notifier.cancelled.isEmpty, "cancelled notices: \(tree.notifier.cancelled)")
         await tree.shutDown()
     }
 

@@ -143,6 +143,23 @@ final class FakeProbe: ReadinessProbe {
 
 final class RecordingNotifier: DeathReporter, Sendable {
     private let deaths = Mutex<[ChildDeath]>([])
+    private let cut = Mutex<[ChildDeath]>([])
+    /// Wall time a delivery takes, as an HTTP round trip would; 0 records at once.
+    let roundTrip: Duration
+
+    init(roundTrip: Duration = .zero) { self.roundTrip = roundTrip }
+
     var recorded: [ChildDeath] { deaths.withLock { $0 } }
-    func childDied(_ death: ChildDeath) async { deaths.withLock { $0.append(death) } }
+    /// Notices whose delivery was cancelled half-way (never reached the coordinator).
+    var cancelled: [ChildDeath] { cut.withLock { $0 } }
+
+    func childDied(_ death: ChildDeath) async {
+        if roundTrip > .zero {
+            do { try await Task.sleep(for: roundTrip) } catch {
+                cut.withLock { $0.append(death) }
+                return
+            }
+        }
+        deaths.withLock { $0.append(death) }
+    }
 }
