@@ -64,7 +64,7 @@ let package = Package(
 
         .target(name: "Exchange", dependencies: service(["GRDB"])),
         .target(name: "TradingState", dependencies: service(["GRDB"])),
-        .target(name: "Coordinator", dependencies: service(["GRDB"])),
+        .target(name: "Coordinator", dependencies: service(["GRDB", "EtcdKit"])),
         .target(name: "MarketMaker", dependencies: service([])),
         .target(name: "OperatorGUI", dependencies: service([])),
         // Process primitives without the server stack (locks, pids, sweeps, detached spawn,
@@ -119,7 +119,7 @@ let package = Package(
         ),
 
         // A typed client for etcd 3.4's v3 JSON gateway (HTTP/1.1), with failover across
-        // members: groundwork for the coordinator's authority on etcd (docs/architecture/coordinator.md).
+        // members: the coordinator's authority on etcd (docs/architecture/coordinator.md).
         .target(
             name: "EtcdKit",
             dependencies: [
@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "EtcdKitTests", dependencies: ["EtcdKit", "MMTestSupport", "MMServiceKit", "AsyncPrimitives"]),
         .testTarget(name: "ExchangeTests", dependencies: serviceTest("Exchange")),
         .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState")),
-        .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator") + ["ClusterCheck"]),
+        .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator") + ["ClusterCheck", "EtcdKit", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "MarketMakerTests", dependencies: serviceTest("MarketMaker")),
         .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),
         .testTarget(name: "ClusterCheckTests", dependencies: ["ClusterCheck", "MMCore", "MMTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),
@@ -168,6 +168,7 @@ func service(_ extra: [String]) -> [Target.Dependency] {
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
     ]
     if extra.contains("GRDB") { deps.append(.product(name: "GRDB", package: "GRDB.swift")) }
+    deps += extra.filter { $0 != "GRDB" }.map { .byName(name: $0) }
     return deps
 }
 

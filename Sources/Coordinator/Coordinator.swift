@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+import EtcdKit
 import Foundation
 import Hummingbird
 import Logging
@@ -8,11 +10,56 @@ import ServiceLifecycle
 /// Entry point used by `mmd coordinator`.
 public enum CoordinatorService {
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
-        let store = try GRDBCoordinatorStore(path: environment.dataDirectory.databasePath("coordinator"))
-        let engine = try await makeCoordinatorEngine(environment, store: store)
-        let app = buildCoordinatorApplication(environment, engine: engine)
-        try await runService(app, environment: environment, exitWithParent: exitWithParent) { engine.endLongPolls() }
+        switch environment.config.coordinator.backend {
+        case .embedded:
+            let store = try GRDBCoordinatorStore(path: environment.dataDirectory.databasePath("coordinator"))
+            let engine = try await makeCoordinatorEngine(environment, store: store)
+            let app = buildCoordinatorApplication(environment, engine: engine)
+            try await runService(app, environment: environment, exitWithParent: exitWithParent) { engine.endLongPolls() }
+        case .etcd:
+            let httpClient = EtcdClient.makeHTTPClient(connectTimeout: .milliseconds(environment.config.coordinator.etcd.requestTimeoutMs))
+            do {
+                let store = try makeEtcdCoordinatorStore(environment, httpClient: httpClient)
+                let engine = try await makeCoordinatorEngine(environment, sharedStore: store, bootstrap: try await embeddedStateToCarryOver(environment))
+                let app = buildCoordinatorApplication(environment, engine: engine)
+                try await runService(app, environment: environment, exitWithParent: exitWithParent) { engine.endLongPolls() }
+            } catch {
+                try? await httpClient.shutdown()
+                throw error
+            }
+            try await httpClient.shutdown()
+        }
     }
+
+    /// The state of an embedded run in this data directory, if there was one: a shared store
+    /// that is still empty starts from its tokens (and members), so moving a cluster from
+    /// SQLite to etcd never reissues a token the exchange has already seen.
+    static func embeddedStateToCarryOver(_ environment: ServiceEnvironment) async throws -> RecoveredCoordinatorState? {
+        let path = environment.dataDirectory.databasePath("coordinator")
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try await GRDBCoordinatorStore(path: path).load()
+    }
+}
+
+/// The etcd store of `environment`'s cluster: the configured endpoints (or the local members
+/// `mmctl` runs), the configured prefix, and attempts short enough that a stopped member is
+/// skipped while grants still run.
+public func makeEtcdCoordinatorStore(_ environment: ServiceEnvironment, httpClient: HTTPClient) throws -> EtcdCoordinatorStore {
+    let settings = environment.config.coordinator.etcd
+    let timeout = Duration.milliseconds(settings.requestTimeoutMs)
+    let client = try EtcdClient(
+        endpoints: environment.config.etcdEndpoints, httpClient: httpClient,
+        configuration: EtcdClient.Configuration(attemptTimeout: timeout / 2, requestTimeout: timeout), logger: environment.logger)
+    return EtcdCoordinatorStore(client: client, prefix: settings.prefix, logger: environment.logger)
+}
+
+/// A replica over a shared store, with the environment's policy, signing key, clock and logger.
+public func makeCoordinatorEngine(
+    _ environment: ServiceEnvironment, sharedStore: any SharedCoordinatorStore, bootstrap: RecoveredCoordinatorState? = nil
+) async throws -> CoordinatorEngine {
+    await CoordinatorEngine(
+        policy: CoordinatorPolicy(environment.config), sharedStore: sharedStore, signer: try GrantSigner(dataDirectory: environment.dataDirectory),
+        clock: environment.clock, bootstrap: bootstrap, logger: environment.logger)
 }
 
 /// Longest a long-poll may be asked to wait; longer requests are refused with 400 so a
@@ -43,12 +90,17 @@ public func buildCoordinatorApplication(
 ) -> some ApplicationProtocol & Service {
     let router = buildCoordinatorRouter(environment, engine: engine)
     let interval = sweepIntervalMs ?? CoordinatorSweeper.interval(for: environment.config)
-    return buildApplication(environment, router: router, services: [CoordinatorSweeper(engine: engine, intervalMs: interval)], onServerRunning: onServerRunning)
+    var services: [any Service] = [CoordinatorSweeper(engine: engine, intervalMs: interval)]
+    if let store = engine.sharedStore { services.append(CoordinatorReplicaFollower(engine: engine, store: store, logger: environment.logger)) }
+    return buildApplication(environment, router: router, services: services, onServerRunning: onServerRunning)
 }
 
 /// Every coordinator route over `engine`.
 public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: CoordinatorEngine) -> AuthorizedRouter {
     let router = buildServiceRouter(environment) {
+        if engine.sharedStore != nil, await !engine.isHealthy {
+            return Readiness(ready: false, detail: "not ready: cannot use the coordinator state in etcd: \(await engine.storeError ?? "not read yet")")
+        }
         let quiet = await engine.quietForMs
         let waiting = await engine.quietSymbolCount
         return Readiness(
@@ -139,5 +191,45 @@ public struct CoordinatorSweeper: Service {
         // In a real process `runService` ended the long-polls as shutdown began; this covers an
         // application run some other way (in-process tests, benchmarks).
         engine.endLongPolls()
+    }
+}
+
+/// Keeps a replica's state current while other replicas write: watches the state's version in
+/// etcd and reads the state again when it moves, so reads and long-polls here are fresh and a
+/// takeover needs no retry. Also retries the first load while etcd is unreachable.
+public struct CoordinatorReplicaFollower: Service {
+    let engine: CoordinatorEngine
+    let store: any SharedCoordinatorStore
+    let logger: Logger
+
+    public init(engine: CoordinatorEngine, store: any SharedCoordinatorStore, logger: Logger) {
+        self.engine = engine
+        self.store = store
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                if await !engine.isHealthy {
+                    await engine.resync()
+                    if await !engine.isHealthy {
+                        try? await Task.sleep(for: .milliseconds(250))
+                        continue
+                    }
+                }
+                do {
+                    for try await revision in store.stateRevisions(after: await engine.revision) {
+                        await engine.followed(revision: revision)
+                    }
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.debug("watch of the coordinator state ended (\(error)); reading it again")
+                }
+                // Whatever was written while the watch was down.
+                await engine.resync()
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 }

@@ -11,12 +11,34 @@ import MMCore
 /// persisted. If a store write fails, the in-memory state may be ahead of the disk, so the
 /// engine reloads from the store exactly as after a restart (quiet period included).
 public actor CoordinatorEngine {
+    /// Where decisions are made durable.
+    enum Backend {
+        /// One process owns the store (SQLite): the in-memory state is the truth, the store its log.
+        case embedded(any CoordinatorStore)
+        /// Every replica shares the store (etcd): the store is the truth, and a decision counts
+        /// only once it is committed on the state it was made on.
+        case shared(any SharedCoordinatorStore)
+    }
+
     private var state: CoordinatorState
-    private let store: any CoordinatorStore
+    private let backend: Backend
     private let signer: GrantSigner
     private let clock: any EpochClock
     private let logger: Logger
     private var needsReload = false
+
+    // Shared backend only.
+    /// The state as stored at `revision` (nil before the first load).
+    private var committed: CoordinatorSnapshot?
+    /// The stored state's version this replica last read or wrote.
+    public private(set) var revision: Int64 = 0
+    /// Why the last store access failed; nil once one succeeds.
+    public private(set) var storeError: String?
+    /// Taken when a shared store is still empty (from an embedded run's SQLite file): its
+    /// tokens and members continue, so a move from SQLite to etcd never reuses a token.
+    private let bootstrap: RecoveredCoordinatorState?
+    /// How many times a decision is retried on fresher state when another replica wrote first.
+    private static let maxCommitAttempts = 8
 
     /// Held from a mutation's state change until its store write is done. FIFO, so a burst of
     /// heartbeats and renewals is applied in arrival order and none waits behind newcomers.
@@ -34,10 +56,40 @@ public actor CoordinatorEngine {
         var state = CoordinatorState(policy: policy, recovered: recovered, nowMs: clock.nowMs())
         try await store.commit(state.takePending())
         self.state = state
-        self.store = store
+        self.backend = .embedded(store)
         self.signer = signer
         self.clock = clock
         self.logger = logger
+        self.bootstrap = nil
+    }
+
+    /// A replica over a shared store. It tries to load the state at once; if the store cannot
+    /// be reached it starts anyway, not ready (`isLoaded` false, `storeError` says why), and
+    /// answers 503 until a later attempt (`resync`, or any command) succeeds.
+    public init(
+        policy: CoordinatorPolicy, sharedStore: any SharedCoordinatorStore, signer: GrantSigner, clock: any EpochClock,
+        bootstrap: RecoveredCoordinatorState? = nil, logger: Logger = Logger(label: "mm.coordinator")
+    ) async {
+        // A placeholder until the first load: nothing is answered from it (every command loads first).
+        var placeholder = CoordinatorState(policy: policy, recovered: RecoveredCoordinatorState(headSeq: 0, fencingTokens: [:]), nowMs: clock.nowMs())
+        _ = placeholder.takePending()
+        self.state = placeholder
+        self.backend = .shared(sharedStore)
+        self.signer = signer
+        self.clock = clock
+        self.logger = logger
+        self.bootstrap = bootstrap
+        self.needsReload = true
+        await resync()
+    }
+
+    /// Loaded, and the last store access succeeded.
+    public var isHealthy: Bool { isLoaded && storeError == nil }
+
+    /// True once the state has been read from the store (always true when embedded).
+    public var isLoaded: Bool {
+        if case .shared = backend { return committed != nil }
+        return true
     }
 
     // MARK: Commands
@@ -197,7 +249,12 @@ public actor CoordinatorEngine {
             await eventsChanged.wait(after: eventsChanged.version, timeoutMs: waitMs)
         }
         let head = state.headSeq
-        let events = try await store.events(after: seq, limit: limit)
+        let events: [ClusterEvent]
+        switch backend {
+        case .embedded(let store): events = try await store.events(after: seq, limit: limit)
+        case .shared(let store):
+            do { events = try await store.events(after: seq, limit: limit) } catch { throw storeUnavailable(error) }
+        }
         return EventPage(events: events, headSeq: head)
     }
 
@@ -218,6 +275,15 @@ public actor CoordinatorEngine {
     private func mutate<T>(_ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T) async throws -> T {
         await mutationLock.lock()
         defer { mutationLock.unlock() }
+        switch backend {
+        case .embedded(let store): return try await mutateEmbedded(store, body)
+        case .shared(let store): return try await mutateShared(store, body)
+        }
+    }
+
+    private func mutateEmbedded<T>(
+        _ store: any CoordinatorStore, _ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T
+    ) async throws -> T {
         if needsReload { try await reload() }
         let versionBefore = state.assignments.version
         let headBefore = state.headSeq
@@ -231,20 +297,147 @@ public actor CoordinatorEngine {
                 logger.error("coordinator store write failed, reloading from the store: \(error)")
                 needsReload = true
                 try? await reload()
-                throw APIError(
-                    status: 503, code: "store_unavailable",
-                    message: "the coordinator could not persist this change (\(error)); nothing was granted, retry shortly")
+                throw storeUnavailable(error)
             }
         }
-        if state.assignments.version != versionBefore { assignmentsChanged.signal() }
-        if state.headSeq != headBefore { eventsChanged.signal() }
-        switch outcome {
-        case .success(let value): return value
-        case .failure(let refusal): throw refusal.apiError
+        signalChanges(versionBefore: versionBefore, headBefore: headBefore)
+        return try outcome.mapError(\.apiError).get()
+    }
+
+    /// Decides on a copy of the state and commits the whole result only if the stored state is
+    /// still the one it was decided on; if another replica wrote first, reads theirs and
+    /// decides again. So every answer, refusals included, rests on the latest committed state,
+    /// and no grant, renewal or token exists that etcd did not confirm.
+    private func mutateShared<T>(
+        _ store: any SharedCoordinatorStore, _ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T
+    ) async throws -> T {
+        for _ in 1...Self.maxCommitAttempts {
+            if needsReload || committed == nil {
+                do { try await loadShared(store) } catch { throw storeUnavailable(error) }
+            }
+            let versionBefore = state.assignments.version
+            let headBefore = state.headSeq
+            var working = state
+            let outcome = Result { () throws(CoordinatorRefusal) in try body(&working, clock.nowMs()) }
+            let events = working.takePending().events
+            let next = working.snapshot
+            if events.isEmpty && next == committed {
+                // Nothing to write. A success rests on state etcd already confirmed; a refusal
+                // might rest on state another replica has since changed, so it is only given
+                // once the stored state is known to be the one it was decided on.
+                if case .failure = outcome {
+                    let current: Int64
+                    do { current = try await store.currentRevision() } catch {
+                        storeError = "\(error)"
+                        throw storeUnavailable(error)
+                    }
+                    guard current == revision else {
+                        needsReload = true
+                        continue
+                    }
+                }
+                state = working
+                return try outcome.mapError(\.apiError).get()
+            }
+            let written: Int64?
+            do {
+                written = try await store.commit(from: committed, to: next, events: events, ifRevision: revision)
+            } catch {
+                // The write may or may not have happened: read the store again before deciding anything.
+                needsReload = true
+                storeError = "\(error)"
+                logger.error("etcd write failed (outcome unknown, re-reading before the next decision): \(error)")
+                throw storeUnavailable(error)
+            }
+            guard let written else {
+                needsReload = true
+                continue
+            }
+            state = working
+            committed = next
+            revision = written
+            storeError = nil
+            signalChanges(versionBefore: versionBefore, headBefore: headBefore)
+            return try outcome.mapError(\.apiError).get()
+        }
+        throw APIError(
+            status: 503, code: "store_unavailable",
+            message: "other coordinator replicas kept changing the state while this decision was retried \(Self.maxCommitAttempts) times; nothing was granted, retry shortly")
+    }
+
+    /// Reads the shared state again (another replica wrote, or the last write's outcome is
+    /// unknown). An empty store is bootstrapped: the first replica writes the initial state,
+    /// and a replica that loses that race reads the winner's.
+    private func loadShared(_ store: any SharedCoordinatorStore) async throws {
+        let versionBefore = state.assignments.version
+        let headBefore = state.headSeq
+        do {
+            var loaded = try await store.load()
+            if loaded.snapshot == nil {
+                var fresh = CoordinatorState(
+                    policy: state.policy, recovered: bootstrap ?? RecoveredCoordinatorState(headSeq: 0, fencingTokens: [:]), nowMs: clock.nowMs())
+                let events = fresh.takePending().events
+                let snapshot = fresh.snapshot
+                if let written = try await store.commit(from: nil, to: snapshot, events: events, ifRevision: 0) {
+                    logger.info("initialised the shared coordinator state (\(snapshot.fencingTokens.count) fencing token(s) carried over)")
+                    loaded = (snapshot, written)
+                } else {
+                    loaded = try await store.load()
+                }
+            }
+            guard let snapshot = loaded.snapshot else { throw SharedStoreError.foreignValue(key: "state/head", reason: "vanished while being read") }
+            state = CoordinatorState(policy: state.policy, snapshot: snapshot)
+            committed = snapshot
+            revision = loaded.revision
+            needsReload = false
+            storeError = nil
+        } catch {
+            needsReload = true
+            storeError = "\(error)"
+            throw error
+        }
+        signalChanges(versionBefore: versionBefore, headBefore: headBefore)
+    }
+
+    /// Follows another replica's write at `revision`: reads the state again, so reads and
+    /// long-polls here are current and the next decision needs no retry.
+    public func followed(revision newer: Int64) async {
+        guard case .shared(let store) = backend, newer > revision || committed == nil else { return }
+        await mutationLock.lock()
+        defer { mutationLock.unlock() }
+        guard newer > revision || committed == nil else { return }
+        try? await loadShared(store)
+    }
+
+    /// Reads the shared state again whatever its revision (after a lost watch, or at start).
+    public func resync() async {
+        guard case .shared(let store) = backend else { return }
+        await mutationLock.lock()
+        defer { mutationLock.unlock() }
+        do { try await loadShared(store) } catch {
+            logger.error("cannot read the coordinator state from etcd: \(error)")
         }
     }
 
+    /// The shared store, for the replica's follower service.
+    public nonisolated var sharedStore: (any SharedCoordinatorStore)? {
+        if case .shared(let store) = backend { return store }
+        return nil
+    }
+
+    private func signalChanges(versionBefore: Int64, headBefore: Int64) {
+        if state.assignments.version != versionBefore { assignmentsChanged.signal() }
+        if state.headSeq != headBefore { eventsChanged.signal() }
+    }
+
+    private func storeUnavailable(_ error: any Error) -> APIError {
+        APIError(
+            status: 503, code: "store_unavailable",
+            message: "the coordinator could not read or persist its state (\(error)); nothing was granted, retry shortly")
+    }
+
     private func reload() async throws {
+        guard case .embedded(let store) = backend else { return }
         let recovered = try await store.load()
         var fresh = CoordinatorState(policy: state.policy, recovered: recovered, nowMs: clock.nowMs())
         try await store.commit(fresh.takePending())

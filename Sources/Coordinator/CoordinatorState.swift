@@ -39,7 +39,7 @@ public enum CoordinatorEventKind: String, Sendable, CaseIterable {
     case coordinatorStarted = "coordinator_started"
 }
 
-public struct MemberRecord: Sendable, Hashable {
+public struct MemberRecord: Codable, Sendable, Hashable {
     /// How many ended incarnations a member remembers. A late heartbeat is at most a few
     /// requests behind its process's death, and restarts of one node id come one at a time, so
     /// a handful covers every heartbeat still in flight while bounding memory per node.
@@ -75,7 +75,7 @@ public struct MemberRecord: Sendable, Hashable {
 }
 
 /// An issued grant, unsigned (the engine signs what it returns).
-public struct GrantRecord: Sendable, Hashable {
+public struct GrantRecord: Codable, Sendable, Hashable {
     public var symbol: String
     public var node: String
     public var fencingToken: Int64
@@ -278,6 +278,33 @@ public struct CoordinatorState: Sendable {
         // and never reused across restarts.
         assignments.version = started
         rebalance(nowMs: nowMs)
+    }
+
+    /// A replica taking up the whole state another replica committed: nothing is unknown, so
+    /// there is no quiet period and no event (the state is the same one, only read again).
+    public init(policy: CoordinatorPolicy, snapshot: CoordinatorSnapshot) {
+        self.policy = policy
+        self.knownSymbols = Set(policy.symbols)
+        self.members = Dictionary(uniqueKeysWithValues: snapshot.members.map { ($0.node, $0) })
+        self.grants = Dictionary(uniqueKeysWithValues: snapshot.grants.map { ($0.symbol, $0) })
+        self.fencingTokens = snapshot.fencingTokens
+        self.assignments = snapshot.head.assignments
+        self.quietUntilMs = snapshot.head.quietUntilMs
+        self.unresolvedSymbols = Set(snapshot.head.unresolvedSymbols)
+        self.headSeq = snapshot.head.headSeq
+        // Due at once: the first command sweeps and computes the real next deadline.
+        self.nextDeadlineMs = 0
+    }
+
+    /// Everything this state is, for a store that keeps the whole state (etcd) so that any
+    /// replica can continue from it exactly.
+    public var snapshot: CoordinatorSnapshot {
+        CoordinatorSnapshot(
+            head: CoordinatorSnapshot.Head(
+                headSeq: headSeq, assignments: assignments, quietUntilMs: quietUntilMs, unresolvedSymbols: unresolvedSymbols.sorted()),
+            members: members.values.sorted { $0.node < $1.node },
+            grants: grants.values.sorted { $0.symbol < $1.symbol },
+            fencingTokens: fencingTokens)
     }
 
     // MARK: Membership

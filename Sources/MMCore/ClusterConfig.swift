@@ -36,6 +36,44 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
     public struct CoordinatorSettings: Codable, Sendable, Hashable {
         public var presenceTtlMs: Int64
         public var grantTtlMs: Int64
+        /// Where authority decisions are kept: `embedded` (SQLite in the data directory, one
+        /// process) or `etcd` (a transaction per decision, several replicas).
+        public var backend: CoordinatorBackend
+        /// Coordinator processes: 1 with `embedded`; with `etcd`, 3 unless set (1...5).
+        public var replicas: Int
+        public var etcd: EtcdSettings
+
+        public init(presenceTtlMs: Int64, grantTtlMs: Int64, backend: CoordinatorBackend = .embedded, replicas: Int = 1, etcd: EtcdSettings = EtcdSettings()) {
+            self.presenceTtlMs = presenceTtlMs
+            self.grantTtlMs = grantTtlMs
+            self.backend = backend
+            self.replicas = replicas
+            self.etcd = etcd
+        }
+    }
+
+    public enum CoordinatorBackend: String, Codable, Sendable, Hashable, CaseIterable {
+        case embedded, etcd
+    }
+
+    public struct EtcdSettings: Codable, Sendable, Hashable {
+        /// Client URLs of an etcd 3.4+ cluster run by someone else. Empty: `mmctl start` runs
+        /// `localMembers` etcd processes of its own (etcd1…), data under the data directory.
+        public var endpoints: [String]
+        /// Every key the coordinator writes starts with this; two clusters can share one etcd
+        /// under different prefixes.
+        public var prefix: String
+        /// Members of the local etcd cluster (1, 3 or 5) when no endpoints are given.
+        public var localMembers: Int
+        /// Longest wait for one etcd request before the coordinator answers 503.
+        public var requestTimeoutMs: Int64
+
+        public init(endpoints: [String] = [], prefix: String = "/mm/", localMembers: Int = 3, requestTimeoutMs: Int64 = 1_000) {
+            self.endpoints = endpoints
+            self.prefix = prefix
+            self.localMembers = localMembers
+            self.requestTimeoutMs = requestTimeoutMs
+        }
     }
 
     public struct NodeSettings: Codable, Sendable, Hashable {
@@ -113,12 +151,23 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
 
 /// The processes of a cluster, by the names `mmctl` and the logs use.
 public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConvertible {
-    case coordinator, state, exchange, gui
+    /// The coordinator, or its first replica when there are several.
+    case coordinator
+    /// Coordinator replica 2…5 (`coordinator2`…).
+    case coordinatorReplica(Int)
+    /// A member of the local etcd cluster `mmctl` runs for the etcd backend (`etcd1`…).
+    case etcd(Int)
+    case state, exchange, gui
     case node(Int)
+
+    public static let maxCoordinatorReplicas = 5
+    public static let maxEtcdMembers = 5
 
     public var name: String {
         switch self {
         case .coordinator: "coordinator"
+        case .coordinatorReplica(let index): "coordinator\(index)"
+        case .etcd(let index): "etcd\(index)"
         case .state: "state"
         case .exchange: "exchange"
         case .gui: "gui"
@@ -130,8 +179,28 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
     public var role: String {
         switch self {
         case .node: "node"
+        case .coordinatorReplica: "coordinator"
+        case .etcd: "etcd"
         default: name
         }
+    }
+
+    /// Replica number of a coordinator process (1 for `coordinator`), nil for the others.
+    public var coordinatorReplicaIndex: Int? {
+        switch self {
+        case .coordinator: 1
+        case .coordinatorReplica(let index): index
+        default: nil
+        }
+    }
+
+    /// The coordinator process of replica `index` (1-based).
+    public static func coordinator(replica index: Int) -> ClusterProcess { index <= 1 ? .coordinator : .coordinatorReplica(index) }
+
+    /// Whether the supervisor runs `mmd` for it (etcd members run Debian's `etcd`).
+    public var isMMD: Bool {
+        if case .etcd = self { return false }
+        return true
     }
 
     public var description: String { name }
@@ -143,19 +212,28 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         case "exchange": self = .exchange
         case "gui": self = .gui
         default:
-            guard name.hasPrefix("n"), let index = Int(name.dropFirst()), index >= 1, index <= ClusterConfig.maxNodes else { return nil }
-            self = .node(index)
+            if name.hasPrefix("coordinator"), let index = Int(name.dropFirst("coordinator".count)), (2...Self.maxCoordinatorReplicas).contains(index) {
+                self = .coordinatorReplica(index)
+            } else if name.hasPrefix("etcd"), let index = Int(name.dropFirst(4)), (1...Self.maxEtcdMembers).contains(index) {
+                self = .etcd(index)
+            } else if name.hasPrefix("n"), let index = Int(name.dropFirst()), index >= 1, index <= ClusterConfig.maxNodes {
+                self = .node(index)
+            } else {
+                return nil
+            }
         }
     }
 
-    /// Start order; stop order is the reverse.
+    /// Start order; stop order is the reverse (etcd members stop after every coordinator).
     private var rank: Int {
         switch self {
+        case .etcd(let index): -10 + index
         case .coordinator: 0
-        case .state: 1
-        case .exchange: 2
-        case .node(let index): 10 + index
-        case .gui: 1000
+        case .coordinatorReplica(let index): index
+        case .state: 20
+        case .exchange: 21
+        case .node(let index): 100 + index
+        case .gui: 10_000
         }
     }
 
@@ -170,6 +248,8 @@ extension ClusterConfig {
     public func port(of process: ClusterProcess) -> Int {
         switch process {
         case .coordinator: listen.portBase + 1
+        case .coordinatorReplica(let index): listen.portBase + 3 + index
+        case .etcd(let index): listen.portBase + 80 + index
         case .state: listen.portBase + 2
         case .exchange: listen.portBase + 3
         case .gui: listen.portBase + 4
@@ -180,8 +260,38 @@ extension ClusterConfig {
     public func baseURL(of process: ClusterProcess) -> String { "http://\(listen.host):\(port(of: process))" }
     public var supervisorURL: String { "http://\(listen.host):\(supervisorPort)" }
 
+    /// The peer (raft) port of local etcd member `index`; its client port is `port(of: .etcd(index))`.
+    public func etcdPeerPort(_ index: Int) -> Int { listen.portBase + 90 + index }
+
+    /// Every coordinator process, replica 1 first.
+    public var coordinatorProcesses: [ClusterProcess] {
+        (1...max(coordinator.replicas, 1)).map { ClusterProcess.coordinator(replica: $0) }
+    }
+
+    /// Every coordinator replica's base URL, in replica order: clients use the first that
+    /// answers and move to the next when it stops answering.
+    public var coordinatorURLs: [String] { coordinatorProcesses.map { baseURL(of: $0) } }
+
+    /// True when `mmctl start` runs etcd itself (etcd backend, no external endpoints).
+    public var runsLocalEtcd: Bool { coordinator.backend == .etcd && coordinator.etcd.endpoints.isEmpty }
+
+    /// The local etcd members `mmctl start` runs (none unless `runsLocalEtcd`).
+    public var etcdProcesses: [ClusterProcess] {
+        runsLocalEtcd ? (1...max(coordinator.etcd.localMembers, 1)).map { .etcd($0) } : []
+    }
+
+    /// The etcd client URLs the coordinator uses: the configured ones, or the local members'.
+    public var etcdEndpoints: [String] {
+        coordinator.etcd.endpoints.isEmpty ? etcdProcesses.map { baseURL(of: $0) } : coordinator.etcd.endpoints
+    }
+
+    /// The processes of the cluster apart from its nodes and GUI, in start order.
+    public var coreProcesses: [ClusterProcess] { etcdProcesses + coordinatorProcesses + [.state, .exchange] }
+
     /// Every process of a cluster with `nodeCount` nodes, in start order.
-    public var processes: [ClusterProcess] {
-        [.coordinator, .state, .exchange] + (1...max(nodeCount, 1)).map { .node($0) } + [.gui]
+    public var processes: [ClusterProcess] { processes(nodeCount: nodeCount) }
+
+    public func processes(nodeCount: Int) -> [ClusterProcess] {
+        coreProcesses + (1...max(nodeCount, 1)).map { .node($0) } + [.gui]
     }
 }

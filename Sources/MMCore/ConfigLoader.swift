@@ -52,7 +52,8 @@ extension ClusterConfig {
         "exchange.price_interval_ms", "exchange.price_band_ticks", "exchange.max_step_ticks",
         "exchange.max_order_qty", "exchange.max_price_ticks",
         "flow.interval_ms", "flow.cross_pct", "flow.max_qty",
-        "coordinator.presence_ttl_ms", "coordinator.grant_ttl_ms",
+        "coordinator.presence_ttl_ms", "coordinator.grant_ttl_ms", "coordinator.backend", "coordinator.replicas",
+        "coordinator.etcd.endpoints", "coordinator.etcd.prefix", "coordinator.etcd.local_members", "coordinator.etcd.request_timeout_ms",
         "node.heartbeat_interval_ms", "node.renew_interval_ms", "node.safety_margin_ms",
         "node.deadman_timeout_ms", "node.refresh_interval_ms",
         "quoting.spread_ticks", "quoting.skew_ticks_at_limit", "quoting.size_lots", "quoting.position_limit_lots",
@@ -157,6 +158,25 @@ extension ClusterConfig {
             }
         }
 
+        func coordinatorSettings() async throws(ConfigError) -> CoordinatorSettings {
+            let backendName = try await string("coordinator.backend", d.coordinator.backend.rawValue)
+            guard let backend = CoordinatorBackend(rawValue: backendName) else {
+                throw ConfigError(key: "coordinator.backend", reason: "must be 'embedded' or 'etcd' (got '\(backendName)')", source: source)
+            }
+            // 0 = not set: one process for embedded, three replicas for etcd.
+            let replicas = Int(try await int("coordinator.replicas", 0))
+            return CoordinatorSettings(
+                presenceTtlMs: try await int("coordinator.presence_ttl_ms", d.coordinator.presenceTtlMs),
+                grantTtlMs: try await int("coordinator.grant_ttl_ms", d.coordinator.grantTtlMs),
+                backend: backend,
+                replicas: replicas != 0 ? replicas : (backend == .etcd ? 3 : 1),
+                etcd: EtcdSettings(
+                    endpoints: try await strings("coordinator.etcd.endpoints", d.coordinator.etcd.endpoints),
+                    prefix: try await string("coordinator.etcd.prefix", d.coordinator.etcd.prefix),
+                    localMembers: Int(try await int("coordinator.etcd.local_members", Int64(d.coordinator.etcd.localMembers))),
+                    requestTimeoutMs: try await int("coordinator.etcd.request_timeout_ms", d.coordinator.etcd.requestTimeoutMs)))
+        }
+
         let names = try await strings("symbols.names", d.symbols.map(\.symbol))
         var symbols: [SymbolSpec] = []
         for name in names {
@@ -190,9 +210,7 @@ extension ClusterConfig {
                 intervalMs: try await int("flow.interval_ms", d.flow.intervalMs),
                 crossPct: try await int("flow.cross_pct", d.flow.crossPct),
                 maxQty: try await int("flow.max_qty", d.flow.maxQty)),
-            coordinator: CoordinatorSettings(
-                presenceTtlMs: try await int("coordinator.presence_ttl_ms", d.coordinator.presenceTtlMs),
-                grantTtlMs: try await int("coordinator.grant_ttl_ms", d.coordinator.grantTtlMs)),
+            coordinator: try await coordinatorSettings(),
             node: NodeSettings(
                 heartbeatIntervalMs: try await int("node.heartbeat_interval_ms", d.node.heartbeatIntervalMs),
                 renewIntervalMs: try await int("node.renew_interval_ms", d.node.renewIntervalMs),
@@ -248,6 +266,19 @@ extension ClusterConfig {
         try require(flow.maxQty >= 1 && flow.maxQty <= exchange.maxOrderQty, "flow.max_qty", "must be in 1...exchange.max_order_qty")
         try require(coordinator.presenceTtlMs >= 100, "coordinator.presence_ttl_ms", "must be ≥ 100")
         try require(coordinator.grantTtlMs >= 100, "coordinator.grant_ttl_ms", "must be ≥ 100")
+        try require((1...ClusterProcess.maxCoordinatorReplicas).contains(coordinator.replicas), "coordinator.replicas",
+                    "must be in 1...\(ClusterProcess.maxCoordinatorReplicas) (got \(coordinator.replicas))")
+        try require(coordinator.backend == .etcd || coordinator.replicas == 1, "coordinator.replicas",
+                    "must be 1 with coordinator.backend=embedded (its SQLite file has one writer); use coordinator.backend=etcd for replicas")
+        try require([1, 3, 5].contains(coordinator.etcd.localMembers), "coordinator.etcd.local_members", "must be 1, 3 or 5 (got \(coordinator.etcd.localMembers))")
+        try require(coordinator.etcd.prefix.hasPrefix("/") && coordinator.etcd.prefix.hasSuffix("/") && coordinator.etcd.prefix.count >= 2,
+                    "coordinator.etcd.prefix", "must start and end with '/', e.g. \"/mm/\" (got '\(coordinator.etcd.prefix)')")
+        for endpoint in coordinator.etcd.endpoints {
+            try require((endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) && URL(string: endpoint)?.host != nil, "coordinator.etcd.endpoints",
+                        "has '\(endpoint)': each endpoint is an etcd client URL such as http://10.0.0.5:2379")
+        }
+        try require(coordinator.etcd.requestTimeoutMs >= 50 && coordinator.etcd.requestTimeoutMs < coordinator.grantTtlMs, "coordinator.etcd.request_timeout_ms",
+                    "must be ≥ 50 and below coordinator.grant_ttl_ms, so a slow etcd is given up on while grants still run")
         try require(node.heartbeatIntervalMs >= 10 && node.heartbeatIntervalMs * 2 <= coordinator.presenceTtlMs, "node.heartbeat_interval_ms",
                     "must be ≥ 10 and at most half of coordinator.presence_ttl_ms, so one lost heartbeat does not expire a node")
         try require(node.renewIntervalMs >= 10 && node.renewIntervalMs * 2 <= coordinator.grantTtlMs, "node.renew_interval_ms",

@@ -1,6 +1,11 @@
+import AsyncHTTPClient
+import AsyncPrimitives
 import ClusterCheck
 import Coordinator
+import EtcdKit
+import Logging
 import MMCore
+import MMTestSupport
 import PropertyBased
 import Testing
 
@@ -24,11 +29,28 @@ import Testing
         var released = false
     }
 
+    /// Where the harness's coordinator keeps its state.
+    enum Backend {
+        /// One engine over SQLite; a restart is a new engine on the same store (quiet period, re-adoption).
+        case embedded
+        /// `replicas` engines over one etcd, each step served by one of them (chosen by the step),
+        /// so decisions are made on stale state and must be caught by the commit's compare; a
+        /// restart replaces the serving replica (it reads the whole state: nothing is quiet).
+        case etcd(EtcdCoordinatorStore, replicas: Int)
+    }
+
     final class Harness {
         let clock = ManualClock(startMs: 1_700_000_000_000)
+        let backend: Backend
         let store: GRDBCoordinatorStore
         let signer = GrantSigner(keyHex: "00112233445566778899aabbccddeeff")
-        var engine: CoordinatorEngine
+        var engines: [CoordinatorEngine]
+        var serving = 0
+        /// Mutations go to the serving replica.
+        var engine: CoordinatorEngine { engines[serving] }
+        /// A replica brought up to date before each read, so the checks see the committed state
+        /// whatever the serving replica has seen (the embedded engine is always current).
+        private var observer: CoordinatorEngine?
         var startedAtMs: EpochMs
         var running: Set<String> = []
         /// Each node's current process (a new one per start: heartbeat after not running).
@@ -50,17 +72,45 @@ import Testing
         /// Symbols whose previous-run grant was re-adopted since the last restart.
         var adoptedSinceRestart: Set<String> = []
 
-        init() async throws {
+        init(_ backend: Backend = .embedded) async throws {
+            self.backend = backend
             store = try GRDBCoordinatorStore()
-            engine = try await CoordinatorEngine(policy: CoordinatorModelTests.policy, store: store, signer: signer, clock: clock)
+            switch backend {
+            case .embedded:
+                engines = [try await CoordinatorEngine(policy: CoordinatorModelTests.policy, store: store, signer: signer, clock: clock)]
+            case .etcd(let shared, let replicas):
+                engines = []
+                for _ in 0..<replicas { engines.append(await Self.replica(shared, signer: signer, clock: clock)) }
+                observer = await Self.replica(shared, signer: signer, clock: clock)
+            }
             startedAtMs = clock.nowMs()
-            previousTable = await engine.assignmentTable
+            previousTable = await engines[0].assignmentTable
+        }
+
+        static func replica(_ store: EtcdCoordinatorStore, signer: GrantSigner, clock: ManualClock) async -> CoordinatorEngine {
+            let engine = await CoordinatorEngine(policy: CoordinatorModelTests.policy, sharedStore: store, signer: signer, clock: clock)
+            let healthy = await engine.isHealthy
+            let why = await engine.storeError ?? ""
+            #expect(healthy, "replica could not load the state: \(why)")
+            return engine
+        }
+
+        /// The committed state, for checks.
+        func reader() async -> CoordinatorEngine {
+            guard let observer else { return engine }
+            await observer.resync()
+            return observer
         }
 
         var now: EpochMs { clock.nowMs() }
 
         func restart() async throws {
-            engine = try await CoordinatorEngine(policy: CoordinatorModelTests.policy, store: store, signer: signer, clock: clock)
+            if case .etcd(let shared, _) = backend {
+                // A replica killed and started again: it reads the whole state, so nothing is lost.
+                engines[serving] = await Self.replica(shared, signer: signer, clock: clock)
+                return
+            }
+            engines[0] = try await CoordinatorEngine(policy: CoordinatorModelTests.policy, store: store, signer: signer, clock: clock)
             startedAtMs = now
             sawRestart = true
             run += 1
@@ -91,12 +141,13 @@ import Testing
             #expect(signer.isAuthentic(grant))
             #expect(grant.node == node)
             #expect(grant.expiresAtMs == now + CoordinatorModelTests.ttl)
-            let table = await engine.assignmentTable
+            let view = await reader()
+            let table = await view.assignmentTable
             // In the startup window a known grant is renewed for its holder while the table forms.
             #expect(
                 table.symbols[grant.symbol] == node || (!isNew && inStartupWindow),
                 "granted \(grant.symbol) to \(node) but it is assigned to \(table.symbols[grant.symbol] ?? "nobody")")
-            let member = await engine.members().first { $0.node == node }
+            let member = await view.members().first { $0.node == node }
             #expect(member?.status == .alive, "granted to \(node) which is not a live member")
             let previous = highestToken[grant.symbol] ?? 0
             if isNew {
@@ -130,8 +181,9 @@ import Testing
             for symbol in CoordinatorModelTests.symbols {
                 #expect(liveHeld(symbol).count <= 1, "two live grants for \(symbol): \(liveHeld(symbol))")
             }
-            let table = await engine.assignmentTable
-            let live = await engine.members().filter { $0.status == .alive }.map(\.node).sorted()
+            let view = await reader()
+            let table = await view.assignmentTable
+            let live = await view.members().filter { $0.status == .alive }.map(\.node).sorted()
             #expect(table.symbols == AssignmentPlanner.assign(symbols: CoordinatorModelTests.symbols, nodes: live), "table is not the function of the live set \(live)")
             if live.isEmpty {
                 #expect(table.symbols.isEmpty)
@@ -149,7 +201,7 @@ import Testing
             previousTable = table
             previousLive = live
             // Authority view matches what the nodes hold.
-            let authority = await engine.authority()
+            let authority = await view.authority()
             for status in authority.authority {
                 let held = liveHeld(status.symbol)
                 if let holder = status.node {
@@ -207,8 +259,9 @@ import Testing
         (error as? APIError)?.code ?? "unexpected: \(error)"
     }
 
-    func run(_ steps: [Step], harness h: Harness) async throws {
-        for step in steps {
+    func run(_ steps: [Step], harness h: Harness, replicaChoices: [Int] = []) async throws {
+        for (index, step) in steps.enumerated() {
+            if !replicaChoices.isEmpty { h.serving = replicaChoices[index % replicaChoices.count] % h.engines.count }
             switch step {
             case .heartbeat(let node):
                 let incarnation = h.start(node)
@@ -229,7 +282,7 @@ import Testing
                 // The supervisor reaps the node's running process and reports it.
                 guard h.running.contains(node), let incarnation = h.incarnations[node] else { continue }
                 h.running.remove(node)
-                let member = await h.engine.members().first { $0.node == node }
+                let member = await h.reader().members().first { $0.node == node }
                 // Grants this process acquired from the current coordinator run, still live.
                 let expected = Self.symbols.filter { symbol in
                     (h.held[symbol] ?? [:]).values.contains {
@@ -260,19 +313,20 @@ import Testing
                 guard let died = h.died[node], died.run == h.run,
                     (h.startsOf[node] ?? 0) - died.starts < MemberRecord.rememberedEndedIncarnations
                 else { continue }
-                let before = await h.engine.members()
+                let before = await h.reader().members()
                 do {
                     _ = try await h.engine.heartbeat(node: node, address: "http://127.0.0.1/\(node)", incarnation: died.incarnation)
                     Issue.record("late heartbeat of dead incarnation \(died.incarnation) accepted")
                 } catch {
                     #expect(code(of: error) == "incarnation_ended")
                 }
-                #expect(await h.engine.members() == before)
+                #expect(await h.reader().members() == before)
             case .acquire(let node, let symbol):
-                let table = await h.engine.assignmentTable
-                let quiet = await h.engine.quietForMs
+                let view = await h.reader()
+                let table = await view.assignmentTable
+                let quiet = await view.quietForMs
                 let holders = h.liveHeld(symbol)
-                let alive = await h.engine.members().contains { $0.node == node && $0.status == .alive && $0.expiresAtMs > h.now }
+                let alive = await view.members().contains { $0.node == node && $0.status == .alive && $0.expiresAtMs > h.now }
                 do {
                     let grant = try await h.engine.acquire(symbol: symbol, node: node)
                     // An acquire always mints a higher token; the caller's own earlier grant ends.
@@ -337,6 +391,57 @@ import Testing
         }
     }
 
+    /// The same model on etcd, with one to three replicas serving the steps in random turns: a
+    /// replica often decides on a state another one has changed since, which only the commit's
+    /// compare on the state's revision catches. Every invariant above must still hold.
+    @Test func randomInterleavingsKeepEveryInvariantOnEtcdReplicas() async throws {
+        try await withSharedStores { makeStore in
+            await propertyCheck(count: 12, input: Gen.int(in: 0...100_000).array(of: 20...80)) { codes in
+                let replicas = 1 + codes[0] % 3
+                let harness = try await Harness(.etcd(makeStore(), replicas: replicas))
+                try await run(codes.map(Step.init(code:)), harness: harness, replicaChoices: codes.map { $0 / 7 })
+                _ = try await checkLifetimes(harness, requireGrants: false)
+            }
+        }
+    }
+
+    @Test func deathNoticesFreeSymbolsAtOnceOnEtcdReplicas() async throws {
+        try await withSharedStores { makeStore in
+            let harness = try await Harness(.etcd(makeStore(), replicas: 2))
+            let acquireAll = Self.nodes.flatMap { node in Self.symbols.map { Step.acquire(node, $0) } }
+            var steps: [Step] = Self.nodes.map { .heartbeat($0) } + acquireAll
+            steps += [.die("n1")] + acquireAll + [.lateHeartbeat("n1"), .heartbeat("n1"), .advance(100)] + acquireAll
+            steps += [.die("n2"), .restart, .die("n3")] + acquireAll + [.lateHeartbeat("n2"), .restart, .lateHeartbeat("n3"), .advance(1_500)] + acquireAll
+            try await run(steps, harness: harness, replicaChoices: [0, 1, 1, 0, 1])
+            let events = try await checkLifetimes(harness)
+            #expect(events.filter { $0.kind == "death" }.map(\.node) == ["n1", "n2", "n3"])
+            #expect(events.filter { $0.kind == "revoke" }.count >= 3, "the dying nodes held grants")
+            #expect(!events.contains { $0.kind == "coordinator_started" && $0.seq > 1 }, "a replica restart is not a coordinator restart")
+        }
+    }
+
+    /// Runs `body` with a one-member etcd; each store it makes has a prefix of its own.
+    func withSharedStores(_ body: (@escaping () -> EtcdCoordinatorStore) async throws -> Void) async throws {
+        try await withEtcdCluster(label: "coord-model") { cluster in
+            let httpClient = EtcdClient.makeHTTPClient()
+            do {
+                let client = try EtcdClient(endpoints: cluster.clientURLs, httpClient: httpClient)
+                let counter = LockedBox(0)
+                try await body {
+                    let index = counter.update { value -> Int in
+                        value += 1
+                        return value
+                    }
+                    return EtcdCoordinatorStore(client: client, prefix: "/model\(index)/", logger: Logger(label: "model"))
+                }
+            } catch {
+                try? await httpClient.shutdown()
+                throw error
+            }
+            try await httpClient.shutdown()
+        }
+    }
+
     /// The event log alone proves no two grants of a symbol overlapped: each grant's lifetime
     /// is [grant ts, release or revoke ts, or grant_expired expiry], and grants left open by a
     /// restart end at the latest when the next coordinator_started's quiet period ends.
@@ -367,14 +472,14 @@ import Testing
     /// Checks, from the harness's event log alone, that no two grants of a symbol overlapped and
     /// tokens only rose: the same invariant `mmctl check` applies to a live cluster
     /// (`Invariants.grantsNeverOverlap`, which also understands restarts and re-adoption).
-    func checkLifetimes(_ harness: Harness) async throws -> [ClusterEvent] {
+    func checkLifetimes(_ harness: Harness, requireGrants: Bool = true) async throws -> [ClusterEvent] {
         harness.clock.advance(byMs: 5_000)
         await harness.engine.sweep()
         let events = try await harness.engine.events(after: 0, limit: 1_000, waitMs: 0).events
         #expect(events.map(\.seq) == Array(1...Int64(events.count)), "gap-free seqs")
         let result = Invariants.grantsNeverOverlap(events: events)
         #expect(result.held, "\(result.summary): \(result.offending)")
-        #expect((result.counts["grants"] ?? 0) > 5, "the run should have produced grants to check")
+        if requireGrants { #expect((result.counts["grants"] ?? 0) > 5, "the run should have produced grants to check") }
         return events
     }
 }
