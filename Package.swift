@@ -137,6 +137,8 @@ let package = Package(
             name: "mmbench",
             dependencies: [
                 "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI", "CurlClient", "AsyncPrimitives",
+                // Starts the etcd it measures (fsync on), as the tests do.
+                "EtcdKit", "MMTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -2,6 +2,7 @@ import AsyncPrimitives
 import Foundation
 import Logging
 import MMCore
+import Synchronization
 
 /// The coordinator's one writer: applies each request to `CoordinatorState` on the injected
 /// clock, persists what must be durable before answering, signs grants, and wakes long-polls.
@@ -126,6 +127,9 @@ public actor CoordinatorEngine {
         }
         while true {
             let mayPark = remainingMs() > 0
+            // Taken before the attempt, so an event logged by any mutation after the state this
+            // attempt saw — the release we wait for — ends the wait (at worst one extra attempt).
+            let ticket = eventsChanged.version
             let outcome: Result<GrantRecord, CoordinatorRefusal> = try await mutate { state, now throws(CoordinatorRefusal) in
                 do throws(CoordinatorRefusal) {
                     return .success(try state.acquire(symbol: symbol, node: node, nowMs: now))
@@ -134,9 +138,6 @@ public actor CoordinatorEngine {
                     return .failure(error)
                 }
             }
-            // Taken in the same actor turn as the refused attempt (no await in between), so an
-            // event logged by any later mutation — the release we wait for — ends the wait.
-            let ticket = eventsChanged.version
             switch outcome {
             case .success(let grant):
                 return sign(grant)
@@ -272,17 +273,19 @@ public actor CoordinatorEngine {
         signer.sign(symbol: grant.symbol, node: grant.node, fencingToken: grant.fencingToken, grantedAtMs: grant.grantedAtMs, expiresAtMs: grant.expiresAtMs)
     }
 
-    private func mutate<T>(_ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T) async throws -> T {
-        await mutationLock.lock()
-        defer { mutationLock.unlock() }
+    private func mutate<T>(_ body: @escaping (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T) async throws -> T {
         switch backend {
-        case .embedded(let store): return try await mutateEmbedded(store, body)
-        case .shared(let store): return try await mutateShared(store, body)
+        case .embedded(let store):
+            await mutationLock.lock()
+            defer { mutationLock.unlock() }
+            return try await mutateEmbedded(store, body)
+        case .shared:
+            return try await mutateShared(body)
         }
     }
 
     private func mutateEmbedded<T>(
-        _ store: any CoordinatorStore, _ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T
+        _ store: any CoordinatorStore, _ body: @escaping (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T
     ) async throws -> T {
         if needsReload { try await reload() }
         let versionBefore = state.assignments.version
@@ -304,32 +307,117 @@ public actor CoordinatorEngine {
         return try outcome.mapError(\.apiError).get()
     }
 
-    /// Decides on a copy of the state and commits the whole result only if the stored state is
-    /// still the one it was decided on; if another replica wrote first, reads theirs and
-    /// decides again. So every answer, refusals included, rests on the latest committed state,
-    /// and no grant, renewal or token exists that etcd did not confirm.
-    private func mutateShared<T>(
-        _ store: any SharedCoordinatorStore, _ body: (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T
-    ) async throws -> T {
+    /// A decision waiting for the shared store: `apply` runs it on a state (true when it was a
+    /// refusal) and keeps its own result; `complete` answers its caller.
+    private struct QueuedDecision {
+        let apply: (inout CoordinatorState, EpochMs) -> Bool
+        let complete: (APIError?) -> Void
+    }
+
+    /// The result of one queued decision, read by its caller once the batch is committed.
+    private final class DecisionOutcome<T> {
+        var result: Result<T, CoordinatorRefusal>?
+    }
+
+    /// Where a queued decision's caller waits: completed by the commit, in either order with
+    /// the caller's suspension.
+    private final class AnswerSlot: Sendable {
+        private enum State { case empty, waiting(CheckedContinuation<Void, any Error>), done(APIError?) }
+        private let state = Mutex(State.empty)
+
+        func wait(_ continuation: CheckedContinuation<Void, any Error>) {
+            let done: APIError?? = state.withLock { state in
+                if case .done(let error) = state { return .some(error) }
+                state = .waiting(continuation)
+                return .none
+            }
+            if let done { resume(continuation, done) }
+        }
+
+        func complete(_ error: APIError?) {
+            let waiting: CheckedContinuation<Void, any Error>? = state.withLock { state in
+                if case .waiting(let continuation) = state { return continuation }
+                state = .done(error)
+                return nil
+            }
+            if let waiting { resume(waiting, error) }
+        }
+
+        private func resume(_ continuation: CheckedContinuation<Void, any Error>, _ error: APIError?) {
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        }
+    }
+
+    /// Decisions waiting while a commit is in flight: the next commit takes all of them.
+    private var queuedDecisions: [QueuedDecision] = []
+    private var isCommitting = false
+
+    /// Queues the decision and returns once the commit that carries it has succeeded. Decisions
+    /// that arrive while a commit is in flight are taken together by the next one (group
+    /// commit): one etcd transaction per batch, not per request, with each decision applied in
+    /// arrival order to the state the previous ones left, exactly as if one at a time.
+    private func mutateShared<T>(_ body: @escaping (inout CoordinatorState, EpochMs) throws(CoordinatorRefusal) -> T) async throws -> T {
+        let outcome = DecisionOutcome<T>()
+        let answer = AnswerSlot()
+        queuedDecisions.append(QueuedDecision(
+            apply: { state, now in
+                let result = Result { () throws(CoordinatorRefusal) in try body(&state, now) }
+                outcome.result = result
+                if case .failure = result { return true }
+                return false
+            },
+            complete: { error in answer.complete(error) }))
+        if !isCommitting {
+            isCommitting = true
+            Task { await self.commitQueuedDecisions() }
+        }
+        try await withCheckedThrowingContinuation { answer.wait($0) }
+        guard let result = outcome.result else { throw storeUnavailable("no decision was recorded") }
+        return try result.mapError(\.apiError).get()
+    }
+
+    private func commitQueuedDecisions() async {
+        guard case .shared(let store) = backend else { return }
+        await mutationLock.lock()
+        while !queuedDecisions.isEmpty {
+            let batch = queuedDecisions
+            queuedDecisions = []
+            let failure = await commit(batch, to: store)
+            for decision in batch { decision.complete(failure) }
+        }
+        // No await since the queue was seen empty, so no decision can be left behind.
+        isCommitting = false
+        mutationLock.unlock()
+    }
+
+    /// Decides the batch on a copy of the state and commits the whole result only if the stored
+    /// state is still the one it was decided on; if another replica wrote first, reads theirs
+    /// and decides again. So every answer, refusals included, rests on the latest committed
+    /// state, and no grant, renewal or token exists that etcd did not confirm. Returns the error
+    /// every decision of the batch gets, or nil when each gets its own outcome.
+    private func commit(_ batch: [QueuedDecision], to store: any SharedCoordinatorStore) async -> APIError? {
         for _ in 1...Self.maxCommitAttempts {
             if needsReload || committed == nil {
-                do { try await loadShared(store) } catch { throw storeUnavailable(error) }
+                do { try await loadShared(store) } catch { return storeUnavailable(error) }
             }
             let versionBefore = state.assignments.version
             let headBefore = state.headSeq
             var working = state
-            let outcome = Result { () throws(CoordinatorRefusal) in try body(&working, clock.nowMs()) }
+            // One clock reading per batch, taken in the actor: time never goes back between decisions.
+            let now = clock.nowMs()
+            var refused = false
+            for decision in batch where decision.apply(&working, now) { refused = true }
             let events = working.takePending().events
             let next = working.snapshot
             if events.isEmpty && next == committed {
                 // Nothing to write. A success rests on state etcd already confirmed; a refusal
                 // might rest on state another replica has since changed, so it is only given
                 // once the stored state is known to be the one it was decided on.
-                if case .failure = outcome {
+                if refused {
                     let current: Int64
                     do { current = try await store.currentRevision() } catch {
                         storeError = "\(error)"
-                        throw storeUnavailable(error)
+                        return storeUnavailable(error)
                     }
                     guard current == revision else {
                         needsReload = true
@@ -337,7 +425,7 @@ public actor CoordinatorEngine {
                     }
                 }
                 state = working
-                return try outcome.mapError(\.apiError).get()
+                return nil
             }
             let written: Int64?
             do {
@@ -347,7 +435,7 @@ public actor CoordinatorEngine {
                 needsReload = true
                 storeError = "\(error)"
                 logger.error("etcd write failed (outcome unknown, re-reading before the next decision): \(error)")
-                throw storeUnavailable(error)
+                return storeUnavailable(error)
             }
             guard let written else {
                 needsReload = true
@@ -358,9 +446,9 @@ public actor CoordinatorEngine {
             revision = written
             storeError = nil
             signalChanges(versionBefore: versionBefore, headBefore: headBefore)
-            return try outcome.mapError(\.apiError).get()
+            return nil
         }
-        throw APIError(
+        return APIError(
             status: 503, code: "store_unavailable",
             message: "other coordinator replicas kept changing the state while this decision was retried \(Self.maxCommitAttempts) times; nothing was granted, retry shortly")
     }
@@ -430,7 +518,7 @@ public actor CoordinatorEngine {
         if state.headSeq != headBefore { eventsChanged.signal() }
     }
 
-    private func storeUnavailable(_ error: any Error) -> APIError {
+    private func storeUnavailable(_ error: Any) -> APIError {
         APIError(
             status: 503, code: "store_unavailable",
             message: "the coordinator could not read or persist its state (\(error)); nothing was granted, retry shortly")

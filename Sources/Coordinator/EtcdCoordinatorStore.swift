@@ -52,8 +52,8 @@ public struct EtcdCoordinatorStore: SharedCoordinatorStore {
     public static let memberBuckets = 16
     public static let symbolBuckets = 64
 
-    let client: EtcdClient
-    let prefix: String
+    public let client: EtcdClient
+    public let prefix: String
     let logger: Logger
 
     public init(client: EtcdClient, prefix: String, logger: Logger) {
@@ -137,7 +137,14 @@ public struct EtcdCoordinatorStore: SharedCoordinatorStore {
         if let last = events.last { operations.append(.put(EtcdPutRequest(eventKey(last.seq), try encode(events)))) }
         // Always written: its mod_revision is the state's version, which the next writer compares.
         operations.append(.put(EtcdPutRequest(headKey, try encode(next.head))))
-        let response = try await client.txn(compare: [EtcdCompare(headKey, .equal, .modRevision(revision))], success: operations)
+        // The head is written by every commit, so its revision names the state; the second
+        // compare also catches a write under the prefix by anything else (never trusted: the
+        // reread that follows refuses it).
+        let compare = [
+            EtcdCompare(headKey, .equal, .modRevision(revision)),
+            EtcdCompare(key: Array(statePrefix.utf8), rangeEnd: EtcdKeys.prefixRangeEnd(statePrefix), .less, .modRevision(revision + 1)),
+        ]
+        let response = try await client.txn(compare: compare, success: operations)
         return response.succeeded ? response.header.revision : nil
     }
 

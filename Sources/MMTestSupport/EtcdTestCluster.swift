@@ -13,9 +13,9 @@ import Glibc
 /// Runs `body` against a fresh etcd cluster of `members` members and stops it however `body`
 /// ends (returns, throws, or is cancelled), so no etcd outlives the test.
 public func withEtcdCluster<Result>(
-    members: Int = 1, label: String = "etcd", readyTimeout: Duration = .seconds(20), _ body: (EtcdTestCluster) async throws -> Result
+    members: Int = 1, label: String = "etcd", durable: Bool = false, readyTimeout: Duration = .seconds(20), _ body: (EtcdTestCluster) async throws -> Result
 ) async throws -> Result {
-    let cluster = try await EtcdTestCluster.start(members: members, label: label, readyTimeout: readyTimeout)
+    let cluster = try await EtcdTestCluster.start(members: members, label: label, durable: durable, readyTimeout: readyTimeout)
     do {
         let result = try await body(cluster)
         await cluster.stop()
@@ -44,7 +44,8 @@ public final class EtcdTestCluster: Sendable {
 
     /// Starts `members` members and waits until every one reports healthy (it has a leader and
     /// serves a quorum read). On any failure the members already started are killed.
-    public static func start(members: Int = 1, label: String = "etcd", readyTimeout: Duration = .seconds(20)) async throws -> EtcdTestCluster {
+    /// `durable`: fsync as a production member does (benchmarks); tests skip it.
+    public static func start(members: Int = 1, label: String = "etcd", durable: Bool = false, readyTimeout: Duration = .seconds(20)) async throws -> EtcdTestCluster {
         precondition(members >= 1, "an etcd cluster has at least one member")
         let binary = try EtcdBinary.path()
         EtcdLeftovers.sweepOnce()
@@ -59,7 +60,7 @@ public final class EtcdTestCluster: Sendable {
             EtcdTestServer.Launch(
                 binary: binary, name: names[index], clientURL: "http://127.0.0.1:\(base + index)", peerURL: peerURLs[index],
                 dataDirectory: "\(directory)/\(names[index])", logPath: "\(directory)/\(names[index]).log",
-                initialCluster: initialCluster, clusterToken: (directory as NSString).lastPathComponent
+                initialCluster: initialCluster, clusterToken: (directory as NSString).lastPathComponent, durable: durable
             )
         }
         var started: [EtcdTestServer] = []
@@ -174,13 +175,12 @@ public final class EtcdTestServer: Sendable {
         var logPath: String
         var initialCluster: String
         var clusterToken: String
+        var durable = false
 
         var arguments: [String] {
-            [
-                "--name", name, "--data-dir", dataDirectory,
-                // Test data is thrown away, so the fsyncs that make a real member durable only
-                // cost time (etcd 3.4 has this flag although `etcd --help` does not list it).
-                "--unsafe-no-fsync",
+            // Test data is thrown away, so the fsyncs that make a real member durable only
+            // cost time (etcd 3.4 has this flag although `etcd --help` does not list it).
+            ["--name", name, "--data-dir", dataDirectory] + (durable ? [] : ["--unsafe-no-fsync"]) + [
                 "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
                 "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
                 "--initial-cluster", initialCluster, "--initial-cluster-state", "new",

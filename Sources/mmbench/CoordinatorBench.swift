@@ -1,10 +1,13 @@
 import ArgumentParser
+import AsyncHTTPClient
 import AsyncPrimitives
 import Coordinator
+import EtcdKit
 import Foundation
 import Logging
 import MMCore
 import MMServiceKit
+import MMTestSupport
 import ServiceLifecycle
 
 /// `mmbench coordinator`: assignment recompute cost and heartbeat + renew throughput over
@@ -19,10 +22,23 @@ struct CoordinatorBench: AsyncParsableCommand {
     @Option(help: "Seconds of HTTP load per mode.") var seconds = 5.0
     @Option(help: "Concurrent clients (one simulated node each).") var clients = 32
     @Option(help: "Symbols in the HTTP benchmark's cluster.") var httpSymbols = 128
+    @Option(help: "Which store to measure: embedded, etcd or both (one after the other, same load).") var backend = "both"
+    @Option(help: "Members of the etcd cluster the benchmark starts (fsync on, as in production).") var etcdMembers = 1
+    @Option(help: "Acquire round trips measured for grant latency.") var grantSamples = 300
+
+    func validate() throws {
+        guard ["embedded", "etcd", "both"].contains(backend) else { throw ValidationError("--backend must be embedded, etcd or both (got '\(backend)')") }
+        guard [1, 3, 5].contains(etcdMembers) else { throw ValidationError("--etcd-members must be 1, 3 or 5") }
+    }
 
     func run() async throws {
         recomputeBenchmark()
-        try await httpBenchmark()
+        if backend != "etcd" { try await httpBenchmark(backend: .embedded) }
+        if backend != "embedded" {
+            try await withEtcdCluster(members: etcdMembers, label: "mmbench", durable: true) { cluster in
+                try await httpBenchmark(backend: .etcd, etcdEndpoints: cluster.clientURLs)
+            }
+        }
     }
 
     private func recomputeBenchmark() {
@@ -45,7 +61,7 @@ struct CoordinatorBench: AsyncParsableCommand {
         print(String(format: "  p50 %.3f ms  p99 %.3f ms  max %.3f ms  (target < 5 ms)", percentile(samples, 0.50), percentile(samples, 0.99), samples.last ?? 0))
     }
 
-    private func httpBenchmark() async throws {
+    private func httpBenchmark(backend: ClusterConfig.CoordinatorBackend, etcdEndpoints: [String] = []) async throws {
         let directory = DataDirectory(NSTemporaryDirectory() + "mmbench-coordinator-\(UUID().uuidString.prefix(8))")
         try directory.ensureExists()
         defer { try? FileManager.default.removeItem(atPath: directory.path) }
@@ -58,12 +74,25 @@ struct CoordinatorBench: AsyncParsableCommand {
         logger.logLevel = .warning
         let environment = ServiceEnvironment(
             process: .coordinator, role: .coordinator, config: config, dataDirectory: directory, tokens: tokens, logger: logger, portOverride: 0)
-        let store = try GRDBCoordinatorStore(path: directory.databasePath("coordinator"))
         let port = PortBox()
-        let app = try await buildCoordinatorApplication(environment, store: store) { port.set($0) }
+        let engine: CoordinatorEngine
+        let etcdHTTPClient = EtcdClient.makeHTTPClient()
+        switch backend {
+        case .embedded:
+            engine = try await makeCoordinatorEngine(environment, store: try GRDBCoordinatorStore(path: directory.databasePath("coordinator")))
+        case .etcd:
+            var etcdEnvironment = environment
+            etcdEnvironment.config.coordinator.backend = .etcd
+            etcdEnvironment.config.coordinator.etcd.endpoints = etcdEndpoints
+            engine = try await makeCoordinatorEngine(etcdEnvironment, sharedStore: try makeEtcdCoordinatorStore(etcdEnvironment, httpClient: etcdHTTPClient))
+            guard await engine.isHealthy else { throw ValidationError("the coordinator cannot use etcd at \(etcdEndpoints): \(await engine.storeError ?? "")") }
+        }
+        let app = buildCoordinatorApplication(environment, engine: engine) { port.set($0) }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let server = Task { try await group.run() }
         defer { server.cancel() }
+        let storeName = backend == .embedded ? "embedded (SQLite, synchronous=FULL)" : "etcd (\(etcdEndpoints.count) member(s), fsync on)"
+        print("\nstore: \(storeName)")
         let boundPort = try await port.wait()
         let endpoint = ServiceEndpoint(baseURL: "http://127.0.0.1:\(boundPort)", token: tokens.token(for: .node)!, transport: AHCTransport.shared)
         let client = CoordinatorClient(endpoint)
@@ -119,8 +148,26 @@ struct CoordinatorBench: AsyncParsableCommand {
         let expected = Dictionary(uniqueKeysWithValues: held.values.flatMap { $0 }.map { ($0.symbol, $0.fencingToken) })
         let intact = authority.authority.filter { expected[$0.symbol] == $0.fencingToken && $0.node != nil }.count
         print("  grants still held with their original tokens after the load: \(intact)/\(expected.count)")
+        try await grantLatency(client: client, held: held)
         await group.triggerGracefulShutdown()
         _ = try? await server.value
+        // (A benchmark that throws exits the process, which ends this client too.)
+        try? await etcdHTTPClient.shutdown()
+    }
+
+    /// Release and acquire again, one at a time, by the symbol's holder: each acquire mints a
+    /// token, so it is a durable write on either store (the figure a failover waits for).
+    private func grantLatency(client: CoordinatorClient, held: [String: [AuthorityGrant]]) async throws {
+        guard var grant = held.values.flatMap({ $0 }).min(by: { $0.symbol < $1.symbol }) else { return }
+        var samples: [Double] = []
+        for _ in 0..<grantSamples {
+            _ = try await client.release(symbol: grant.symbol, RenewRequest(node: grant.node, fencingToken: grant.fencingToken))
+            let start = ContinuousClock.now
+            grant = try await client.acquire(symbol: grant.symbol, node: grant.node)
+            samples.append(milliseconds(ContinuousClock.now - start))
+        }
+        samples.sort()
+        print(String(format: "  grant (acquire after release, sequential, %d samples): p50 %.2f ms  p99 %.2f ms", samples.count, percentile(samples, 0.5), percentile(samples, 0.99)))
     }
 
     private func json(_ value: some Encodable) throws -> String {
