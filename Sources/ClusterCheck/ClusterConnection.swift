@@ -39,7 +39,7 @@ public struct ClusterConnection: Sendable {
         }
         exchange = ExchangeClient(endpoint(config.baseURL(of: .exchange), observerToken))
         state = TradingStateClient(endpoint(config.baseURL(of: .state), observerToken))
-        coordinator = CoordinatorClient(endpoint(config.baseURL(of: .coordinator), observerToken))
+        coordinator = CoordinatorClient(.coordinator(config, token: observerToken, transport: transport, timeoutMs: timeoutMs))
         supervisorReader = SupervisorClient(endpoint(config.supervisorURL, observerToken))
         supervisorControl = supervisorToken.map { SupervisorClient(endpoint(config.supervisorURL, $0)) }
     }

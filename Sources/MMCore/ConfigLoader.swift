@@ -277,7 +277,7 @@ extension ClusterConfig {
             try require((endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) && URL(string: endpoint)?.host != nil, "coordinator.etcd.endpoints",
                         "has '\(endpoint)': each endpoint is an etcd client URL such as http://10.0.0.5:2379")
         }
-        try require(coordinator.etcd.requestTimeoutMs >= 50 && coordinator.etcd.requestTimeoutMs < coordinator.grantTtlMs, "coordinator.etcd.request_timeout_ms",
+        try require(coordinator.backend != .etcd || (coordinator.etcd.requestTimeoutMs >= 50 && coordinator.etcd.requestTimeoutMs < coordinator.grantTtlMs), "coordinator.etcd.request_timeout_ms",
                     "must be ≥ 50 and below coordinator.grant_ttl_ms, so a slow etcd is given up on while grants still run")
         try require(node.heartbeatIntervalMs >= 10 && node.heartbeatIntervalMs * 2 <= coordinator.presenceTtlMs, "node.heartbeat_interval_ms",
                     "must be ≥ 10 and at most half of coordinator.presence_ttl_ms, so one lost heartbeat does not expire a node")

@@ -8,6 +8,7 @@ import Foundation
 ///       exchange.sqlite        journal + fill log
 ///       state.sqlite           fill ledger + positions
 ///       coordinator.sqlite     fencing counters + event log
+///       etcd/etcdK/            data of local etcd member K (coordinator.backend=etcd)
 ///       logs/NAME.log          per-process logs (rotated NAME.log.1 …)
 ///       supervisor.lock        flock held while a supervisor runs
 ///       supervisor.json        supervisor pid, control address
@@ -42,6 +43,10 @@ public struct DataDirectory: Sendable, Hashable {
     public var lockPath: String { file("supervisor.lock") }
     public var supervisorStatePath: String { file("supervisor.json") }
     public var effectiveConfigPath: String { file("effective-config.json") }
+    /// Where the members of a local etcd cluster keep their data, one directory each.
+    public var etcdDirectory: String { file("etcd") }
+    /// The data directory of local etcd member `member` (`etcd1`…).
+    public func etcdDataPath(_ member: String) -> String { file("etcd/\(member)") }
 
     public func file(_ relative: String) -> String { (path as NSString).appendingPathComponent(relative) }
 

@@ -16,6 +16,18 @@ public struct AHCTransport: HTTPTransport {
         return AHCTransport(client: HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration))
     }()
 
+    /// Like `shared`, but a refused connection fails the request at once instead of being
+    /// retried with backoff until the request's timeout: for endpoints with several replicas,
+    /// where the next replica is the better retry (`failoverTransport`).
+    public static let failFast: AHCTransport = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return AHCTransport(client: HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration))
+    }()
+
+    public var failoverTransport: any HTTPTransport { client === Self.shared.client ? Self.failFast : self }
+
     let client: HTTPClient
     /// Responses larger than this are refused rather than buffered without bound.
     let maxResponseBytes: Int

@@ -38,10 +38,14 @@ public struct ServiceEnvironment: Sendable {
     public var port: Int { portOverride ?? config.port(of: process) }
 
     /// How this process calls `peer`, authenticating as its own role.
+    /// The coordinator (any of its processes) is reached over every replica, with failover.
     public func endpoint(of peer: ClusterProcess, timeoutMs: Int64? = nil) -> ServiceEndpoint {
-        ServiceEndpoint(
-            baseURL: config.baseURL(of: peer), token: tokens.token(for: role) ?? "",
-            transport: transport, timeoutMs: timeoutMs ?? config.http.clientTimeoutMs)
+        let token = tokens.token(for: role) ?? ""
+        let timeout = timeoutMs ?? config.http.clientTimeoutMs
+        if peer.coordinatorReplicaIndex != nil {
+            return .coordinator(config, token: token, transport: transport, timeoutMs: timeout)
+        }
+        return ServiceEndpoint(baseURL: config.baseURL(of: peer), token: token, transport: transport, timeoutMs: timeout)
     }
 
     public var info: ServiceInfo {

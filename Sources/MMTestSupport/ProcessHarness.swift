@@ -95,8 +95,15 @@ public struct TestCluster: Sendable {
 
     public var setArguments: [String] { overrides.sorted { $0.key < $1.key }.flatMap { ["--set", "\($0.key)=\($0.value)"] } }
 
+    /// `.coordinator` is every coordinator replica, with failover (`.coordinatorReplica(K)`
+    /// is that replica alone).
     public func endpoint(_ process: ClusterProcess, as role: Role, timeoutMs: Int64 = 5_000) async throws -> ServiceEndpoint {
-        ServiceEndpoint(baseURL: try await config.baseURL(of: process), token: tokens.token(for: role)!, transport: AHCTransport.shared, timeoutMs: timeoutMs)
+        let config = try await config
+        let token = tokens.token(for: role)!
+        if process == .coordinator {
+            return .coordinator(config, token: token, transport: AHCTransport.shared, timeoutMs: timeoutMs)
+        }
+        return ServiceEndpoint(baseURL: config.baseURL(of: process), token: token, transport: AHCTransport.shared, timeoutMs: timeoutMs)
     }
 
     /// Starts `mmd <role…>` for `process` and waits until its /readyz answers 200.
@@ -106,6 +113,8 @@ public struct TestCluster: Sendable {
         case .node: arguments = ["node", "--id", process.name]
         case .gui: arguments = ["gui"]
         case .exchange: arguments = ["exchange", "serve"]
+        case .coordinator, .coordinatorReplica: arguments = ["coordinator", "--replica", "\(process.coordinatorReplicaIndex ?? 1)"]
+        case .etcd: throw HarnessError("etcd members are not mmd processes: use withEtcdCluster")
         default: arguments = [process.name]
         }
         arguments += ["--data-dir", dataDirectory.path] + setArguments + extraArguments

@@ -108,15 +108,24 @@ public enum HostChecks {
         return data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    /// Whether `pid` is an `mmd` (a service or `mmd supervise`) of the cluster in `dataDirectory`:
-    /// the only processes a sweep may kill, so a recycled pid is never hit.
+    /// Whether `pid` is an `mmd` (a service or `mmd supervise`) of the cluster in `dataDirectory`,
+    /// or an `etcd` member whose data is under its DATA_DIR/etcd/: the only processes a sweep
+    /// may kill, so a recycled pid is never hit.
     public static func isClusterProcess(pid: Int32, dataDirectory: DataDirectory) -> Bool {
-        let argv = commandLine(of: pid)
+        isClusterCommandLine(commandLine(of: pid), dataDirectory: dataDirectory)
+    }
+
+    public static func isClusterCommandLine(_ argv: [String], dataDirectory: DataDirectory) -> Bool {
         guard let program = argv.first else { return false }
         let base = (program as NSString).lastPathComponent
-        guard base == "mmd" || base == "mmctl" else { return false }
+        guard base == "mmd" || base == "mmctl" || base == "etcd" else { return false }
         guard let flag = argv.firstIndex(of: "--data-dir"), flag + 1 < argv.count else { return false }
-        return DataDirectory(argv[flag + 1]).path == dataDirectory.path
+        let path = DataDirectory(argv[flag + 1]).path
+        // An etcd member, or the `mmd exec … -- etcd …` it is for an instant before its execve.
+        if base == "etcd" || (base == "mmd" && argv.count > 1 && argv[1] == "exec") {
+            return path.hasPrefix(dataDirectory.etcdDirectory + "/")
+        }
+        return path == dataDirectory.path
     }
 
     public static func isAlive(_ pid: Int32) -> Bool {

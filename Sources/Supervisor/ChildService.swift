@@ -269,9 +269,16 @@ public final class ChildService: Service, Sendable {
             return
         }
         let incarnation = "\(context.incarnationPrefix).\(generation)"
-        let arguments = context.launch.arguments(for: process, dataDirectory: context.dataDirectory, incarnation: incarnation)
+        let arguments: [String]
+        do {
+            arguments = try context.launch.arguments(for: process, config: context.config, dataDirectory: context.dataDirectory, incarnation: incarnation)
+        } catch {
+            log?.note("cannot start: \(error)")
+            markSpawnFailed(error)
+            return
+        }
         log?.note("starting: \(arguments.joined(separator: " "))")
-        let request = SpawnRequest(process: process, generation: generation, executable: context.launch.mmdPath, arguments: arguments, log: log)
+        let request = SpawnRequest(process: process, generation: generation, executable: arguments[0], arguments: arguments, log: log)
         let handle: any ChildHandle
         do {
             handle = try await context.spawner.spawn(request)

@@ -5,26 +5,44 @@ import MMServiceKit
 import ProcessKit
 
 /// How the supervisor starts its children: the `mmd` binary and the arguments every child
-/// gets so that all of them resolve the same configuration.
+/// gets so that all of them resolve the same configuration; the `etcd` binary for the members
+/// of a local etcd cluster.
 public struct ChildLaunchSettings: Sendable {
     public var mmdPath: String
     public var configPath: String?
     /// Raw `key=value` overrides, passed to every child as `--set`.
     public var overrides: [String]
+    /// The `etcd` local members run; nil when none is installed (starting one then fails
+    /// with `EtcdProgram.notInstalled`).
+    public var etcdPath: String?
 
-    public init(mmdPath: String, configPath: String?, overrides: [String]) {
+    public init(mmdPath: String, configPath: String?, overrides: [String], etcdPath: String? = EtcdProgram.locate()) {
         self.mmdPath = mmdPath
         self.configPath = configPath
         self.overrides = overrides
+        self.etcdPath = etcdPath
     }
 
-    /// `--supervised-by` makes the child arm its parent-death signal and `--exit-with-parent`
-    /// makes it exit on stdin EOF: two independent ways for it to end with the supervisor.
-    func arguments(for process: ClusterProcess, dataDirectory: DataDirectory, incarnation: String, supervisorPid: Int32 = getpid()) -> [String] {
+    /// The child's argv; argv[0] is the program to spawn.
+    ///
+    /// An `mmd` child gets `--supervised-by`, which makes it arm its parent-death signal, and
+    /// `--exit-with-parent`, which makes it exit on stdin EOF: two independent ways for it to
+    /// end with the supervisor. etcd has neither, so an etcd member is started as
+    /// `mmd exec --supervised-by PID -- etcd …`: mmd arms the parent-death signal, which
+    /// survives execve, and becomes etcd (same pid, same process group).
+    func arguments(
+        for process: ClusterProcess, config: ClusterConfig, dataDirectory: DataDirectory, incarnation: String, supervisorPid: Int32 = getpid()
+    ) throws(SupervisorError) -> [String] {
+        if case .etcd(let member) = process {
+            guard let etcdPath else { throw .io(EtcdProgram.notInstalled) }
+            return [mmdPath, "exec", "--supervised-by", "\(supervisorPid)", "--", etcdPath]
+                + Self.etcdArguments(member: member, config: config, dataDirectory: dataDirectory)
+        }
         var arguments = [mmdPath]
         switch process {
         case .exchange: arguments += ["exchange", "serve"]
         case .node: arguments += ["node", "--id", process.name, "--incarnation", incarnation]
+        case .coordinator, .coordinatorReplica: arguments += ["coordinator", "--replica", "\(process.coordinatorReplicaIndex ?? 1)"]
         default: arguments.append(process.name)
         }
         if let configPath { arguments += ["--config", configPath] }
@@ -33,6 +51,46 @@ public struct ChildLaunchSettings: Sendable {
         arguments += ["--exit-with-parent", "--supervised-by", "\(supervisorPid)"]
         return arguments
     }
+
+    /// etcd's own flags for local member `member` (1-based) of `config`'s local etcd cluster:
+    /// its data under DATA_DIR/etcd/etcdK, its client and peer ports from `listen.port_base`,
+    /// a cluster token unique to the port base, so two local clusters never join each other.
+    static func etcdArguments(member: Int, config: ClusterConfig, dataDirectory: DataDirectory) -> [String] {
+        let host = config.listen.host
+        let name = ClusterProcess.etcd(member).name
+        let clientURL = config.baseURL(of: .etcd(member))
+        let peerURL = "http://\(host):\(config.etcdPeerPort(member))"
+        let initialCluster = (1...max(1, config.coordinator.etcd.localMembers))
+            .map { "\(ClusterProcess.etcd($0).name)=http://\(host):\(config.etcdPeerPort($0))" }
+            .joined(separator: ",")
+        return [
+            "--name", name, "--data-dir", dataDirectory.etcdDataPath(name),
+            "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+            "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+            "--initial-cluster", initialCluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", "mm-\(config.listen.portBase)",
+            "--heartbeat-interval", "100", "--election-timeout", "1000",
+            "--logger", "zap", "--log-level", "warn",
+        ]
+    }
+}
+
+/// Where the `etcd` of local members comes from.
+public enum EtcdProgram {
+    /// `$ETCD_BINARY`, else `etcd` on `$PATH`, else Debian's /usr/bin/etcd; nil when none is an
+    /// executable file.
+    public static func locate(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        if let configured = environment["ETCD_BINARY"], !configured.isEmpty {
+            return FileManager.default.isExecutableFile(atPath: configured) ? configured : nil
+        }
+        let directories = (environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
+        return directories.lazy.map { ($0 as NSString).appendingPathComponent("etcd") }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    public static let notInstalled =
+        "etcd is not installed (no etcd on $PATH or at /usr/bin/etcd), and coordinator.backend=etcd with no coordinator.etcd.endpoints runs a local etcd cluster: "
+        + "run Scripts/install-deps (it installs Debian's etcd-server, etcd 3.4), set ETCD_BINARY to an etcd 3.4+ binary, "
+        + "or point coordinator.etcd.endpoints at an etcd cluster you run"
 }
 
 /// Why a control request was refused: rendered as the error envelope.
@@ -162,23 +220,51 @@ public actor ProcessSupervisor {
 
     // MARK: Start and stop
 
-    /// Starts every process in dependency order, each only after the previous one is ready.
-    /// Throws with the failing process's log tail; what was started keeps running until
-    /// `stopAll` (the daemon always calls it).
+    /// Starts every process in dependency order (`ClusterConfig.processes(nodeCount:)`), each
+    /// only after the previous one is ready, except the members of a local etcd cluster: they
+    /// start together and are awaited together, since no member is healthy (answers /health,
+    /// or anything at all) before a quorum of them runs. Throws with the failing process's log
+    /// tail; what was started keeps running until `stopAll` (the daemon always calls it).
     public func startAll(nodeCount: Int) async throws(SupervisorError) {
-        let processes: [ClusterProcess] = [.coordinator, .state, .exchange] + (1...max(1, nodeCount)).map { .node($0) } + [.gui]
-        for process in processes {
-            guard phase == .starting else { throw .io("stopped while starting (at \(process.name))") }
-            let child = launch(process, initialStart: true)
-            try await child.firstReady()
+        let processes = context.config.processes(nodeCount: max(1, nodeCount))
+        for tier in Self.startTiers(processes) {
+            guard phase == .starting else { throw .io("stopped while starting (at \(tier[0].name))") }
+            let started = tier.map { launch($0, initialStart: true) }
+            for child in started { try await child.firstReady() }
         }
         guard phase == .starting else { throw .io("stopped while starting") }
         phase = .running
         context.journal.record("cluster_ready", process: nil, "all \(processes.count) processes are ready")
     }
 
-    /// Stops every process in reverse start order (the nodes together, as peers): SIGTERM,
-    /// SIGKILL after `graceMs`. Returns when every child has been reaped; `run()` then ends.
+    /// Start order in tiers: one process per tier, except that consecutive etcd members form
+    /// one tier.
+    static func startTiers(_ processes: [ClusterProcess]) -> [[ClusterProcess]] {
+        var tiers: [[ClusterProcess]] = []
+        for process in processes {
+            if case .etcd = process, let last = tiers.last?.last, case .etcd = last {
+                tiers[tiers.count - 1].append(process)
+            } else {
+                tiers.append([process])
+            }
+        }
+        return tiers
+    }
+
+    /// Processes stopped together, as peers: the nodes. Not the etcd members: a leader that
+    /// gets SIGTERM first hands its leadership to a follower, and waits up to etcd's request
+    /// timeout (7 s here) for that when every follower is stopping too; one after the other,
+    /// each leader finds a live follower and the last member has no quorum to lead.
+    private static func samePeerTier(_ lhs: ClusterProcess, _ rhs: ClusterProcess) -> Bool {
+        switch (lhs, rhs) {
+        case (.node, .node): true
+        default: false
+        }
+    }
+
+    /// Stops every process in reverse start order (the nodes together, as peers; the etcd
+    /// members last, one by one, after every coordinator): SIGTERM, SIGKILL after `graceMs`.
+    /// Returns when every child has been reaped; `run()` then ends.
     public func stopAll(graceMs: Int64) async {
         guard phase != .stopping && phase != .stopped else {
             await waitUntil { $0.supervisor.phase == Phase.stopped.rawValue }
@@ -189,7 +275,7 @@ public actor ProcessSupervisor {
         var tiers: [[ChildService]] = []
         for process in children.keys.sorted().reversed() {
             guard let child = children[process] else { continue }
-            if case .node = process, let last = tiers.last, case .node = last[0].process {
+            if let last = tiers.last, Self.samePeerTier(process, last[0].process) {
                 tiers[tiers.count - 1].append(child)
             } else {
                 tiers.append([child])

@@ -125,7 +125,8 @@ final class SpawnerThread: Sendable {
     }
 }
 
-/// GET /readyz with a short timeout.
+/// GET /readyz with a short timeout; for a local etcd member, GET /health answering 200 with
+/// `"health":"true"` (it knows a leader and a quorum read went through).
 public struct HTTPReadinessProbe: ReadinessProbe {
     let config: ClusterConfig
     let transport: any HTTPTransport
@@ -136,9 +137,21 @@ public struct HTTPReadinessProbe: ReadinessProbe {
     }
 
     public func isReady(_ process: ClusterProcess) async -> Bool {
+        if case .etcd = process {
+            let url = config.baseURL(of: process) + "/health"
+            guard let response = try? await transport.send(TransportRequest(method: .GET, url: url, timeoutMs: 500)) else { return false }
+            return Self.isHealthyEtcd(status: response.status, body: response.body)
+        }
         let url = config.baseURL(of: process) + CommonRoutes.readyz
         guard let response = try? await transport.send(TransportRequest(method: .GET, url: url, timeoutMs: 500)) else { return false }
         return response.status == 200
+    }
+
+    /// etcd 3.4 answers `{"health":"true"}` (3.4.x later adds `"reason"`), spaces or not.
+    static func isHealthyEtcd(status: Int, body: Data) -> Bool {
+        guard status == 200 else { return false }
+        let compact = String(decoding: body, as: UTF8.self).filter { !$0.isWhitespace }
+        return compact.contains("\"health\":\"true\"")
     }
 }
 
@@ -150,7 +163,8 @@ public struct CoordinatorDeathReporter: DeathReporter {
     let logger: Logger
 
     public init(config: ClusterConfig, token: String, transport: any HTTPTransport = AHCTransport.shared, logger: Logger) {
-        self.coordinator = CoordinatorClient(ServiceEndpoint(baseURL: config.baseURL(of: .coordinator), token: token, transport: transport, timeoutMs: 1_000))
+        // Every replica: the notice must reach whichever one is alive.
+        self.coordinator = CoordinatorClient(.coordinator(config, token: token, transport: transport, timeoutMs: 1_000))
         self.logger = logger
     }
 

@@ -53,8 +53,11 @@ public enum SupervisorDaemon {
         if !swept.isEmpty { logger.warning("killed \(swept.count) process(es) left by a previous supervisor: \(swept)") }
 
         let nodeCount = max(1, options.nodeCount)
-        let processes: [ClusterProcess] = [.coordinator, .state, .exchange] + (1...nodeCount).map { .node($0) } + [.gui]
-        for (name, port) in [("supervisor", config.supervisorPort)] + processes.map({ ($0.name, config.port(of: $0)) }) {
+        if config.runsLocalEtcd && options.launch.etcdPath == nil {
+            logger.error("\(EtcdProgram.notInstalled)")
+            return 1
+        }
+        for (name, port) in Self.listeningPorts(config: config, nodeCount: nodeCount) {
             guard LoopbackSocket.isPortFree(host: config.listen.host, port: port) else {
                 let error = SupervisorError.portInUse(process: name, port: port)
                 logger.error("\(error)")
@@ -103,6 +106,17 @@ public enum SupervisorDaemon {
             return failure.exitCode
         }
         return 0
+    }
+
+    /// Every port the cluster will listen on, by who listens there: the supervisor's, each
+    /// process's, and each local etcd member's peer port too.
+    static func listeningPorts(config: ClusterConfig, nodeCount: Int) -> [(name: String, port: Int)] {
+        var ports: [(name: String, port: Int)] = [("supervisor", config.supervisorPort)]
+        for process in config.processes(nodeCount: nodeCount) {
+            ports.append((process.name, config.port(of: process)))
+            if case .etcd(let member) = process { ports.append(("\(process.name) (peer)", config.etcdPeerPort(member))) }
+        }
+        return ports
     }
 }
 

@@ -12,6 +12,20 @@ func validateNodeId(_ id: String) throws {
     }
 }
 
+/// What `kill-node` and `resume-node` take: a process the cluster is built to lose one of —
+/// a node, a coordinator replica or a local etcd member. The exchange, the trading state and
+/// the GUI have no peer to take over; `mmctl restart` is for them.
+func validateDrillTarget(_ id: String) throws {
+    switch ClusterProcess(name: id) {
+    case .node, .coordinator, .coordinatorReplica, .etcd:
+        return
+    case .some:
+        throw ValidationError("'\(id)' has no peer to take over: kill-node takes a node (n1 …), a coordinator replica (coordinator, coordinator2 …) or an etcd member (etcd1 …); use 'mmctl restart \(id)'")
+    case nil:
+        throw ValidationError("'\(id)' is not a process: kill-node takes a node (n1 … n\(ClusterConfig.maxNodes)), a coordinator replica (coordinator, coordinator2 … coordinator\(ClusterProcess.maxCoordinatorReplicas)) or an etcd member (etcd1 … etcd\(ClusterProcess.maxEtcdMembers))")
+    }
+}
+
 func describe(_ status: ProcessStatus) -> String {
     "\(status.name): \(status.state.rawValue), pid \(status.pid.map(String.init) ?? "-"), restarts \(status.restarts)"
 }
@@ -19,18 +33,18 @@ func describe(_ status: ProcessStatus) -> String {
 struct KillNode: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kill-node",
-        abstract: "Chaos drill: signal a node's process group (the supervisor restarts it per policy; after STOP use resume-node).")
+        abstract: "Chaos drill: signal the process group of a node, a coordinator replica or an etcd member (the supervisor restarts it per policy; after STOP use resume-node).")
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "The node id, e.g. n2.")
+    @Argument(help: "A node id (n2), a coordinator replica (coordinator, coordinator2 …) or a local etcd member (etcd1 …).")
     var id: String
 
     @Option(help: "KILL, TERM or STOP.")
     var signal: String = "KILL"
 
     func validate() throws {
-        try validateNodeId(id)
+        try validateDrillTarget(id)
         guard ["KILL", "TERM", "STOP"].contains(signal.uppercased()) else {
             throw ValidationError("--signal must be KILL, TERM or STOP (got '\(signal)')")
         }
@@ -52,14 +66,14 @@ struct KillNode: AsyncParsableCommand {
 }
 
 struct ResumeNode: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "resume-node", abstract: "Send SIGCONT to a node stopped with 'kill-node --signal STOP'.")
+    static let configuration = CommandConfiguration(commandName: "resume-node", abstract: "Send SIGCONT to a process stopped with 'kill-node --signal STOP'.")
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "The node id, e.g. n2.")
+    @Argument(help: "What kill-node stopped: a node id (n2), a coordinator replica or an etcd member.")
     var id: String
 
-    func validate() throws { try validateNodeId(id) }
+    func validate() throws { try validateDrillTarget(id) }
 
     func run() async throws {
         try await runReportingFailures {
@@ -128,12 +142,12 @@ struct Restart: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "coordinator, state, exchange, gui or a node id (n1, …).")
+    @Argument(help: "coordinator (coordinator2 … for replicas), state, exchange, gui, a node id (n1, …) or an etcd member (etcd1 …).")
     var service: String
 
     func validate() throws {
         guard ClusterProcess(name: service) != nil else {
-            throw ValidationError("unknown service '\(service)': coordinator, state, exchange, gui or n1…n\(ClusterConfig.maxNodes)")
+            throw ValidationError("unknown service '\(service)': \(processNames)")
         }
     }
 
@@ -159,7 +173,7 @@ struct Logs: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "coordinator, state, exchange, gui, a node id (n1, …) or supervisor.")
+    @Argument(help: "coordinator (coordinator2 … for replicas), state, exchange, gui, a node id (n1, …), an etcd member (etcd1 …) or supervisor.")
     var service: String
 
     @Flag(name: .shortAndLong, help: "Keep printing lines as they are written (follows rotation).")
@@ -170,7 +184,7 @@ struct Logs: AsyncParsableCommand {
 
     func validate() throws {
         guard service == "supervisor" || ClusterProcess(name: service) != nil else {
-            throw ValidationError("unknown service '\(service)': coordinator, state, exchange, gui, n1…n\(ClusterConfig.maxNodes) or supervisor")
+            throw ValidationError("unknown service '\(service)': \(processNames) or supervisor")
         }
         guard lines >= 0 && lines <= 10_000 else { throw ValidationError("-n must be in 0...10000") }
     }
@@ -220,6 +234,9 @@ struct Logs: AsyncParsableCommand {
         }
     }
 }
+
+/// Every process name a command may take, for usage errors.
+let processNames = "coordinator, coordinator2…coordinator\(ClusterProcess.maxCoordinatorReplicas), state, exchange, gui, n1…n\(ClusterConfig.maxNodes), etcd1…etcd\(ClusterProcess.maxEtcdMembers)"
 
 struct Version: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print mmctl's version and the libcurl it uses.")

@@ -13,7 +13,7 @@ func mmdPath() -> String {
 
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Start the cluster: a supervisor that spawns coordinator, state, exchange, nodes and GUI in order.",
+        abstract: "Start the cluster: a supervisor that spawns (local etcd members,) coordinator replicas, state, exchange, nodes and GUI in order.",
         discussion: "Returns when every process is ready (exit 0), or prints the log tail of the process that did not come up (exit 1). Refuses when a cluster already runs in the data directory (exit 2) or a port is taken (exit 5).")
 
     @OptionGroup var cluster: ClusterOptionGroup

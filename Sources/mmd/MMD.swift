@@ -18,7 +18,7 @@ struct MMD: AsyncParsableCommand {
         commandName: "mmd",
         abstract: "Market-maker cluster services (normally started by 'mmctl start').",
         version: MMVersion.current,
-        subcommands: [ExchangeCommand.self, StateCommand.self, CoordinatorCommand.self, NodeCommand.self, GUICommand.self, SuperviseCommand.self]
+        subcommands: [ExchangeCommand.self, StateCommand.self, CoordinatorCommand.self, NodeCommand.self, GUICommand.self, SuperviseCommand.self, ExecCommand.self]
     )
 }
 
@@ -84,8 +84,18 @@ struct StateCommand: AsyncParsableCommand {
 struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "coordinator", abstract: "Membership, assignments and fenced authority grants.")
     @OptionGroup var options: ServiceOptions
+    @Option(help: "Replica number (1...5; more than 1 needs coordinator.backend=etcd): replica K listens on its own port and logs as coordinatorK.")
+    var replica: Int = 1
+
+    func validate() throws {
+        guard (1...ClusterProcess.maxCoordinatorReplicas).contains(replica) else {
+            throw ValidationError("--replica must be in 1...\(ClusterProcess.maxCoordinatorReplicas) (got \(replica))")
+        }
+    }
+
     func run() async throws {
-        try await CoordinatorService.run(try await options.environment(process: .coordinator, role: .coordinator), exitWithParent: options.exitWithParent)
+        let process = ClusterProcess.coordinator(replica: replica)
+        try await CoordinatorService.run(try await options.environment(process: process, role: .coordinator), exitWithParent: options.exitWithParent)
     }
 }
 
@@ -132,6 +142,43 @@ func bindToSupervisor(_ supervisorPid: Int32) {
         exit(3)
     case .failed(let code):
         FileHandle.standardError.write(Data("mmd: cannot arm the parent-death signal: \(String(cString: strerror(code))); relying on stdin EOF\n".utf8))
+    }
+}
+
+/// `mmd exec --supervised-by PID -- PROGRAM [ARG…]`: how the supervisor runs a program that
+/// is not mmd (a local etcd member) so that it, too, dies with the supervisor however the
+/// supervisor dies. The parent-death signal is armed here, then this process becomes PROGRAM
+/// by execve: the setting survives execve (it is cleared only for set-user-ID or
+/// set-capability programs), and the pid and process group stay the ones the supervisor knows.
+struct ExecCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Become PROGRAM, bound to the supervisor's life (the supervisor runs local etcd members this way).")
+
+    @Option(name: .customLong("supervised-by"), help: "The supervisor's pid: PROGRAM gets SIGKILL when it dies.")
+    var supervisedBy: Int32
+
+    @Argument(parsing: .postTerminator, help: "-- PROGRAM [ARG…]: an absolute path and its arguments.")
+    var command: [String] = []
+
+    func validate() throws {
+        guard let program = command.first, program.hasPrefix("/") else {
+            throw ValidationError("expected -- PROGRAM [ARG…] with PROGRAM an absolute path")
+        }
+    }
+
+    func run() async throws {
+        bindToSupervisor(supervisedBy)
+        // execve keeps the signal mask and ignored signals: PROGRAM starts with neither.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
+        for number in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { signal(number, SIG_DFL) }
+        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        execv(command[0], argv)
+        let reason = String(cString: strerror(errno))
+        FileHandle.standardError.write(Data("mmd exec: cannot run \(command[0]): \(reason)\n".utf8))
+        throw ExitCode(127)
     }
 }
 

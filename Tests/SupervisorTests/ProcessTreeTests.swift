@@ -24,7 +24,7 @@ struct ProcessTreeTests {
         let dataDirectory: DataDirectory
         let running: Task<Void, Never>
 
-        init(notifier: RecordingNotifier = RecordingNotifier(), _ adjust: (inout ClusterConfig) -> Void = { _ in }) throws {
+        init(notifier: RecordingNotifier = RecordingNotifier(), etcdPath: String? = "/opt/etcd", _ adjust: (inout ClusterConfig) -> Void = { _ in }) throws {
             self.notifier = notifier
             var config = ClusterConfig.defaults
             adjust(&config)
@@ -33,7 +33,7 @@ struct ProcessTreeTests {
             try dataDirectory.ensureExists()
             let supervisor = ProcessSupervisor(
                 config: config, dataDirectory: dataDirectory,
-                launch: ChildLaunchSettings(mmdPath: "/opt/mmd", configPath: nil, overrides: []),
+                launch: ChildLaunchSettings(mmdPath: "/opt/mmd", configPath: nil, overrides: [], etcdPath: etcdPath),
                 spawner: spawner, probe: probe, deathReporter: notifier, clock: clock, logger: Logger(label: "tree-test"))
             self.supervisor = supervisor
             running = Task { await supervisor.run() }

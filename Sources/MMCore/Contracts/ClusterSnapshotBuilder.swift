@@ -73,7 +73,7 @@ public struct ClusterSnapshotBuilder: Sendable {
 
     public func gather() async -> Inputs {
         let supervisor = SupervisorClient(endpoint(config.supervisorURL))
-        let coordinator = CoordinatorClient(endpoint(config.baseURL(of: .coordinator)))
+        let coordinator = CoordinatorClient(.coordinator(config, token: token, transport: transport, timeoutMs: timeoutMs))
         let exchange = ExchangeClient(endpoint(config.baseURL(of: .exchange)))
         let state = TradingStateClient(endpoint(config.baseURL(of: .state)))
         let eventLimit = Self.recentEventLimit
@@ -197,7 +197,7 @@ public struct ClusterSnapshotBuilder: Sendable {
             .sorted { ($0.node.count, $0.node) < ($1.node.count, $1.node) }
             .map { ClusterSnapshot.Member(node: $0.node, status: $0.status, expiresInMs: $0.expiresInMs) }
 
-        // Start order (coordinator, state, exchange, n1…, gui), unknown names last.
+        // Start order (etcd1…, coordinator, coordinator2…, state, exchange, n1…, gui), unknown names last.
         let processes = (processList?.processes ?? []).sorted { lhs, rhs in
             switch (ClusterProcess(name: lhs.name), ClusterProcess(name: rhs.name)) {
             case (.some(let l), .some(let r)): return l < r

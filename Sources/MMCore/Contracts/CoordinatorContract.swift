@@ -295,7 +295,7 @@ public struct CoordinatorClient: PresenceRegistry, DeathNotifier, AuthorityProvi
     public func acquire(symbol: String, node: String, waitMs: Int64 = 0) async throws(ClientError) -> AuthorityGrant {
         try await endpoint.call(
             .POST, CoordinatorRoutes.acquire.path(["symbol": symbol]), body: AcquireRequest(node: node, waitMs: waitMs > 0 ? waitMs : nil),
-            timeoutMs: endpoint.timeoutMs + waitMs)
+            timeoutMs: endpoint.longPollTimeoutMs(waitMs: waitMs))
     }
     public func renew(symbol: String, _ request: RenewRequest) async throws(ClientError) -> AuthorityGrant {
         try await endpoint.call(.POST, CoordinatorRoutes.renew.path(["symbol": symbol]), body: request)
@@ -312,7 +312,7 @@ public struct CoordinatorClient: PresenceRegistry, DeathNotifier, AuthorityProvi
     public func assignments(afterVersion: Int64? = nil, waitMs: Int64 = 0) async throws(ClientError) -> AssignmentTable {
         var query: [(String, String)] = []
         if let afterVersion { query += [("after_version", "\(afterVersion)"), ("wait_ms", "\(waitMs)")] }
-        return try await endpoint.call(.GET, CoordinatorRoutes.assignments.path, query: query, timeoutMs: endpoint.timeoutMs + waitMs)
+        return try await endpoint.call(.GET, CoordinatorRoutes.assignments.path, query: query, timeoutMs: endpoint.longPollTimeoutMs(waitMs: waitMs))
     }
     public func authority() async throws(ClientError) -> AuthorityList {
         try await endpoint.call(.GET, CoordinatorRoutes.authority.path)
@@ -323,6 +323,6 @@ public struct CoordinatorClient: PresenceRegistry, DeathNotifier, AuthorityProvi
     public func events(after seq: Int64 = 0, limit: Int = 200, waitMs: Int64 = 0) async throws(ClientError) -> EventPage {
         try await endpoint.call(
             .GET, CoordinatorRoutes.events.path, query: [("after", "\(seq)"), ("limit", "\(limit)"), ("wait_ms", "\(waitMs)")],
-            timeoutMs: endpoint.timeoutMs + waitMs)
+            timeoutMs: endpoint.longPollTimeoutMs(waitMs: waitMs))
     }
 }
