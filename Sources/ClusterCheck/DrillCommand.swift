@@ -12,6 +12,11 @@ public struct DrillCommand: AsyncParsableCommand {
             kill: SIGKILL a node. stop: SIGSTOP a node past the grant TTL, then SIGCONT.
             restart-state / restart-exchange / restart-coordinator: restart that service.
             add / remove: add a node / remove one gracefully.
+            With coordinator.backend=etcd: kill-coordinator / stop-coordinator: SIGKILL a
+            coordinator replica / SIGSTOP one past the grant TTL (2+ replicas); kill-etcd:
+            SIGKILL one local etcd member; quorum-loss: SIGSTOP a majority of the members until
+            every grant lapsed, then SIGCONT (3+ local members). Faults that do not apply to
+            the running cluster are never chosen.
             Exit status: 0 every invariant held and every goal met, 1 otherwise, 4 a service or
             the supervisor is unreachable, 64 usage. --json prints one object (docs/API.md).
             """)

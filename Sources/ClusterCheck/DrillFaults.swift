@@ -13,6 +13,15 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     case add
     /// Remove one node gracefully (its symbols move away).
     case remove
+    /// SIGKILL one coordinator replica (etcd backend): the others carry on at once.
+    case killCoordinator = "kill-coordinator"
+    /// SIGSTOP one coordinator replica past the grant TTL, then SIGCONT.
+    case stopCoordinator = "stop-coordinator"
+    /// SIGKILL one member of the local etcd cluster (quorum kept; the supervisor restarts it).
+    case killEtcd = "kill-etcd"
+    /// SIGSTOP a majority of the local etcd members until every grant has lapsed and the
+    /// dead-man's switch has fired, then SIGCONT: nothing may be granted meanwhile.
+    case quorumLoss = "quorum-loss"
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -20,6 +29,12 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
 
     /// Faults aimed at one node process.
     public var targetsNode: Bool { self == .kill || self == .stop || self == .remove }
+
+    /// Faults aimed at a coordinator replica or etcd member (chosen by the planner).
+    public var targetsService: Bool { self == .killCoordinator || self == .stopCoordinator || self == .killEtcd }
+
+    /// Faults that pause their target(s) past the grant TTL before resuming them.
+    public var pauses: Bool { self == .stop || self == .stopCoordinator || self == .quorumLoss }
 
     /// The supervisor's process name a restart fault restarts.
     public var restartedProcess: String? {
@@ -50,12 +65,26 @@ public typealias SeededGenerator = SplitMix64
 
 public struct PlannedFault: Sendable, Hashable, Codable {
     public var kind: FaultKind
-    /// The node for kill/stop/remove; nil otherwise.
+    /// The node for kill/stop/remove, the replica or member for service faults; nil otherwise.
     public var target: String?
+    /// Every process a quorum loss pauses (a majority of the etcd members).
+    public var targets: [String]?
 
-    public init(kind: FaultKind, target: String?) {
+    public init(kind: FaultKind, target: String?, targets: [String]? = nil) {
         self.kind = kind
         self.target = target
+        self.targets = targets
+    }
+}
+
+/// The coordinator replicas and etcd members a service fault may hit, by supervisor name.
+public struct ServiceTargets: Sendable, Hashable {
+    public var coordinators: [String]
+    public var etcdMembers: [String]
+
+    public init(coordinators: [String] = [], etcdMembers: [String] = []) {
+        self.coordinators = coordinators
+        self.etcdMembers = etcdMembers
     }
 }
 
@@ -83,11 +112,15 @@ public struct FaultPlanner: Sendable {
         self.targeting = targeting
     }
 
-    public func applicable(runningNodes: [String]) -> [FaultKind] {
+    public func applicable(runningNodes: [String], services: ServiceTargets = ServiceTargets()) -> [FaultKind] {
         enabled.filter { kind in
             switch kind {
             case .kill, .stop, .remove: runningNodes.count >= minimumNodes
             case .add: runningNodes.count < maximumNodes
+            // A replica fault is about failing over to another replica.
+            case .killCoordinator, .stopCoordinator: services.coordinators.count >= 2
+            // One member down keeps a quorum only from three members on.
+            case .killEtcd, .quorumLoss: services.etcdMembers.count >= 3
             default: true
             }
         }
@@ -95,10 +128,28 @@ public struct FaultPlanner: Sendable {
 
     /// nil when no enabled fault is applicable to the cluster as it is. `holdings` (symbols
     /// held per node) matters only to `.busiest` targeting.
-    public func next(using generator: inout SeededGenerator, runningNodes: [String], holdings: [String: Int] = [:]) -> PlannedFault? {
-        let choices = applicable(runningNodes: runningNodes)
+    public func next(
+        using generator: inout SeededGenerator, runningNodes: [String], holdings: [String: Int] = [:], services: ServiceTargets = ServiceTargets()
+    ) -> PlannedFault? {
+        let choices = applicable(runningNodes: runningNodes, services: services)
         guard !choices.isEmpty else { return nil }
         let kind = choices[generator.index(below: choices.count)]
+        switch kind {
+        case .killCoordinator, .stopCoordinator:
+            let replicas = services.coordinators.sorted()
+            return PlannedFault(kind: kind, target: replicas[generator.index(below: replicas.count)])
+        case .killEtcd:
+            let members = services.etcdMembers.sorted()
+            return PlannedFault(kind: kind, target: members[generator.index(below: members.count)])
+        case .quorumLoss:
+            // A majority, starting at a seeded member: the rest cannot elect or commit.
+            let members = services.etcdMembers.sorted()
+            let first = generator.index(below: members.count)
+            let paused = (0..<(members.count / 2 + 1)).map { members[(first + $0) % members.count] }
+            return PlannedFault(kind: kind, target: nil, targets: paused.sorted())
+        default:
+            break
+        }
         guard kind.targetsNode else { return PlannedFault(kind: kind, target: nil) }
         let nodes = runningNodes.sorted { nodeOrdinal($0) < nodeOrdinal($1) }
         // The generator is drawn from either way, so the fault kinds of a seed do not depend on the targeting.

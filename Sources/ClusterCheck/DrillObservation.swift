@@ -27,6 +27,13 @@ public struct ClusterObservation: Sendable, Hashable {
 
     public func process(_ name: String) -> ProcessStatus? { processes?.processes.first { $0.name == name } }
 
+    /// Running coordinator replicas and etcd members: what service faults may hit.
+    public var serviceTargets: ServiceTargets {
+        let running = (processes?.processes ?? []).filter { $0.state == .running }
+        return ServiceTargets(
+            coordinators: running.filter { $0.role == "coordinator" }.map(\.name), etcdMembers: running.filter { $0.role == "etcd" }.map(\.name))
+    }
+
     /// Symbols quoted right now by the holder of their live grant, under its current token.
     /// When the coordinator did not answer, `fallbackAuthority` (the last answer) judges holders.
     public func quotedSymbols(fallbackAuthority: AuthorityList?) -> Set<String> {
@@ -69,6 +76,8 @@ public struct FaultContext: Sendable, Hashable {
     public var pidBefore: Int32?
     /// The node the supervisor added (add).
     public var addedNode: String?
+    /// Quotes still resting on the exchange when a lost quorum returned (quorum-loss).
+    public var quotesRestingAtReturn: Int?
 
     public init(fault: PlannedFault, atMs: EpochMs, affected: [String], tokensBefore: [String: Int64], pidBefore: Int32? = nil, addedNode: String? = nil) {
         self.fault = fault
@@ -83,6 +92,7 @@ public struct FaultContext: Sendable, Hashable {
     /// fault those the node holds; anything else every symbol.
     public static func affectedSymbols(of fault: PlannedFault, before: ClusterObservation, symbols: [String]) -> [String] {
         guard fault.kind.targetsNode, let target = fault.target else { return symbols }
+        // (Service faults disturb every symbol: each is timed.)
         return symbols.filter { before.status($0)?.node == target }
     }
 
@@ -102,7 +112,12 @@ public struct FaultContext: Sendable, Hashable {
             guard let added = addedNode, observation.aliveMembers.contains(added) else { return false }
         case .remove:
             guard let target = fault.target, !observation.aliveMembers.contains(target) else { return false }
-        case .kill, .stop:
+        case .killCoordinator, .killEtcd:
+            // The killed replica or member is back (the supervisor restarted it).
+            guard let target = fault.target, let process = observation.process(target), process.state == .running,
+                  let pid = process.pid, pid != pidBefore
+            else { return false }
+        case .kill, .stop, .stopCoordinator, .quorumLoss:
             break
         }
         let quoted = observation.quotedSymbols(fallbackAuthority: nil)

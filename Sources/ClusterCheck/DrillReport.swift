@@ -17,8 +17,14 @@ public struct FaultRecord: Codable, Sendable, Hashable {
     public var orphanQuoteMs: Int64?
     /// Anything the operator should know (timeouts, supervisor refusals).
     public var note: String?
+    /// quorum-loss: quotes still resting on the exchange when the quorum returned (0 expected:
+    /// every grant lapsed and every dead-man's switch fired while no grant could be renewed).
+    public var quotesRestingAtQuorumReturn: Int?
 
-    public init(index: Int, kind: FaultKind, target: String?, atMs: EpochMs, affected: [String], recoveryMs: Int64?, maxUnquotedMs: Int64, orphanQuoteMs: Int64?, note: String?) {
+    public init(
+        index: Int, kind: FaultKind, target: String?, atMs: EpochMs, affected: [String], recoveryMs: Int64?, maxUnquotedMs: Int64, orphanQuoteMs: Int64?,
+        quotesRestingAtQuorumReturn: Int? = nil, note: String?
+    ) {
         self.index = index
         self.kind = kind
         self.target = target
@@ -27,6 +33,7 @@ public struct FaultRecord: Codable, Sendable, Hashable {
         self.recoveryMs = recoveryMs
         self.maxUnquotedMs = maxUnquotedMs
         self.orphanQuoteMs = orphanQuoteMs
+        self.quotesRestingAtQuorumReturn = quotesRestingAtQuorumReturn
         self.note = note
     }
 }
@@ -139,6 +146,11 @@ public struct DrillGoals: Sendable, Hashable {
     /// A restarted coordinator re-adopts the live grants its holders present, so quoting
     /// should not notice the restart (it used to leave every symbol unquoted for ~2.4 s).
     public var coordinatorRestartGapMs: Int64 = 250
+    /// Replicas decide through etcd transactions, so losing one costs the clients one
+    /// failed attempt, not a lease TTL.
+    public var coordinatorReplicaGapMs: Int64 = 250
+    /// Once etcd has a quorum again, the nodes' next acquires succeed.
+    public var quorumReturnRecoveryMs: Int64 = 1_000
 
     public init(grantTtlMs: Int64, deadmanTimeoutMs: Int64, orphanSlackMs: Int64) {
         self.grantTtlMs = grantTtlMs
@@ -184,6 +196,26 @@ public struct DrillGoals: Sendable, Hashable {
             goals.append(DrillGoal(
                 name: "restart-coordinator unquoted p99", target: "< \(coordinatorRestartGapMs) ms (grants re-adopted, no quiet period)",
                 measured: "\(p99) ms over \(coordinatorRestarts.count) restarts", met: p99 < coordinatorRestartGapMs, latency: true))
+        }
+        let replicaFaults = faults.filter { $0.kind == .killCoordinator || $0.kind == .killEtcd }
+        if !replicaFaults.isEmpty {
+            let p99 = Percentiles.of(replicaFaults.map(\.maxUnquotedMs)).p99Ms
+            goals.append(DrillGoal(
+                name: "kill-coordinator/kill-etcd unquoted p99", target: "< \(coordinatorReplicaGapMs) ms (another replica or member carries on)",
+                measured: "\(p99) ms over \(replicaFaults.count) kills", met: p99 < coordinatorReplicaGapMs, latency: true))
+        }
+        if let goal = failoverGoal(
+            faults, .quorumLoss, name: "quorum-loss: quoting resumes p99", noun: "quorum losses",
+            target: "< \(quorumReturnRecoveryMs) ms after the quorum returns", met: { $0 < quorumReturnRecoveryMs }) {
+            goals.append(goal)
+        }
+        let quorumLosses = faults.filter { $0.kind == .quorumLoss }
+        if !quorumLosses.isEmpty {
+            let resting = quorumLosses.map { $0.quotesRestingAtQuorumReturn ?? -1 }
+            goals.append(DrillGoal(
+                name: "quorum-loss: every quote withdrawn while nothing could be renewed", target: "0 quotes resting when the quorum returns",
+                measured: "resting: \(resting.map { $0 < 0 ? "unknown" : String($0) }.joined(separator: ", "))",
+                met: resting.allSatisfy { $0 == 0 }))
         }
         let orphans = faults.compactMap(\.orphanQuoteMs)
         if !orphans.isEmpty {

@@ -82,7 +82,7 @@ public struct DrillRunner: Sendable {
             let current = await observe(&run)
             var holdings: [String: Int] = [:]
             for entry in current.authority?.authority ?? [] { if let node = entry.node { holdings[node, default: 0] += 1 } }
-            guard let fault = planner.next(using: &generator, runningNodes: current.runningNodes, holdings: holdings) else {
+            guard let fault = planner.next(using: &generator, runningNodes: current.runningNodes, holdings: holdings, services: current.serviceTargets) else {
                 run.problems.append("no enabled fault applies (running nodes: \(current.runningNodes.joined(separator: ",")))")
                 break
             }
@@ -134,6 +134,16 @@ public struct DrillRunner: Sendable {
             case .remove:
                 context.atMs = clock.nowMs()
                 _ = try await control.removeNode(fault.target!)
+            case .killCoordinator, .killEtcd:
+                context.pidBefore = before.process(fault.target!)?.pid
+                context.atMs = clock.nowMs()
+                _ = try await control.signal(fault.target!, signal: "KILL")
+            case .stopCoordinator:
+                context.atMs = clock.nowMs()
+                _ = try await control.signal(fault.target!, signal: "STOP")
+            case .quorumLoss:
+                context.atMs = clock.nowMs()
+                for member in fault.targets ?? [] { _ = try await control.signal(member, signal: "STOP") }
             }
         } catch {
             return FaultRecord(
@@ -141,19 +151,40 @@ public struct DrillRunner: Sendable {
                 recoveryMs: nil, maxUnquotedMs: 0, orphanQuoteMs: nil, note: "supervisor refused: \(error)")
         }
 
+        if fault.kind == .quorumLoss {
+            // Quorum is lost until every grant has lapsed and every dead-man's switch has fired;
+            // then it returns, and recovery is timed from its return.
+            let lostAtMs = context.atMs
+            let outageMs = connection.config.coordinator.grantTtlMs + connection.config.node.deadmanTimeoutMs + settings.orphanSlackMs
+            await pause(&run, ms: outageMs)
+            let atReturn = await observe(&run)
+            let resting = (atReturn.quotes ?? []).filter { $0.bidPrice != nil || $0.askPrice != nil }
+            context.quotesRestingAtReturn = atReturn.quotes == nil ? nil : resting.count
+            await resume(fault.targets ?? [], control: control, run: &run)
+            context.atMs = clock.nowMs()
+            let restingList = resting.map { "\($0.symbol) by \($0.node) token \($0.fencingToken) updated \(atReturn.atMs - $0.updatedAtMs) ms before" }
+            note = "quorum lost for \(context.atMs - lostAtMs) ms; quotes resting when it returned: \(context.quotesRestingAtReturn.map(String.init) ?? "unknown")"
+                + (restingList.isEmpty ? "" : " (\(restingList.joined(separator: "; ")))")
+        }
         let measured = await measureRecovery(context, run: &run)
-        if fault.kind == .stop, let target = fault.target {
-            do throws(ClientError) {
-                _ = try await control.signal(target, signal: "CONT")
-            } catch {
-                run.problems.append("SIGCONT to \(target) failed: \(error); the node stays paused")
-            }
+        if fault.kind == .stop || fault.kind == .stopCoordinator, let target = fault.target {
+            await resume([target], control: control, run: &run)
         }
         let gap = run.tracker.longestGap(of: affected, since: context.atMs)
         return FaultRecord(
             index: index, kind: fault.kind, target: fault.target ?? context.addedNode, atMs: context.atMs, affected: affected,
-            recoveryMs: measured.recoveryMs, maxUnquotedMs: gap, orphanQuoteMs: measured.orphanMs,
+            recoveryMs: measured.recoveryMs, maxUnquotedMs: gap, orphanQuoteMs: measured.orphanMs, quotesRestingAtQuorumReturn: context.quotesRestingAtReturn,
             note: measured.recoveryMs == nil ? [note, "not recovered within \(settings.recoveryTimeoutMs) ms"].compactMap { $0 }.joined(separator: "; ") : note)
+    }
+
+    func resume(_ targets: [String], control: SupervisorClient, run: inout Run) async {
+        for target in targets {
+            do throws(ClientError) {
+                _ = try await control.signal(target, signal: "CONT")
+            } catch {
+                run.problems.append("SIGCONT to \(target) failed: \(error); it stays paused")
+            }
+        }
     }
 
     /// Polls until the fault has recovered (and, for kill/stop, the victim's leftover quotes are
@@ -163,7 +194,8 @@ public struct DrillRunner: Sendable {
         var orphansLeft = watchesOrphans ? Set(context.affected) : []
         var orphanMs: Int64? = nil
         var recoveryMs: Int64? = nil
-        let pausedUntil = context.fault.kind == .stop ? context.atMs + connection.config.coordinator.grantTtlMs + 500 : context.atMs
+        let pausedUntil = context.fault.kind == .stop || context.fault.kind == .stopCoordinator
+            ? context.atMs + connection.config.coordinator.grantTtlMs + 500 : context.atMs
         let deadline = context.atMs + settings.recoveryTimeoutMs
         while true {
             let observation = await observe(&run)

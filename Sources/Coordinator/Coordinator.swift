@@ -214,7 +214,7 @@ public struct CoordinatorReplicaFollower: Service {
                 if await !engine.isHealthy {
                     await engine.resync()
                     if await !engine.isHealthy {
-                        try? await Task.sleep(for: .milliseconds(250))
+                        try? await Task.sleep(for: .milliseconds(CoordinatorEngine.storeRetryAfterMs / 2))
                         continue
                     }
                 }

@@ -34,7 +34,11 @@ public actor CoordinatorEngine {
     /// The stored state's version this replica last read or wrote.
     public private(set) var revision: Int64 = 0
     /// Why the last store access failed; nil once one succeeds.
-    public private(set) var storeError: String?
+    public private(set) var storeError: String? {
+        didSet { if storeError != nil { storeFailedAt = ContinuousClock.now } }
+    }
+    /// When it last failed: decisions within `storeRetryAfterMs` of that are refused at once.
+    private var storeFailedAt: ContinuousClock.Instant?
     /// Taken when a shared store is still empty (from an embedded run's SQLite file): its
     /// tokens and members continue, so a move from SQLite to etcd never reuses a token.
     private let bootstrap: RecoveredCoordinatorState?
@@ -396,6 +400,12 @@ public actor CoordinatorEngine {
     /// state, and no grant, renewal or token exists that etcd did not confirm. Returns the error
     /// every decision of the batch gets, or nil when each gets its own outcome.
     private func commit(_ batch: [QueuedDecision], to store: any SharedCoordinatorStore) async -> APIError? {
+        // While the store is known to be failing, refuse at once rather than make every
+        // request wait out etcd's timeout; the follower service's probe clears this the moment
+        // etcd answers again.
+        if let storeError, let failedAt = storeFailedAt, ContinuousClock.now - failedAt < .milliseconds(Self.storeRetryAfterMs) {
+            return storeUnavailable(storeError)
+        }
         for _ in 1...Self.maxCommitAttempts {
             if needsReload || committed == nil {
                 do { try await loadShared(store) } catch { return storeUnavailable(error) }
@@ -520,9 +530,14 @@ public actor CoordinatorEngine {
 
     private func storeUnavailable(_ error: Any) -> APIError {
         APIError(
-            status: 503, code: "store_unavailable",
-            message: "the coordinator could not read or persist its state (\(error)); nothing was granted, retry shortly")
+            status: 503, code: CoordinatorErrorCode.storeUnavailable,
+            message: "the coordinator could not read or persist its state (\(error)); nothing was granted, retry shortly",
+            details: ["retry_after_ms": "\(Self.storeRetryAfterMs)"])
     }
+
+    /// What a refusal for an unavailable store tells clients to wait: the follower service
+    /// probes the store this often, so a quorum's return is noticed within about this long.
+    public static let storeRetryAfterMs: Int64 = 100
 
     private func reload() async throws {
         guard case .embedded(let store) = backend else { return }

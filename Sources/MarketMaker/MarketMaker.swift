@@ -49,7 +49,7 @@ public struct MarketMakerNode {
             PresenceService(state: state, registry: dependencies.presence, logger: logger),
             AssignmentWatcher(state: state, source: dependencies.assignments, logger: logger),
             QuotingEngine(state: state, orders: dependencies.orders, authority: dependencies.authority, time: time, logger: logger),
-            GrantAcquirer(state: state, authority: dependencies.authority, time: time, logger: logger),
+            GrantAcquirer(state: state, authority: dependencies.authority, orders: dependencies.orders, time: time, logger: logger),
             GrantRenewer(state: state, authority: dependencies.authority, orders: dependencies.orders, time: time, logger: logger),
             PriceFeed(state: state, source: dependencies.prices, logger: logger),
             PositionFeed(state: state, source: dependencies.positions, logger: logger),

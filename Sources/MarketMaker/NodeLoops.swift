@@ -206,12 +206,14 @@ public struct AssignmentWatcher: Service {
 public struct GrantAcquirer: Service {
     let state: NodeState
     let authority: any AuthorityProvider
+    let orders: any OrderEntry
     let time: any MonotonicTimeSource
     let logger: Logger
 
-    public init(state: NodeState, authority: any AuthorityProvider, time: any MonotonicTimeSource, logger: Logger) {
+    public init(state: NodeState, authority: any AuthorityProvider, orders: any OrderEntry, time: any MonotonicTimeSource, logger: Logger) {
         self.state = state
         self.authority = authority
+        self.orders = orders
         self.time = time
         self.logger = logger
     }
@@ -291,13 +293,23 @@ public struct GrantAcquirer: Service {
                     logger.info("renewal right after a parked acquire of \(symbol) failed: \(error)")
                 }
             }
+            // The switch is not kept armed while the node holds nothing, so arm it before the
+            // grant lets the engine quote: a switch running out just after the first quote
+            // would pull it.
+            do {
+                _ = try await orders.armDeadman(DeadmanRequest(node: settings.nodeId, timeoutMs: settings.deadmanTimeoutMs))
+            } catch {
+                logger.warning("arming the dead-man's switch after acquiring \(symbol) failed: \(error)")
+            }
             await state.installGrant(grant, requestSentAt: countedFrom)
             return nil
         } catch {
             let code = error.code ?? "unreachable"
             await state.countAcquireRefusal(code)
             switch code {
-            case CoordinatorErrorCode.startupQuiet:
+            case CoordinatorErrorCode.startupQuiet, CoordinatorErrorCode.storeUnavailable:
+                // The coordinator knows when to ask again: after its quiet period, or when it
+                // next probes a store that failed (etcd without quorum).
                 let hinted = error.retryAfterMs ?? settings.acquireRetryMs
                 return min(max(hinted, 10), settings.grantTtlMs)
             case CoordinatorErrorCode.heldByOther, CoordinatorErrorCode.notAssigned:
@@ -351,10 +363,15 @@ public struct GrantRenewer: Service {
                 let leases = await state.leasesToRenew()
                 var retrySoon = false
                 if !leases.isEmpty { retrySoon = await renew(leases, settings: settings, streak: &renewStreak) }
-                // Armed every regular round, grants or not: a switch left to run out while the
-                // node briefly held nothing would otherwise fire just after it quotes again. The
-                // quick retries of a failed renewal do not re-arm it more often than that.
-                if lastArmed.map({ time.now().milliseconds(since: $0) >= settings.renewIntervalMs - Self.failedRenewalRetryMs }) ?? true {
+                // Re-armed each regular round while the node holds a valid lease, and only then:
+                // once every grant has lapsed (the coordinator or its store unreachable, say) the
+                // node has no authority left, not even to cancel, so the switch must run out and
+                // pull whatever it left resting, within T (DESIGN.md: no quote outlives its owner's
+                // authority by more than T). A new grant arms it before its first quote (see
+                // `GrantAcquirer`). The quick retries of a failed renewal do not re-arm it more
+                // often than each round.
+                let due = lastArmed.map({ time.now().milliseconds(since: $0) >= settings.renewIntervalMs - Self.failedRenewalRetryMs }) ?? true
+                if due, await state.holdsValidLease() {
                     do {
                         _ = try await orders.armDeadman(DeadmanRequest(node: settings.nodeId, timeoutMs: settings.deadmanTimeoutMs))
                         deadmanStreak.succeeded(logger: logger)

@@ -227,6 +227,13 @@ public actor NodeState {
         return leases.values.filter { $0.isValid(at: now) }.sorted { $0.symbol < $1.symbol }
     }
 
+    /// Whether the node holds authority for anything right now: only then does it keep its
+    /// dead-man's switch armed (see `GrantRenewer`).
+    public func holdsValidLease() -> Bool {
+        let now = time.now()
+        return leases.values.contains { $0.isValid(at: now) }
+    }
+
     public func applyRenewal(_ result: BatchRenewResult, requestSentAt: MonotonicInstant) {
         for grant in result.renewed {
             guard let lease = leases[grant.symbol] else { continue }

@@ -70,6 +70,35 @@ struct FaultPlanningTests {
         }
     }
 
+    @Test("service faults: only with a survivor replica or a quorum to keep; targets are running replicas or members; quorum loss pauses a majority")
+    func serviceFaults() async {
+        let planner = FaultPlanner(enabled: [.killCoordinator, .stopCoordinator, .killEtcd, .quorumLoss], maximumNodes: 5)
+        var generator = SeededGenerator(seed: 5)
+        #expect(planner.next(using: &generator, runningNodes: ["n1", "n2"]) == nil, "embedded cluster: none applies")
+        #expect(planner.applicable(runningNodes: [], services: ServiceTargets(coordinators: ["coordinator"], etcdMembers: ["etcd1"])).isEmpty)
+        await propertyCheck(count: 200, input: Gen.int(in: 1...5), Gen.int(in: 0...5), Gen.int64(in: 0...1_000_000)) { replicas, members, seed in
+            let services = ServiceTargets(
+                coordinators: (1...replicas).map { $0 == 1 ? "coordinator" : "coordinator\($0)" }, etcdMembers: (0..<members).map { "etcd\($0 + 1)" })
+            var generator = SeededGenerator(seed: UInt64(seed))
+            guard let fault = planner.next(using: &generator, runningNodes: ["n1", "n2"], services: services) else {
+                #expect(replicas < 2 && members < 3)
+                return
+            }
+            switch fault.kind {
+            case .killCoordinator, .stopCoordinator:
+                #expect(replicas >= 2 && fault.target.map(services.coordinators.contains) == true)
+            case .killEtcd:
+                #expect(members >= 3 && fault.target.map(services.etcdMembers.contains) == true)
+            case .quorumLoss:
+                let paused = fault.targets ?? []
+                #expect(members >= 3 && paused.count == members / 2 + 1 && Set(paused).count == paused.count)
+                #expect(paused.allSatisfy(services.etcdMembers.contains))
+            default:
+                Issue.record("\(fault.kind) was not enabled")
+            }
+        }
+    }
+
     @Test("fault lists parse; mistakes are named")
     func parsing() throws {
         #expect(try FaultKind.parseList("kill, stop,restart-state,kill") == [.kill, .stop, .restartState])
@@ -195,8 +224,10 @@ struct RecoveryTests {
 
 @Suite("drill: goals")
 struct DrillGoalTests {
-    func record(_ kind: FaultKind, recovery: Int64?, gap: Int64 = 0, orphan: Int64? = nil) -> FaultRecord {
-        FaultRecord(index: 1, kind: kind, target: "n1", atMs: 0, affected: [], recoveryMs: recovery, maxUnquotedMs: gap, orphanQuoteMs: orphan, note: nil)
+    func record(_ kind: FaultKind, recovery: Int64?, gap: Int64 = 0, orphan: Int64? = nil, resting: Int? = nil) -> FaultRecord {
+        FaultRecord(
+            index: 1, kind: kind, target: "n1", atMs: 0, affected: [], recoveryMs: recovery, maxUnquotedMs: gap, orphanQuoteMs: orphan,
+            quotesRestingAtQuorumReturn: resting, note: nil)
     }
 
     let goals = DrillGoals(grantTtlMs: 2_000, deadmanTimeoutMs: 2_000, orphanSlackMs: 500)
@@ -218,6 +249,13 @@ struct DrillGoalTests {
             ("coordinator restart gap under 250 (re-adopted)", [record(.restartCoordinator, recovery: 400, gap: 249)], cleanCheck, true),
             ("coordinator restart gap at 250", [record(.restartCoordinator, recovery: 400, gap: 250)], cleanCheck, false),
             ("coordinator restart gap of the old quiet period", [record(.restartCoordinator, recovery: 2_600, gap: 2_395)], cleanCheck, false),
+            ("replica kill gap under 250", [record(.killCoordinator, recovery: 600, gap: 249), record(.killEtcd, recovery: 900, gap: 0)], cleanCheck, true),
+            ("replica kill gap at 250", [record(.killCoordinator, recovery: 600, gap: 250)], cleanCheck, false),
+            ("etcd member kill gap at 250", [record(.killEtcd, recovery: 600, gap: 250)], cleanCheck, false),
+            ("quorum back, quoting within 1 s, nothing resting", [record(.quorumLoss, recovery: 999, gap: 5_000, resting: 0)], cleanCheck, true),
+            ("quorum back, quoting after 1 s", [record(.quorumLoss, recovery: 1_000, gap: 5_000, resting: 0)], cleanCheck, false),
+            ("quorum lost but a quote kept resting", [record(.quorumLoss, recovery: 300, gap: 5_000, resting: 1)], cleanCheck, false),
+            ("quorum lost, quotes not observed", [record(.quorumLoss, recovery: 300, gap: 5_000, resting: nil)], cleanCheck, false),
             ("orphan at dead-man + slack", [record(.stop, recovery: 2_200, orphan: 2_500)], cleanCheck, true),
             ("orphan past dead-man + slack", [record(.stop, recovery: 2_200, orphan: 2_501)], cleanCheck, false),
             ("broken invariant", [record(.restartState, recovery: 100)], CheckReport(ok: false, exitCode: 1, checkedAtMs: 0, elapsedMs: 0, invariants: [InvariantResult(name: .fillsExactlyOnce, held: false, summary: "lost 1", counts: ["lost": 1], offending: [])], unreachable: []), false),

@@ -28,6 +28,8 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
         /// Symbols whose acquire is parked (as the coordinator parks it while another node holds
         /// the grant) until they are removed from this set.
         var parkedAcquires: Set<String> = []
+        /// Every acquire and renewal fails as if the coordinator could not be reached.
+        var authorityDown = false
     }
 
     let state: Mutex<State>
@@ -93,6 +95,7 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
         }
         let result: Result<AuthorityGrant, ClientError> = state.withLock { state in
             state.log.append("acquire \(symbol)")
+            if state.authorityDown { return .failure(.unreachable(TransportError(url: "fake", reason: "down"))) }
             if var queued = state.acquireErrors[symbol], !queued.isEmpty {
                 let error = queued.removeFirst()
                 state.acquireErrors[symbol] = queued
@@ -108,11 +111,16 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
 
     func renew(symbol: String, _ request: RenewRequest) async throws(ClientError) -> AuthorityGrant {
         record("renew one \(symbol)#\(request.fencingToken)")
+        if state.withLock({ $0.authorityDown }) { throw .unreachable(TransportError(url: "fake", reason: "down")) }
         return makeGrant(symbol: symbol, node: request.node, token: request.fencingToken)
     }
 
     func renew(_ request: BatchRenewRequest) async throws(ClientError) -> BatchRenewResult {
-        state.withLock { state in
+        if state.withLock({ $0.authorityDown }) {
+            record("renew refused: down")
+            throw .unreachable(TransportError(url: "fake", reason: "down"))
+        }
+        return state.withLock { state in
             state.log.append("renew \(request.grants.map { "\($0.symbol)#\($0.fencingToken)" }.joined(separator: ","))")
             var result = BatchRenewResult(renewed: [], refused: [])
             for item in request.grants {

@@ -69,6 +69,37 @@ import Testing
         return fake
     }
 
+    /// DESIGN.md: no quote outlives its owner's authority by more than T. While renewals fail
+    /// (the coordinator or its store unreachable) the node keeps arming its dead-man's switch
+    /// only as long as a lease is still valid; once all have lapsed it stops, so the exchange
+    /// pulls what it left resting. A new grant arms the switch again before the first quote.
+    @Test func theDeadmanIsNotReArmedOnceEveryGrantHasLapsed() async throws {
+        let fake = Self.flatFake(["ACME": "n1"])
+        let (node, _) = try Self.makeNode(fake)
+        let group = ServiceGroup(configuration: .init(services: node.services, logger: Logger(label: "test.node")))
+        let running = Task { try await group.run() }
+        #expect(await eventually(timeout: .seconds(5)) { fake.book["ACME"] != nil && fake.log.contains("deadman n1 1000") })
+
+        fake.update { $0.authorityDown = true }
+        #expect(await eventually(timeout: .seconds(3)) { await !node.state.holdsValidLease() }, "the lease lapses without renewals")
+        // A round already under way may still arm once; after that, nothing for several rounds.
+        try await Task.sleep(for: .milliseconds(250))
+        let armedAfterLapse = fake.log.filter { $0.hasPrefix("deadman") }.count
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(fake.log.filter { $0.hasPrefix("deadman") }.count == armedAfterLapse, "re-armed without any valid grant: \(fake.log.suffix(12))")
+        #expect(fake.log.contains("renew refused: down"), "renewals were attempted meanwhile")
+
+        let resumedAt = fake.log.count
+        fake.update { $0.authorityDown = false }
+        #expect(await eventually(timeout: .seconds(5)) { fake.log[resumedAt...].contains { $0.hasPrefix("replace ACME") } })
+        let after = Array(fake.log[resumedAt...])
+        let firstArm = try #require(after.firstIndex { $0.hasPrefix("deadman") })
+        let firstQuote = try #require(after.firstIndex { $0.hasPrefix("replace ACME") })
+        #expect(firstArm < firstQuote, "armed before quoting again: \(after)")
+        await group.triggerGracefulShutdown()
+        try await running.value
+    }
+
     @Test func quotesRenewsArmsTheDeadmanAndShutsDownInOrder() async throws {
         let fake = Self.flatFake(["ACME": "n1", "BOLT": "n1", "CRUX": "n2"])
         let (node, _) = try Self.makeNode(fake)

@@ -36,6 +36,9 @@ public enum CoordinatorErrorCode {
     public static let incarnationEnded = "incarnation_ended"       // 409
     /// A renewal presented a grant this coordinator did not sign (altered or forged).
     public static let invalidGrant = "invalid_grant"               // 403
+    /// The coordinator could not read or persist its state (SQLite write failed, etcd
+    /// unreachable or without quorum): nothing was decided.
+    public static let storeUnavailable = "store_unavailable"       // 503, with retry_after_ms
 }
 
 /// One start of a node process. A node id outlives its processes; the incarnation names one
