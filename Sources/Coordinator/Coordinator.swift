@@ -90,7 +90,10 @@ public func buildCoordinatorApplication(
 ) -> some ApplicationProtocol & Service {
     let router = buildCoordinatorRouter(environment, engine: engine)
     let interval = sweepIntervalMs ?? CoordinatorSweeper.interval(for: environment.config)
-    var services: [any Service] = [CoordinatorSweeper(engine: engine, intervalMs: interval)]
+    var services: [any Service] = [
+        CoordinatorSweeper(engine: engine, intervalMs: interval),
+        TokenFloorSync(engine: engine, exchange: ExchangeClient(environment.endpoint(of: .exchange, timeoutMs: 2_000)), logger: environment.logger),
+    ]
     if let store = engine.sharedStore { services.append(CoordinatorReplicaFollower(engine: engine, store: store, logger: environment.logger)) }
     return buildApplication(environment, router: router, services: services, onServerRunning: onServerRunning)
 }
@@ -231,5 +234,42 @@ public struct CoordinatorReplicaFollower: Service {
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }
+    }
+}
+
+/// Once the exchange answers, raises the fencing counters to the highest tokens it has ever
+/// accepted (`GET /v1/stats`). The exchange is the one place every token ends up, whichever
+/// coordinator store issued it, so this keeps tokens strictly increasing across a backend
+/// switch (etcd back to SQLite) or a lost store; a token the exchange has seen is never issued
+/// again. Until it runs, a lower token is merely refused by the exchange (stale), never unsafe.
+public struct TokenFloorSync: Service {
+    let engine: CoordinatorEngine
+    let exchange: ExchangeClient
+    let logger: Logger
+    let retryMs: Int64
+
+    public init(engine: CoordinatorEngine, exchange: ExchangeClient, logger: Logger, retryMs: Int64 = 500) {
+        self.engine = engine
+        self.exchange = exchange
+        self.logger = logger
+        self.retryMs = retryMs
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    let stats = try await exchange.stats()
+                    let raised = try await engine.raiseTokens(toAtLeast: stats.highestTokens)
+                    if !raised.isEmpty { logger.warning("fencing counters were behind the exchange's; raised: \(raised.joined(separator: ", "))") }
+                    break
+                } catch {
+                    // The exchange starts after the coordinator; keep asking until it answers.
+                    try? await Task.sleep(for: .milliseconds(retryMs))
+                }
+            }
+        }
+        // A service that returns ends the whole application: stay until shutdown.
+        try? await gracefulShutdown()
     }
 }

@@ -201,6 +201,12 @@ public actor CoordinatorEngine {
         }
     }
 
+    /// Raises fencing counters to the exchange's highest accepted tokens (see `TokenFloorSync`).
+    @discardableResult
+    public func raiseTokens(toAtLeast floor: [String: Int64]) async throws -> [String] {
+        try await mutate { state, now throws(CoordinatorRefusal) in state.raiseTokens(toAtLeast: floor, nowMs: now) }
+    }
+
     /// Expires silent members and lapsed grants (called by the sweeper service).
     public func sweep() async {
         do {

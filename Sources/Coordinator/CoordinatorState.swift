@@ -37,6 +37,9 @@ public enum CoordinatorEventKind: String, Sendable, CaseIterable {
     case grantExpired = "grant_expired"
     case rebalance
     case coordinatorStarted = "coordinator_started"
+    /// Fencing counters raised to the highest tokens the exchange has accepted (after a
+    /// backend switch or a lost store), so no token is ever issued twice.
+    case tokensRaised = "tokens_raised"
 }
 
 public struct MemberRecord: Codable, Sendable, Hashable {
@@ -597,6 +600,24 @@ public struct CoordinatorState: Sendable {
     /// True while a grant of the previous run may be live for `symbol` unknown to this run.
     public func isQuiet(symbol: String, nowMs: EpochMs) -> Bool {
         nowMs < quietUntilMs && unresolvedSymbols.contains(symbol)
+    }
+
+    /// Raises each known symbol's counter to at least `floor` (the highest token the exchange
+    /// has accepted): the next grant is above anything ever used for the symbol, whichever
+    /// store issued it. Never lowers a counter; returns the symbols raised.
+    @discardableResult
+    public mutating func raiseTokens(toAtLeast floor: [String: Int64], nowMs: EpochMs) -> [String] {
+        sweep(nowMs: nowMs)
+        var raised: [String] = []
+        for (symbol, token) in floor.sorted(by: { $0.key < $1.key }) where knownSymbols.contains(symbol) && token > (fencingTokens[symbol] ?? 0) {
+            raised.append("\(symbol) \(fencingTokens[symbol] ?? 0)→\(token)")
+            fencingTokens[symbol] = token
+            pending.fencingTokens[symbol] = token
+        }
+        if !raised.isEmpty {
+            append(nowMs, .tokensRaised, detail: "fencing counters raised to the exchange's highest accepted tokens: " + raised.joined(separator: ", "))
+        }
+        return raised
     }
 
     // MARK: Inspection

@@ -31,6 +31,24 @@ import Testing
         #expect(mutation.events[0].expiresAtMs == Self.t0 + 2_000)
     }
 
+    /// The exchange's highest accepted tokens are a floor: counters below it are raised (with an
+    /// event), counters above it and unknown symbols are left alone, and the next grant is above.
+    @Test func tokensAreRaisedToTheExchangesFloorNeverLowered() throws {
+        var state = fresh()
+        _ = try state.heartbeat(node: "n1", address: "a", nowMs: Self.t0)
+        for _ in 0..<3 { _ = try state.acquire(symbol: "BOLT", node: "n1", nowMs: Self.t0) }
+        _ = state.takePending()
+        let raised = state.raiseTokens(toAtLeast: ["ACME": 9, "BOLT": 2, "ZZZZ": 50], nowMs: Self.t0 + 1)
+        #expect(raised == ["ACME 0→9"])
+        let mutation = state.takePending()
+        #expect(mutation.fencingTokens == ["ACME": 9])
+        #expect(mutation.events.map(\.kind) == ["tokens_raised"])
+        #expect(state.fencingTokens["BOLT"] == 3, "never lowered")
+        #expect(try state.acquire(symbol: "ACME", node: "n1", nowMs: Self.t0 + 2).fencingToken == 10)
+        #expect(state.raiseTokens(toAtLeast: ["ACME": 10], nowMs: Self.t0 + 3).isEmpty, "a floor already reached changes nothing")
+        #expect(state.takePending().events.map(\.kind) == ["grant"])
+    }
+
     @Test func previousRunStartsAQuietPeriodAndTokensContinue() throws {
         var state = fresh(.init(headSeq: 41, fencingTokens: ["ACME": 7]))
         #expect(state.takePending().events.map(\.seq) == [42])

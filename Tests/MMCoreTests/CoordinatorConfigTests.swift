@@ -77,6 +77,17 @@ import Testing
         }
     }
 
+    /// The README's external-etcd command: endpoints as one comma-separated --set value.
+    @Test func endpointsFromOneSetValueAndNoLocalEtcd() async throws {
+        let config = try await ClusterConfig.load(
+            path: nil, environment: [:],
+            overrides: ["coordinator.backend": "etcd", "coordinator.etcd.endpoints": "http://10.0.0.5:2379,http://10.0.0.6:2379"])
+        #expect(config.coordinator.etcd.endpoints == ["http://10.0.0.5:2379", "http://10.0.0.6:2379"])
+        #expect(config.etcdEndpoints == config.coordinator.etcd.endpoints)
+        #expect(!config.runsLocalEtcd && config.etcdProcesses.isEmpty)
+        #expect(config.coordinatorProcesses.count == 3)
+    }
+
     @Test func aBadEndpointInTheFileNamesTheKeyAndTheFile() async throws {
         let path = try write("coordinator:\n  backend: etcd\n  etcd:\n    endpoints: [\"ftp://10.0.0.5:2379\"]\n")
         do {

@@ -385,6 +385,7 @@ const EVENT_KIND = {
   join: ['+ join', 'good'], leave: ['− leave', 'neutral'], expire: ['✖ expire', 'bad'], death: ['✖ death', 'bad'],
   grant: ['✓ grant', 'good'], adopt: ['↻ adopt', 'good'], renew_refused: ['✖ renew refused', 'bad'], release: ['↩ release', 'info'], revoke: ['✖ revoke', 'bad'],
   rebalance: ['⇄ rebalance', 'info'], grant_expired: ['✖ grant expired', 'bad'], coordinator_started: ['▶ coordinator up', 'info'],
+  tokens_raised: ['⇡ tokens raised', 'info'],
   spawn: ['▶ spawn', 'good'], ready: ['● ready', 'good'], cluster_ready: ['✓ cluster ready', 'good'],
   not_ready: ['✖ not ready', 'bad'], exit: ['■ exit', 'bad'], restart: ['↻ restart', 'bad'], fatal: ['✖ FATAL', 'bad'],
   kill: ['⚡ kill (drill)', 'bad'], signal: ['⚡ signal', 'info'], add: ['+ node added', 'info'], remove: ['− node removed', 'info'],
