@@ -212,7 +212,9 @@ public actor CoordinatorEngine {
         do {
             try await mutate { state, now throws(CoordinatorRefusal) in state.sweep(nowMs: now) }
         } catch {
-            logger.error("sweep failed: \(error)")
+            // A store outage is reported (throttled) where the store is used; every 50 ms
+            // sweep repeating it would only flood the log.
+            if (error as? APIError)?.code != CoordinatorErrorCode.storeUnavailable { logger.error("sweep failed: \(error)") }
         }
     }
 
@@ -264,7 +266,12 @@ public actor CoordinatorEngine {
         switch backend {
         case .embedded(let store): events = try await store.events(after: seq, limit: limit)
         case .shared(let store):
-            do { events = try await store.events(after: seq, limit: limit) } catch { throw storeUnavailable(error) }
+            // While etcd is known to be failing, say why at once rather than time out.
+            if let storeError { throw storeUnavailable(storeError) }
+            do { events = try await store.events(after: seq, limit: limit) } catch {
+                storeError = "\(error)"
+                throw storeUnavailable(error)
+            }
         }
         return EventPage(events: events, headSeq: head)
     }
@@ -450,7 +457,7 @@ public actor CoordinatorEngine {
                 // The write may or may not have happened: read the store again before deciding anything.
                 needsReload = true
                 storeError = "\(error)"
-                logger.error("etcd write failed (outcome unknown, re-reading before the next decision): \(error)")
+                reportStoreFailure("etcd write failed (outcome unknown, re-reading before the next decision): \(error)")
                 return storeUnavailable(error)
             }
             guard let written else {
@@ -461,6 +468,7 @@ public actor CoordinatorEngine {
             committed = next
             revision = written
             storeError = nil
+            reportStoreRecovered()
             signalChanges(versionBefore: versionBefore, headBefore: headBefore)
             return nil
         }
@@ -495,6 +503,7 @@ public actor CoordinatorEngine {
             revision = loaded.revision
             needsReload = false
             storeError = nil
+            reportStoreRecovered()
         } catch {
             needsReload = true
             storeError = "\(error)"
@@ -519,7 +528,7 @@ public actor CoordinatorEngine {
         await mutationLock.lock()
         defer { mutationLock.unlock() }
         do { try await loadShared(store) } catch {
-            logger.error("cannot read the coordinator state from etcd: \(error)")
+            reportStoreFailure("cannot read the coordinator state from etcd: \(error)")
         }
     }
 
@@ -527,6 +536,23 @@ public actor CoordinatorEngine {
     public nonisolated var sharedStore: (any SharedCoordinatorStore)? {
         if case .shared(let store) = backend { return store }
         return nil
+    }
+
+    /// The last store failure logged, and when: an outage is logged when it starts, when its
+    /// reason changes, and then every 10 s, not on every probe.
+    private var lastReportedFailure: (message: String, at: ContinuousClock.Instant)?
+
+    private func reportStoreFailure(_ message: String) {
+        let now = ContinuousClock.now
+        if let last = lastReportedFailure, last.message == message, now - last.at < .seconds(10) { return }
+        lastReportedFailure = (message, now)
+        logger.error("\(message)")
+    }
+
+    private func reportStoreRecovered() {
+        guard lastReportedFailure != nil else { return }
+        lastReportedFailure = nil
+        logger.notice("the coordinator's store answers again")
     }
 
     private func signalChanges(versionBefore: Int64, headBefore: Int64) {

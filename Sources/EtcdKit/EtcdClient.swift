@@ -265,7 +265,8 @@ extension EtcdClient {
             }
             let failure = EtcdEndpointFailure(endpoint: endpoint, reason: reason)
             failures.append(failure)
-            logger.warning("etcd \(operation) failed at one member, trying the next", metadata: ["failure": "\(failure)"])
+            // Debug: with a member down this is every request; the caller reports the outcome.
+            logger.debug("etcd \(operation) failed at one member, trying the next", metadata: ["failure": "\(failure)"])
         }
         throw .unavailable(operation: operation, failures: failures)
     }
