@@ -76,6 +76,35 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
         }
     }
 
+    /// Where the trading-state ledger is kept.
+    public struct StateSettings: Codable, Sendable, Hashable {
+        public var backend: StateBackend
+        public var postgres: PostgresSettings
+
+        public init(backend: StateBackend = .sqlite, postgres: PostgresSettings = PostgresSettings()) {
+            self.backend = backend
+            self.postgres = postgres
+        }
+    }
+
+    public enum StateBackend: String, Codable, Sendable, Hashable, CaseIterable {
+        case sqlite, postgres
+    }
+
+    public struct PostgresSettings: Codable, Sendable, Hashable {
+        /// `postgres://USER@HOST:PORT/DATABASE` of a server someone else runs (no password in
+        /// it). Empty: `mmctl start` runs a local PostgreSQL 15 of its own.
+        public var url: String
+        /// A file holding the password (never on a command line, in a log or in status).
+        /// Empty with a local server: the one `mmctl start` generated.
+        public var passwordFile: String
+
+        public init(url: String = "", passwordFile: String = "") {
+            self.url = url
+            self.passwordFile = passwordFile
+        }
+    }
+
     public struct NodeSettings: Codable, Sendable, Hashable {
         public var heartbeatIntervalMs: Int64
         /// Renew grants this often (a third of the grant TTL by default).
@@ -132,6 +161,7 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
     public var exchange: ExchangeSettings
     public var flow: FlowSettings
     public var coordinator: CoordinatorSettings
+    public var state = StateSettings()
     public var node: NodeSettings
     public var quoting: QuotingParameters
     public var supervisor: SupervisorSettings
@@ -157,6 +187,8 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
     case coordinatorReplica(Int)
     /// A member of the local etcd cluster `mmctl` runs for the etcd backend (`etcd1`…).
     case etcd(Int)
+    /// The local PostgreSQL `mmctl` runs for `state.backend: postgres` without a url.
+    case postgres
     case state, exchange, gui
     case node(Int)
 
@@ -168,6 +200,7 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         case .coordinator: "coordinator"
         case .coordinatorReplica(let index): "coordinator\(index)"
         case .etcd(let index): "etcd\(index)"
+        case .postgres: "postgres"
         case .state: "state"
         case .exchange: "exchange"
         case .gui: "gui"
@@ -211,6 +244,7 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         case "state": self = .state
         case "exchange": self = .exchange
         case "gui": self = .gui
+        case "postgres": self = .postgres
         default:
             if name.hasPrefix("coordinator"), let index = Int(name.dropFirst("coordinator".count)), (2...Self.maxCoordinatorReplicas).contains(index) {
                 self = .coordinatorReplica(index)
@@ -230,6 +264,7 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         case .etcd(let index): -10 + index
         case .coordinator: 0
         case .coordinatorReplica(let index): index
+        case .postgres: 15
         case .state: 20
         case .exchange: 21
         case .node(let index): 100 + index
@@ -250,6 +285,7 @@ extension ClusterConfig {
         case .coordinator: listen.portBase + 1
         case .coordinatorReplica(let index): listen.portBase + 3 + index
         case .etcd(let index): listen.portBase + 80 + index
+        case .postgres: listen.portBase + 9
         case .state: listen.portBase + 2
         case .exchange: listen.portBase + 3
         case .gui: listen.portBase + 4
@@ -285,8 +321,19 @@ extension ClusterConfig {
         coordinator.etcd.endpoints.isEmpty ? etcdProcesses.map { baseURL(of: $0) } : coordinator.etcd.endpoints
     }
 
+    /// True when `mmctl start` runs PostgreSQL itself (postgres backend, no url).
+    public var runsLocalPostgres: Bool { state.backend == .postgres && state.postgres.url.isEmpty }
+
+    /// The local PostgreSQL `mmctl start` runs (none unless `runsLocalPostgres`).
+    public var postgresProcesses: [ClusterProcess] { runsLocalPostgres ? [.postgres] : [] }
+
+    /// The URL of the ledger's PostgreSQL: the configured one, or the local server's.
+    public var statePostgresURL: String {
+        state.postgres.url.isEmpty ? "postgres://postgres@\(listen.host):\(port(of: .postgres))/postgres" : state.postgres.url
+    }
+
     /// The processes of the cluster apart from its nodes and GUI, in start order.
-    public var coreProcesses: [ClusterProcess] { etcdProcesses + coordinatorProcesses + [.state, .exchange] }
+    public var coreProcesses: [ClusterProcess] { etcdProcesses + coordinatorProcesses + postgresProcesses + [.state, .exchange] }
 
     /// Every process of a cluster with `nodeCount` nodes, in start order.
     public var processes: [ClusterProcess] { processes(nodeCount: nodeCount) }

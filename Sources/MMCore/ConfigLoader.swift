@@ -54,6 +54,7 @@ extension ClusterConfig {
         "flow.interval_ms", "flow.cross_pct", "flow.max_qty",
         "coordinator.presence_ttl_ms", "coordinator.grant_ttl_ms", "coordinator.backend", "coordinator.replicas",
         "coordinator.etcd.endpoints", "coordinator.etcd.prefix", "coordinator.etcd.local_members", "coordinator.etcd.request_timeout_ms",
+        "state.backend", "state.postgres.url", "state.postgres.password_file",
         "node.heartbeat_interval_ms", "node.renew_interval_ms", "node.safety_margin_ms",
         "node.deadman_timeout_ms", "node.refresh_interval_ms",
         "quoting.spread_ticks", "quoting.skew_ticks_at_limit", "quoting.size_lots", "quoting.position_limit_lots",
@@ -177,6 +178,18 @@ extension ClusterConfig {
                     requestTimeoutMs: try await int("coordinator.etcd.request_timeout_ms", d.coordinator.etcd.requestTimeoutMs)))
         }
 
+        func stateSettings() async throws(ConfigError) -> StateSettings {
+            let backendName = try await string("state.backend", d.state.backend.rawValue)
+            guard let backend = StateBackend(rawValue: backendName) else {
+                throw ConfigError(key: "state.backend", reason: "must be 'sqlite' or 'postgres' (got '\(backendName)')", source: source)
+            }
+            return StateSettings(
+                backend: backend,
+                postgres: PostgresSettings(
+                    url: try await string("state.postgres.url", d.state.postgres.url),
+                    passwordFile: try await string("state.postgres.password_file", d.state.postgres.passwordFile)))
+        }
+
         let names = try await strings("symbols.names", d.symbols.map(\.symbol))
         var symbols: [SymbolSpec] = []
         for name in names {
@@ -211,6 +224,7 @@ extension ClusterConfig {
                 crossPct: try await int("flow.cross_pct", d.flow.crossPct),
                 maxQty: try await int("flow.max_qty", d.flow.maxQty)),
             coordinator: try await coordinatorSettings(),
+            state: try await stateSettings(),
             node: NodeSettings(
                 heartbeatIntervalMs: try await int("node.heartbeat_interval_ms", d.node.heartbeatIntervalMs),
                 renewIntervalMs: try await int("node.renew_interval_ms", d.node.renewIntervalMs),
@@ -279,6 +293,16 @@ extension ClusterConfig {
         }
         try require(coordinator.backend != .etcd || (coordinator.etcd.requestTimeoutMs >= 50 && coordinator.etcd.requestTimeoutMs < coordinator.grantTtlMs), "coordinator.etcd.request_timeout_ms",
                     "must be ≥ 50 and below coordinator.grant_ttl_ms, so a slow etcd is given up on while grants still run")
+        if !state.postgres.url.isEmpty {
+            let url = URL(string: state.postgres.url)
+            try require(
+                (state.postgres.url.hasPrefix("postgres://") || state.postgres.url.hasPrefix("postgresql://")) && url?.host != nil && url?.user != nil
+                    && !(url?.path ?? "").dropFirst().isEmpty,
+                "state.postgres.url", "must look like postgres://USER@HOST:PORT/DATABASE")
+            try require(url?.password == nil, "state.postgres.url", "must not contain a password: put it in the file state.postgres.password_file names")
+            try require(!state.postgres.passwordFile.isEmpty || state.backend != .postgres, "state.postgres.password_file",
+                        "is required with state.postgres.url (a file holding the password)")
+        }
         try require(node.heartbeatIntervalMs >= 10 && node.heartbeatIntervalMs * 2 <= coordinator.presenceTtlMs, "node.heartbeat_interval_ms",
                     "must be ≥ 10 and at most half of coordinator.presence_ttl_ms, so one lost heartbeat does not expire a node")
         try require(node.renewIntervalMs >= 10 && node.renewIntervalMs * 2 <= coordinator.grantTtlMs, "node.renew_interval_ms",

@@ -9,6 +9,8 @@ import Foundation
 ///       state.sqlite           fill ledger + positions
 ///       coordinator.sqlite     fencing counters + event log
 ///       etcd/etcdK/            data of local etcd member K (coordinator.backend=etcd)
+///       postgres/data/         the local PostgreSQL's cluster (state.backend=postgres, no url)
+///       postgres/password      its password (0600), generated at the first start
 ///       logs/NAME.log          per-process logs (rotated NAME.log.1 …)
 ///       supervisor.lock        flock held while a supervisor runs
 ///       supervisor.json        supervisor pid, control address
@@ -47,6 +49,13 @@ public struct DataDirectory: Sendable, Hashable {
     public var etcdDirectory: String { file("etcd") }
     /// The data directory of local etcd member `member` (`etcd1`…).
     public func etcdDataPath(_ member: String) -> String { file("etcd/\(member)") }
+
+    /// The local PostgreSQL (`state.backend: postgres` without a url): its directory, the
+    /// cluster initdb creates in it, its Unix socket directory and its generated password.
+    public var postgresDirectory: String { file("postgres") }
+    public var postgresDataPath: String { file("postgres/data") }
+    public var postgresSocketDirectory: String { file("postgres/run") }
+    public var postgresPasswordPath: String { file("postgres/password") }
 
     public func file(_ relative: String) -> String { (path as NSString).appendingPathComponent(relative) }
 

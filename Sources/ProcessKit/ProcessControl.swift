@@ -109,7 +109,8 @@ public enum HostChecks {
     }
 
     /// Whether `pid` is an `mmd` (a service or `mmd supervise`) of the cluster in `dataDirectory`,
-    /// or an `etcd` member whose data is under its DATA_DIR/etcd/: the only processes a sweep
+    /// an `etcd` member whose data is under its DATA_DIR/etcd/, or the local PostgreSQL whose data
+    /// is DATA_DIR/postgres/data: the only processes a sweep
     /// may kill, so a recycled pid is never hit.
     public static func isClusterProcess(pid: Int32, dataDirectory: DataDirectory) -> Bool {
         isClusterCommandLine(commandLine(of: pid), dataDirectory: dataDirectory)
@@ -118,6 +119,10 @@ public enum HostChecks {
     public static func isClusterCommandLine(_ argv: [String], dataDirectory: DataDirectory) -> Bool {
         guard let program = argv.first else { return false }
         let base = (program as NSString).lastPathComponent
+        // The local PostgreSQL's postmaster: its data directory is DATA_DIR/postgres/data.
+        if base == "postgres", let flag = argv.firstIndex(of: "-D"), flag + 1 < argv.count {
+            return DataDirectory(argv[flag + 1]).path == dataDirectory.postgresDataPath
+        }
         guard base == "mmd" || base == "mmctl" || base == "etcd" else { return false }
         guard let flag = argv.firstIndex(of: "--data-dir"), flag + 1 < argv.count else { return false }
         let path = DataDirectory(argv[flag + 1]).path

@@ -137,6 +137,7 @@ public struct HTTPReadinessProbe: ReadinessProbe {
     }
 
     public func isReady(_ process: ClusterProcess) async -> Bool {
+        if case .postgres = process { return await LocalPostgres.isAccepting(host: config.listen.host, port: config.port(of: .postgres)) }
         if case .etcd = process {
             let url = config.baseURL(of: process) + "/health"
             guard let response = try? await transport.send(TransportRequest(method: .GET, url: url, timeoutMs: 500)) else { return false }

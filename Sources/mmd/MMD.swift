@@ -18,7 +18,7 @@ struct MMD: AsyncParsableCommand {
         commandName: "mmd",
         abstract: "Market-maker cluster services (normally started by 'mmctl start').",
         version: MMVersion.current,
-        subcommands: [ExchangeCommand.self, StateCommand.self, CoordinatorCommand.self, NodeCommand.self, GUICommand.self, SuperviseCommand.self, ExecCommand.self]
+        subcommands: [ExchangeCommand.self, StateCommand.self, CoordinatorCommand.self, NodeCommand.self, GUICommand.self, SuperviseCommand.self, PostgresCommand.self, ExecCommand.self]
     )
 }
 
@@ -178,6 +178,39 @@ struct ExecCommand: AsyncParsableCommand {
         execv(command[0], argv)
         let reason = String(cString: strerror(errno))
         FileHandle.standardError.write(Data("mmd exec: cannot run \(command[0]): \(reason)\n".utf8))
+        throw ExitCode(127)
+    }
+}
+
+/// `mmd postgres`: the local PostgreSQL of `state.backend: postgres` (no url), as the supervisor
+/// runs it. Prepares DATA_DIR/postgres (password, initdb on the first start), drops to the
+/// `postgres` user when root, arms the parent-death signal (after the credential change, which
+/// would clear it) and becomes Debian's PostgreSQL 15 server by execve, keeping the pid the
+/// supervisor knows.
+struct PostgresCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "postgres", abstract: "Run the cluster's local PostgreSQL (started by the supervisor for state.backend=postgres).")
+    @OptionGroup var options: ServiceOptions
+
+    func run() async throws {
+        let config = try await options.cluster.loadConfig()
+        let local = LocalPostgres(config: config, dataDirectory: options.cluster.dataDirectory)
+        do {
+            try local.prepare()
+            try local.dropPrivileges()
+        } catch {
+            FileHandle.standardError.write(Data("mmd postgres: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        if let supervisedBy = options.supervisedBy { bindToSupervisor(supervisedBy) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
+        for number in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { signal(number, SIG_DFL) }
+        let arguments = local.serverArguments
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        execv(arguments[0], argv)
+        FileHandle.standardError.write(Data("mmd postgres: cannot run \(arguments[0]): \(String(cString: strerror(errno)))\n".utf8))
         throw ExitCode(127)
     }
 }

@@ -30,7 +30,8 @@ struct ReplicaTreeTests {
             "--listen-peer-urls", "http://127.0.0.1:9092", "--initial-advertise-peer-urls", "http://127.0.0.1:9092",
             "--initial-cluster", "etcd1=http://127.0.0.1:9091,etcd2=http://127.0.0.1:9092,etcd3=http://127.0.0.1:9093",
             "--initial-cluster-state", "new", "--initial-cluster-token", "mm-9000",
-            "--heartbeat-interval", "100", "--election-timeout", "1000",
+            "--heartbeat-interval", "50", "--election-timeout", "500", "--pre-vote",
+            "--auto-compaction-mode", "revision", "--auto-compaction-retention", "10000",
             "--logger", "zap", "--log-level", "warn",
         ])
         // A sweep after a supervisor's death recognises it, and nothing of another directory.
@@ -38,6 +39,12 @@ struct ReplicaTreeTests {
         #expect(HostChecks.isClusterCommandLine(etcdArgv, dataDirectory: DataDirectory("/srv/mm")))
         #expect(HostChecks.isClusterCommandLine(arguments, dataDirectory: DataDirectory("/srv/mm")), "the instant before execve")
         #expect(!HostChecks.isClusterCommandLine(etcdArgv, dataDirectory: DataDirectory("/srv/other")))
+        // The local PostgreSQL's postmaster, by its data directory only.
+        let postgresArgv = ["/usr/lib/postgresql/15/bin/postgres", "-D", "/srv/mm/postgres/data", "-p", "7409"]
+        #expect(HostChecks.isClusterCommandLine(postgresArgv, dataDirectory: DataDirectory("/srv/mm")))
+        #expect(!HostChecks.isClusterCommandLine(postgresArgv, dataDirectory: DataDirectory("/srv/other")))
+        #expect(!HostChecks.isClusterCommandLine(["/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/15/main"], dataDirectory: DataDirectory("/srv/mm")),
+                "the machine's own PostgreSQL is never swept")
         #expect(!HostChecks.isClusterCommandLine(["/usr/bin/etcd", "--data-dir", "/srv/mm"], dataDirectory: DataDirectory("/srv/mm")))
     }
 
