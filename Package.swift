@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/onevcat/Rainbow.git", from: "4.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Concurrency primitives the services share (a locked box, the long-poll waiter set,
@@ -63,7 +64,8 @@ let package = Package(
         .target(name: "CurlClient", dependencies: ["CCurl", "MMCore"]),
 
         .target(name: "Exchange", dependencies: service(["GRDB"])),
-        .target(name: "TradingState", dependencies: service(["GRDB"])),
+        // The ledger on SQLite (GRDB, the embedded default) or on PostgreSQL (postgres-nio).
+        .target(name: "TradingState", dependencies: service(["GRDB"]) + [.product(name: "PostgresNIO", package: "postgres-nio")]),
         .target(name: "Coordinator", dependencies: service(["GRDB", "EtcdKit"])),
         .target(name: "MarketMaker", dependencies: service([])),
         .target(name: "OperatorGUI", dependencies: service([])),
@@ -129,7 +131,7 @@ let package = Package(
             ]
         ),
 
-        // Test-only helpers: real `mmd` and `etcd` processes on private ports and data directories.
+        // Test-only helpers: real `mmd`, `etcd` and PostgreSQL processes on private ports and data directories.
         .target(name: "MMTestSupport", dependencies: ["MMCore", "MMServiceKit"]),
 
         // Benchmarks behind docs/PERFORMANCE.md, run through Scripts/bench.
@@ -153,7 +155,7 @@ let package = Package(
         .testTarget(name: "CurlClientTests", dependencies: ["CurlClient", "MMServiceKit"]),
         .testTarget(name: "EtcdKitTests", dependencies: ["EtcdKit", "MMTestSupport", "MMServiceKit", "AsyncPrimitives"]),
         .testTarget(name: "ExchangeTests", dependencies: serviceTest("Exchange")),
-        .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState")),
+        .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState") + [.product(name: "PostgresNIO", package: "postgres-nio")]),
         .testTarget(name: "CoordinatorTests", dependencies: serviceTest("Coordinator") + ["ClusterCheck", "EtcdKit", .product(name: "AsyncHTTPClient", package: "async-http-client")]),
         .testTarget(name: "MarketMakerTests", dependencies: serviceTest("MarketMaker")),
         .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),

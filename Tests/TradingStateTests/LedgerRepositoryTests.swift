@@ -2,178 +2,180 @@ import MMCore
 import Testing
 @testable import TradingState
 
-@Suite("Ledger repository (GRDB)")
-struct LedgerRepositoryTests {
-    @Test("new fills are recorded once; the same fill again is a duplicate and changes nothing")
-    func exactlyOnce() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        let first = try await ledger.record([makeFill(1, price: 100, qty: 2), makeFill(2, "BOLT", .sell, price: 50, qty: 3)])
-        #expect(first.recorded == ["F1", "F2"])
-        #expect(first.duplicates.isEmpty)
-        #expect(first.version == 2)
-        let again = try await ledger.record([makeFill(2, "BOLT", .sell, price: 50, qty: 3), makeFill(1, price: 100, qty: 2), makeFill(3)])
-        #expect(again.recorded == ["F3"])
-        #expect(Set(again.duplicates) == ["F1", "F2"])
-        #expect(again.version == 3)
-        let view = await ledger.positions()
-        #expect(view.positions.map(\.symbol) == testSymbols)
-        #expect(view.positions.first { $0.symbol == "ACME" }?.netQty == 3)
-        #expect(view.positions.first { $0.symbol == "ACME" }?.version == 3)
-        #expect(view.positions.first { $0.symbol == "BOLT" }?.netQty == -3)
-        #expect(view.positions.first { $0.symbol == "BOLT" }?.version == 2)
-        #expect(view.positions.first { $0.symbol == "CRUX" } == .flat("CRUX"))
-    }
-
-    @Test("a conflicting duplicate rejects the whole batch and keeps the first recording")
-    func conflictingDuplicateIsAtomic() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        _ = try await ledger.record([makeFill(1, qty: 2)])
-        await #expect(throws: LedgerRejection.self) {
-            _ = try await ledger.record([makeFill(2), makeFill(1, qty: 3)])
-        }
-        do {
-            _ = try await ledger.record([makeFill(2), makeFill(1, qty: 3)])
-        } catch let rejection as LedgerRejection {
-            guard case .conflictingDuplicate(let id, let fields, let stored, _) = rejection else {
-                Issue.record("expected conflicting_duplicate, got \(rejection)")
-                return
+extension LedgerStorageTests {
+    @Suite("Ledger repository")
+    struct LedgerRepositoryTests {
+        @Test("new fills are recorded once; the same fill again is a duplicate and changes nothing", arguments: LedgerBackend.allCases)
+        func exactlyOnce(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                let first = try await ledger.record([makeFill(1, price: 100, qty: 2), makeFill(2, "BOLT", .sell, price: 50, qty: 3)])
+                #expect(first.recorded == ["F1", "F2"])
+                #expect(first.duplicates.isEmpty)
+                #expect(first.version == 2)
+                let again = try await ledger.record([makeFill(2, "BOLT", .sell, price: 50, qty: 3), makeFill(1, price: 100, qty: 2), makeFill(3)])
+                #expect(again.recorded == ["F3"])
+                #expect(Set(again.duplicates) == ["F1", "F2"])
+                #expect(again.version == 3)
+                let view = await ledger.positions()
+                #expect(view.positions.map(\.symbol) == testSymbols)
+                #expect(view.positions.first { $0.symbol == "ACME" }?.netQty == 3)
+                #expect(view.positions.first { $0.symbol == "ACME" }?.version == 3)
+                #expect(view.positions.first { $0.symbol == "BOLT" }?.netQty == -3)
+                #expect(view.positions.first { $0.symbol == "BOLT" }?.version == 2)
+                #expect(view.positions.first { $0.symbol == "CRUX" } == .flat("CRUX"))
             }
-            #expect(id == "F1")
-            #expect(fields == ["qty"])
-            #expect(stored.qty == 2)
         }
-        let page = try await ledger.repository.ledger(symbol: nil, after: 0, limit: 10)
-        #expect(page.fills.map(\.fillId) == ["F1"])
-        #expect(page.fills.first?.qty == 2)
-        #expect(await ledger.positions().version == 1)
-    }
 
-    @Test("a seq already owned by another fill_id is refused")
-    func seqConflict() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        _ = try await ledger.record([makeFill(1)])
-        do {
-            _ = try await ledger.record([makeFill(1, id: "OTHER")])
-            Issue.record("expected a seq conflict")
-        } catch let rejection as LedgerRejection {
-            #expect(rejection == .seqConflict(seq: 1, storedFillId: "F1", presentedFillId: "OTHER"))
+        @Test("a conflicting duplicate rejects the whole batch and keeps the first recording", arguments: LedgerBackend.allCases)
+        func conflictingDuplicateIsAtomic(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                _ = try await ledger.record([makeFill(1, qty: 2)])
+                await #expect(throws: LedgerRejection.self) {
+                    _ = try await ledger.record([makeFill(2), makeFill(1, qty: 3)])
+                }
+                do {
+                    _ = try await ledger.record([makeFill(2), makeFill(1, qty: 3)])
+                } catch let rejection as LedgerRejection {
+                    guard case .conflictingDuplicate(let id, let fields, let stored, _) = rejection else {
+                        Issue.record("expected conflicting_duplicate, got \(rejection)")
+                        return
+                    }
+                    #expect(id == "F1")
+                    #expect(fields == ["qty"])
+                    #expect(stored.qty == 2)
+                }
+                let page = try await ledger.repository.ledger(symbol: nil, after: 0, limit: 10)
+                #expect(page.fills.map(\.fillId) == ["F1"])
+                #expect(page.fills.first?.qty == 2)
+                #expect(await ledger.positions().version == 1)
+            }
         }
-        #expect(await ledger.positions().version == 1)
-    }
 
-    @Test("fills arriving after a later seq of their symbol are refolded in seq order")
-    func lateFillRefolds() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        // Applied in arrival order these would realize differently (truncation of 1/3 lots).
-        let fills = [
-            makeFill(1, "ACME", .buy, price: 101, qty: 3), makeFill(2, "ACME", .buy, price: 100, qty: 3),
-            makeFill(3, "ACME", .sell, price: 102, qty: 1), makeFill(4, "ACME", .sell, price: 103, qty: 5),
-        ]
-        _ = try await ledger.record([fills[3], fills[0]])
-        _ = try await ledger.record([fills[2]])
-        _ = try await ledger.record([fills[1]])
-        let view = await ledger.positions()
-        #expect(economicMismatches(view, distinct: fills).isEmpty)
-        #expect(view.positions.first { $0.symbol == "ACME" }?.lastFillSeq == 4)
-        #expect(view.positions.first { $0.symbol == "ACME" }?.version == 4)
-    }
+        @Test("a seq already owned by another fill_id is refused", arguments: LedgerBackend.allCases)
+        func seqConflict(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                _ = try await ledger.record([makeFill(1)])
+                do {
+                    _ = try await ledger.record([makeFill(1, id: "OTHER")])
+                    Issue.record("expected a seq conflict")
+                } catch let rejection as LedgerRejection {
+                    #expect(rejection == .seqConflict(seq: 1, storedFillId: "F1", presentedFillId: "OTHER"))
+                }
+                #expect(await ledger.positions().version == 1)
+            }
+        }
 
-    @Test("ingest applies up to a conflicting fill, advances the cursor to just before it, and reports it")
-    func ingestStopsAtConflict() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        _ = try await ledger.record([makeFill(3, qty: 7)])
-        let commit = try await ledger.ingest([makeFill(1), makeFill(2), makeFill(3, qty: 1), makeFill(4)])
-        #expect(commit.cursor == 2)
-        #expect(commit.recorded == ["F1", "F2"])
-        guard case .conflictingDuplicate(let id, _, _, _)? = commit.stoppedAt else {
-            Issue.record("expected a conflict at F3, got \(String(describing: commit.stoppedAt))")
-            return
+        @Test("fills arriving after a later seq of their symbol are refolded in seq order", arguments: LedgerBackend.allCases)
+        func lateFillRefolds(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                // Applied in arrival order these would realize differently (truncation of 1/3 lots).
+                let fills = [
+                    makeFill(1, "ACME", .buy, price: 101, qty: 3), makeFill(2, "ACME", .buy, price: 100, qty: 3),
+                    makeFill(3, "ACME", .sell, price: 102, qty: 1), makeFill(4, "ACME", .sell, price: 103, qty: 5),
+                ]
+                _ = try await ledger.record([fills[3], fills[0]])
+                _ = try await ledger.record([fills[2]])
+                _ = try await ledger.record([fills[1]])
+                let view = await ledger.positions()
+                #expect(economicMismatches(view, distinct: fills).isEmpty)
+                #expect(view.positions.first { $0.symbol == "ACME" }?.lastFillSeq == 4)
+                #expect(view.positions.first { $0.symbol == "ACME" }?.version == 4)
+            }
         }
-        #expect(id == "F3")
-        #expect(try await ledger.repository.cursorState().cursor == 2)
-        #expect(try await ledger.repository.fill(seq: 4) == nil)
-    }
 
-    @Test("ingest refuses a batch that does not continue the cursor")
-    func ingestNeedsContiguity() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        await #expect(throws: LedgerRejection.notContiguous(expectedSeq: 1, gotSeq: 2)) {
-            _ = try await ledger.ingest([makeFill(2)])
+        @Test("ingest applies up to a conflicting fill, advances the cursor to just before it, and reports it", arguments: LedgerBackend.allCases)
+        func ingestStopsAtConflict(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                _ = try await ledger.record([makeFill(3, qty: 7)])
+                let commit = try await ledger.ingest([makeFill(1), makeFill(2), makeFill(3, qty: 1), makeFill(4)])
+                #expect(commit.cursor == 2)
+                #expect(commit.recorded == ["F1", "F2"])
+                guard case .conflictingDuplicate(let id, _, _, _)? = commit.stoppedAt else {
+                    Issue.record("expected a conflict at F3, got \(String(describing: commit.stoppedAt))")
+                    return
+                }
+                #expect(id == "F3")
+                #expect(try await ledger.repository.cursorState().cursor == 2)
+                #expect(try await ledger.repository.fill(seq: 4) == nil)
+            }
         }
-        _ = try await ledger.ingest([makeFill(1)])
-        await #expect(throws: LedgerRejection.notContiguous(expectedSeq: 3, gotSeq: 4)) {
-            _ = try await ledger.ingest([makeFill(2), makeFill(4)])
-        }
-        #expect(try await ledger.repository.cursorState().cursor == 1)
-    }
 
-    @Test("ingest stops at an invalid fill without skipping it")
-    func ingestStopsAtInvalidFill() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        let commit = try await ledger.ingest([makeFill(1), makeFill(2, "NOPE"), makeFill(3)])
-        #expect(commit.cursor == 1)
-        guard case .invalidFill(_, let id, let field, _)? = commit.stoppedAt else {
-            Issue.record("expected an invalid fill, got \(String(describing: commit.stoppedAt))")
-            return
+        @Test("ingest refuses a batch that does not continue the cursor", arguments: LedgerBackend.allCases)
+        func ingestNeedsContiguity(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                await #expect(throws: LedgerRejection.notContiguous(expectedSeq: 1, gotSeq: 2)) {
+                    _ = try await ledger.ingest([makeFill(2)])
+                }
+                _ = try await ledger.ingest([makeFill(1)])
+                await #expect(throws: LedgerRejection.notContiguous(expectedSeq: 3, gotSeq: 4)) {
+                    _ = try await ledger.ingest([makeFill(2), makeFill(4)])
+                }
+                #expect(try await ledger.repository.cursorState().cursor == 1)
+            }
         }
-        #expect(id == "F2")
-        #expect(field == "symbol")
-    }
 
-    @Test("everything survives reopening the database")
-    func durableAcrossReopen() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let fills = (1...50).map { (index: Int) -> Fill in
-            let side: Side = index % 3 == 0 ? .sell : .buy
-            return makeFill(Int64(index), testSymbols[index % 3], side, price: Int64(100 + index % 7), qty: Int64(index % 4 + 1))
+        @Test("ingest stops at an invalid fill without skipping it", arguments: LedgerBackend.allCases)
+        func ingestStopsAtInvalidFill(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                let commit = try await ledger.ingest([makeFill(1), makeFill(2, "NOPE"), makeFill(3)])
+                #expect(commit.cursor == 1)
+                guard case .invalidFill(_, let id, let field, _)? = commit.stoppedAt else {
+                    Issue.record("expected an invalid fill, got \(String(describing: commit.stoppedAt))")
+                    return
+                }
+                #expect(id == "F2")
+                #expect(field == "symbol")
+            }
         }
-        do {
-            let ledger = try await openLedger(file)
-            _ = try await ledger.ingest(Array(fills[0..<30]))
-            _ = try await ledger.record(Array(fills[30...]))
-        }
-        let reopened = try await openLedger(file)
-        let view = await reopened.positions()
-        #expect(view.version == 50)
-        #expect(economicMismatches(view, distinct: fills).isEmpty)
-        let state = try await reopened.repository.cursorState()
-        #expect(state.cursor == 30)
-        #expect(state.version == 50)
-        let page = try await reopened.repository.ledger(symbol: nil, after: 0, limit: 100)
-        #expect(page.fills == fills)
-        #expect(page.nextAfter == nil)
-    }
 
-    @Test("ledger pages in seq order, per symbol, and says where the next page starts")
-    func paging() async throws {
-        let file = TemporaryLedgerFile()
-        defer { file.cleanup() }
-        let ledger = try await openLedger(file)
-        _ = try await ledger.record((1...10).map { makeFill(Int64($0), $0 % 2 == 0 ? "ACME" : "BOLT") })
-        let first = try await ledger.repository.ledger(symbol: "ACME", after: 0, limit: 3)
-        #expect(first.fills.map(\.seq) == [2, 4, 6])
-        #expect(first.nextAfter == 6)
-        let second = try await ledger.repository.ledger(symbol: "ACME", after: 6, limit: 3)
-        #expect(second.fills.map(\.seq) == [8, 10])
-        #expect(second.nextAfter == nil)
-        let all = try await ledger.repository.ledger(symbol: nil, after: 7, limit: 3)
-        #expect(all.fills.map(\.seq) == [8, 9, 10])
-        #expect(all.nextAfter == nil)
+        @Test("everything survives reopening the database", arguments: LedgerBackend.allCases)
+        func durableAcrossReopen(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let fills = (1...50).map { (index: Int) -> Fill in
+                    let side: Side = index % 3 == 0 ? .sell : .buy
+                    return makeFill(Int64(index), testSymbols[index % 3], side, price: Int64(100 + index % 7), qty: Int64(index % 4 + 1))
+                }
+                do {
+                    let ledger = try await store.open()
+                    _ = try await ledger.ingest(Array(fills[0..<30]))
+                    _ = try await ledger.record(Array(fills[30...]))
+                }
+                let reopened = try await store.open()
+                let view = await reopened.positions()
+                #expect(view.version == 50)
+                #expect(economicMismatches(view, distinct: fills).isEmpty)
+                let state = try await reopened.repository.cursorState()
+                #expect(state.cursor == 30)
+                #expect(state.version == 50)
+                let page = try await reopened.repository.ledger(symbol: nil, after: 0, limit: 100)
+                #expect(page.fills == fills)
+                #expect(page.nextAfter == nil)
+            }
+        }
+
+        @Test("ledger pages in seq order, per symbol, and says where the next page starts", arguments: LedgerBackend.allCases)
+        func paging(_ backend: LedgerBackend) async throws {
+            try await withLedgerStore(backend) { store in
+                let ledger = try await store.open()
+                _ = try await ledger.record((1...10).map { makeFill(Int64($0), $0 % 2 == 0 ? "ACME" : "BOLT") })
+                let first = try await ledger.repository.ledger(symbol: "ACME", after: 0, limit: 3)
+                #expect(first.fills.map(\.seq) == [2, 4, 6])
+                #expect(first.nextAfter == 6)
+                let second = try await ledger.repository.ledger(symbol: "ACME", after: 6, limit: 3)
+                #expect(second.fills.map(\.seq) == [8, 10])
+                #expect(second.nextAfter == nil)
+                let all = try await ledger.repository.ledger(symbol: nil, after: 7, limit: 3)
+                #expect(all.fills.map(\.seq) == [8, 9, 10])
+                #expect(all.nextAfter == nil)
+            }
+        }
     }
 }
 
