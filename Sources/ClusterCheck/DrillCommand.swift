@@ -16,7 +16,8 @@ public struct DrillCommand: AsyncParsableCommand {
             coordinator replica / SIGSTOP one past the grant TTL (2+ replicas); kill-etcd:
             SIGKILL one local etcd member; quorum-loss: SIGSTOP a majority of the members until
             every grant lapsed, then SIGCONT (3+ local members). Faults that do not apply to
-            the running cluster are never chosen.
+            the running cluster are never chosen. With state.backend=postgres and its local
+            server: kill-postgres (SIGKILL it; WAL recovery) and restart-postgres.
             Exit status: 0 every invariant held and every goal met, 1 otherwise, 4 a service or
             the supervisor is unreachable, 64 usage. --json prints one object (docs/API.md).
             """)

@@ -22,6 +22,11 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     /// SIGSTOP a majority of the local etcd members until every grant has lapsed and the
     /// dead-man's switch has fired, then SIGCONT: nothing may be granted meanwhile.
     case quorumLoss = "quorum-loss"
+    /// SIGKILL the local PostgreSQL under the ledger (state.backend=postgres): it recovers by
+    /// WAL replay; the check must still find every fill exactly once.
+    case killPostgres = "kill-postgres"
+    /// Restart the local PostgreSQL gracefully through the supervisor.
+    case restartPostgres = "restart-postgres"
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -31,7 +36,7 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     public var targetsNode: Bool { self == .kill || self == .stop || self == .remove }
 
     /// Faults aimed at a coordinator replica or etcd member (chosen by the planner).
-    public var targetsService: Bool { self == .killCoordinator || self == .stopCoordinator || self == .killEtcd }
+    public var targetsService: Bool { self == .killCoordinator || self == .stopCoordinator || self == .killEtcd || self == .killPostgres }
 
     /// Faults that pause their target(s) past the grant TTL before resuming them.
     public var pauses: Bool { self == .stop || self == .stopCoordinator || self == .quorumLoss }
@@ -42,6 +47,7 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
         case .restartState: "state"
         case .restartExchange: "exchange"
         case .restartCoordinator: "coordinator"
+        case .restartPostgres: "postgres"
         default: nil
         }
     }
@@ -81,10 +87,13 @@ public struct PlannedFault: Sendable, Hashable, Codable {
 public struct ServiceTargets: Sendable, Hashable {
     public var coordinators: [String]
     public var etcdMembers: [String]
+    /// Whether the cluster runs a local PostgreSQL (`postgres`).
+    public var postgres: Bool
 
-    public init(coordinators: [String] = [], etcdMembers: [String] = []) {
+    public init(coordinators: [String] = [], etcdMembers: [String] = [], postgres: Bool = false) {
         self.coordinators = coordinators
         self.etcdMembers = etcdMembers
+        self.postgres = postgres
     }
 }
 
@@ -121,6 +130,7 @@ public struct FaultPlanner: Sendable {
             case .killCoordinator, .stopCoordinator: services.coordinators.count >= 2
             // One member down keeps a quorum only from three members on.
             case .killEtcd, .quorumLoss: services.etcdMembers.count >= 3
+            case .killPostgres, .restartPostgres: services.postgres
             default: true
             }
         }
@@ -141,6 +151,8 @@ public struct FaultPlanner: Sendable {
         case .killEtcd:
             let members = services.etcdMembers.sorted()
             return PlannedFault(kind: kind, target: members[generator.index(below: members.count)])
+        case .killPostgres:
+            return PlannedFault(kind: kind, target: "postgres")
         case .quorumLoss:
             // A majority, starting at a seeded member: the rest cannot elect or commit.
             let members = services.etcdMembers.sorted()

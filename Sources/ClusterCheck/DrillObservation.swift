@@ -31,7 +31,8 @@ public struct ClusterObservation: Sendable, Hashable {
     public var serviceTargets: ServiceTargets {
         let running = (processes?.processes ?? []).filter { $0.state == .running }
         return ServiceTargets(
-            coordinators: running.filter { $0.role == "coordinator" }.map(\.name), etcdMembers: running.filter { $0.role == "etcd" }.map(\.name))
+            coordinators: running.filter { $0.role == "coordinator" }.map(\.name), etcdMembers: running.filter { $0.role == "etcd" }.map(\.name),
+            postgres: running.contains { $0.name == "postgres" })
     }
 
     /// Symbols quoted right now by the holder of their live grant, under its current token.
@@ -104,7 +105,7 @@ public struct FaultContext: Sendable, Hashable {
     public func isRecovered(_ observation: ClusterObservation) -> Bool {
         guard let authority = observation.authority, observation.quotes != nil, observation.members != nil else { return false }
         switch fault.kind {
-        case .restartState, .restartExchange, .restartCoordinator:
+        case .restartState, .restartExchange, .restartCoordinator, .restartPostgres:
             guard let name = fault.kind.restartedProcess, let process = observation.process(name), process.state == .running,
                   let pid = process.pid, pid != pidBefore
             else { return false }
@@ -112,8 +113,8 @@ public struct FaultContext: Sendable, Hashable {
             guard let added = addedNode, observation.aliveMembers.contains(added) else { return false }
         case .remove:
             guard let target = fault.target, !observation.aliveMembers.contains(target) else { return false }
-        case .killCoordinator, .killEtcd:
-            // The killed replica or member is back (the supervisor restarted it).
+        case .killCoordinator, .killEtcd, .killPostgres:
+            // The killed replica, member or server is back (the supervisor restarted it).
             guard let target = fault.target, let process = observation.process(target), process.state == .running,
                   let pid = process.pid, pid != pidBefore
             else { return false }

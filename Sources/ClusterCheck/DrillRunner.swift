@@ -121,7 +121,7 @@ public struct DrillRunner: Sendable {
             case .stop:
                 context.atMs = clock.nowMs()
                 _ = try await control.signal(fault.target!, signal: "STOP")
-            case .restartState, .restartExchange, .restartCoordinator:
+            case .restartState, .restartExchange, .restartCoordinator, .restartPostgres:
                 let name = fault.kind.restartedProcess!
                 context.pidBefore = before.process(name)?.pid
                 context.atMs = clock.nowMs()
@@ -134,7 +134,7 @@ public struct DrillRunner: Sendable {
             case .remove:
                 context.atMs = clock.nowMs()
                 _ = try await control.removeNode(fault.target!)
-            case .killCoordinator, .killEtcd:
+            case .killCoordinator, .killEtcd, .killPostgres:
                 context.pidBefore = before.process(fault.target!)?.pid
                 context.atMs = clock.nowMs()
                 _ = try await control.signal(fault.target!, signal: "KILL")

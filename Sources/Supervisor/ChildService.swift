@@ -210,7 +210,7 @@ public final class ChildService: Service, Sendable {
                     $0.state = .stopping
                 }
                 handle.signalGroup(SIGCONT)
-                handle.signalGroup(SIGTERM)
+                handle.signalGroup(process.stopSignal)
                 escalate(after: context.config.supervisor.stopGraceMs, group: &group)
                 reply.resume(returning: status(now: now))
             } else {
@@ -233,9 +233,9 @@ public final class ChildService: Service, Sendable {
                 return true
             }
             update { $0.state = .stopping }
-            note("stopping: SIGTERM (grace \(graceMs) ms)")
+            note("stopping: \(process.stopSignal == SIGINT ? "SIGINT" : "SIGTERM") (grace \(graceMs) ms)")
             handle.signalGroup(SIGCONT) // a SIGSTOPped child cannot act on SIGTERM
-            handle.signalGroup(SIGTERM)
+            handle.signalGroup(process.stopSignal)
             escalate(after: graceMs, group: &group)
         }
         return false
@@ -448,4 +448,14 @@ final class StartOutcome: Sendable {
     func resolve(_ result: Result<Void, SupervisorError>) { outcome.resolve(result) }
 
     func wait() async throws(SupervisorError) { try await outcome.value().get() }
+}
+
+extension ClusterProcess {
+    /// How the supervisor asks the process to stop. PostgreSQL takes SIGTERM as "smart"
+    /// shutdown, which waits for every client to disconnect; SIGINT is its "fast" shutdown
+    /// (clients disconnected, everything committed kept), which is what a stop means here.
+    var stopSignal: Int32 {
+        if case .postgres = self { return SIGINT }
+        return SIGTERM
+    }
 }

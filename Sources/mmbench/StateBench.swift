@@ -4,6 +4,7 @@ import Histogram
 import Logging
 import MMCore
 import MMServiceKit
+import MMTestSupport
 import ServiceLifecycle
 import Synchronization
 import TradingState
@@ -34,12 +35,41 @@ struct StateBench: AsyncParsableCommand {
     @Flag(help: "Also measure ingest with synchronous=FULL.")
     var full = false
 
+    @Option(help: "Ledger store to measure: sqlite, postgres or both (one after the other, same load).")
+    var backend = "both"
+
+    func validate() throws {
+        guard ["sqlite", "postgres", "both"].contains(backend) else { throw ValidationError("--backend must be sqlite, postgres or both (got '\(backend)')") }
+    }
+
     func run() async throws {
         LoggingBootstrap.bootstrap(label: "mmbench")
         emit("# mmbench state — \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
-        try await ingestBenchmark(durability: .normal)
-        if full { try await ingestBenchmark(durability: .full) }
-        try await latencyBenchmark()
+        if backend != "postgres" {
+            try await ingestBenchmark(durability: .normal)
+            if full { try await ingestBenchmark(durability: .full) }
+            try await latencyBenchmark()
+        }
+        if backend != "sqlite" {
+            // A PostgreSQL 15 the benchmark starts on a private port, fsync on as in production.
+            try await withPostgresServer(label: "mmbench", durable: true) { server in
+                let settings = try PostgresLedgerSettings(url: server.url, passwordFile: server.passwordFile)
+                try await postgresIngestBenchmark(settings: settings)
+                try await latencyBenchmark(postgres: (server.url, server.passwordFile))
+            }
+        }
+    }
+
+    func postgresIngestBenchmark(settings: PostgresLedgerSettings) async throws {
+        let config = ClusterConfig.defaults
+        let repository = try await PostgresLedgerRepository.open(settings: settings, symbols: config.symbolNames)
+        do {
+            try await measureIngest(repository: repository, title: "Durable ingest (PostgreSQL 15, fsync on, synchronous_commit on)")
+        } catch {
+            await repository.close()
+            throw error
+        }
+        await repository.close()
     }
 
     static func syntheticFill(_ seq: Int, symbols: [String]) -> Fill {
@@ -55,6 +85,11 @@ struct StateBench: AsyncParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = ClusterConfig.defaults
         let repository = try GRDBLedgerRepository(path: directory + "/state.sqlite", symbols: config.symbolNames, durability: durability)
+        try await measureIngest(repository: repository, title: "Durable ingest (SQLite, synchronous=\(durability.rawValue), WAL)")
+    }
+
+    func measureIngest(repository: any LedgerRepository, title: String) async throws {
+        let config = ClusterConfig.defaults
         let ledger = try await TradingLedger.open(repository: repository, validator: FillValidator(config: config), clock: MonotonicEpochClock())
         let all = (1...fills).map { Self.syntheticFill($0, symbols: config.symbolNames) }
         var perBatch = Histogram<UInt64>(highestTrackableValue: 60_000_000)
@@ -76,7 +111,7 @@ struct StateBench: AsyncParsableCommand {
         let rate = Double(fills) / elapsed.seconds
         emit("""
 
-            ## Durable ingest (synchronous=\(durability.rawValue), WAL)
+            ## \(title)
             fills: \(fills), batch: \(batch) fills/transaction
             elapsed: \(String(format: "%.2f", elapsed.seconds)) s
             throughput: \(Int(rate)) fills/s
@@ -84,12 +119,16 @@ struct StateBench: AsyncParsableCommand {
             """)
     }
 
-    func latencyBenchmark() async throws {
+    func latencyBenchmark(postgres: (url: String, passwordFile: String)? = nil) async throws {
         let directory = DataDirectory(NSTemporaryDirectory() + "mmbench-state-http-\(UUID().uuidString.prefix(8))")
         try directory.ensureExists()
         defer { try? FileManager.default.removeItem(atPath: directory.path) }
         let tokens = try RoleTokens.generate(in: directory)
         var config = ClusterConfig.defaults
+        if let postgres {
+            config.state.backend = .postgres
+            config.state.postgres = .init(url: postgres.url, passwordFile: postgres.passwordFile)
+        }
         // A port base nobody else is likely to use; the exchange is absent (the ingest loop
         // just reports it unreachable, backing off), fills arrive by POST.
         config.listen.portBase = 47_000 + Int(ProcessInfo.processInfo.processIdentifier % 200) * 10
@@ -97,7 +136,9 @@ struct StateBench: AsyncParsableCommand {
         logger.logLevel = .critical
         let environment = ServiceEnvironment(
             process: .state, role: .state, config: config, dataDirectory: directory, tokens: tokens, logger: logger)
-        let parts = try await TradingStateService.build(environment)
+        let repository = try await TradingStateService.openRepository(environment)
+        defer { if let postgres = repository as? PostgresLedgerRepository { Task { await postgres.close() } } }
+        let parts = try await TradingStateService.build(environment, repository: repository)
         let app = buildApplication(environment, router: parts.router, services: [parts.ingest])
         // Stopped gracefully at the end: cancelling a server with open connections is not
         // how the service ever stops, and NIO traps on writers torn down mid-flight.
@@ -177,7 +218,7 @@ struct StateBench: AsyncParsableCommand {
         }
         emit("""
 
-            ## Fill → position visible to a long-polling reader (HTTP, loopback)
+            ## Fill → position visible to a long-polling reader (HTTP, loopback, \(config.state.backend == .postgres ? "PostgreSQL" : "SQLite"))
             fills: \(total) at \(rate)/s (achieved \(Int(Double(total) / sendSeconds))/s) in \(posts) POST /v1/fills (exchange role), mean \(String(format: "%.1f", Double(total) / Double(max(posts, 1)))) fills/POST, largest \(largestBatch)
             latency: p50 \(ms(histogram.valueAtPercentile(50))) ms, p90 \(ms(histogram.valueAtPercentile(90))) ms, p99 \(ms(histogram.valueAtPercentile(99))) ms, p99.9 \(ms(histogram.valueAtPercentile(99.9))) ms, max \(ms(histogram.max)) ms (\(histogram.totalCount) samples)
             """)
