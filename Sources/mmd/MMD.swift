@@ -74,10 +74,92 @@ struct ExchangeCommand: AsyncParsableCommand {
 }
 
 struct StateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "state", abstract: "Trading state: fill ledger and positions.")
-    @OptionGroup var options: ServiceOptions
-    func run() async throws {
-        try await TradingStateService.run(try await options.environment(process: .state, role: .state), exitWithParent: options.exitWithParent)
+    static let configuration = CommandConfiguration(
+        commandName: "state", abstract: "Trading state: fill ledger and positions.",
+        subcommands: [Serve.self, Migrate.self], defaultSubcommand: Serve.self)
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the trading-state service (default).")
+        @OptionGroup var options: ServiceOptions
+        func run() async throws {
+            try await TradingStateService.run(try await options.environment(process: .state, role: .state), exitWithParent: options.exitWithParent)
+        }
+    }
+
+    /// `mmd state migrate --to postgres`: the data directory's SQLite ledger into the
+    /// configured PostgreSQL (state.postgres.url and password_file, or the local server's),
+    /// verified by fill count, fill-log digest, positions and cursor on both sides. Refuses
+    /// while a cluster runs in the data directory (the ledger would move under it).
+    struct Migrate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "migrate", abstract: "Copy the SQLite ledger into PostgreSQL and verify it (the cluster must be stopped).")
+        @OptionGroup var cluster: ClusterOptionGroup
+        @Option(help: "Destination store: postgres.") var to: String
+
+        func validate() throws {
+            guard to == "postgres" else { throw ValidationError("--to must be 'postgres' (got '\(to)')") }
+        }
+
+        func run() async throws {
+            LoggingBootstrap.bootstrap(label: "mmd")
+            let config = try await cluster.loadConfig()
+            let dataDirectory = cluster.dataDirectory
+            let lock: DataDirectoryLock
+            do { lock = try DataDirectoryLock.acquire(dataDirectory) } catch {
+                throw MigrateFailure("refusing to migrate: \(error) — stop the cluster first ('mmctl stop')")
+            }
+            defer { withExtendedLifetime(lock) {} }
+            let sqlitePath = dataDirectory.databasePath("state")
+            guard FileManager.default.fileExists(atPath: sqlitePath) else {
+                throw MigrateFailure("no SQLite ledger at \(sqlitePath): nothing to migrate")
+            }
+            // With no url the destination is the local server the cluster will run: start it
+            // here (initdb on first use) for the copy, and stop it after.
+            var localServer: Process?
+            if config.runsLocalPostgres {
+                localServer = try await startLocalPostgres(config: config)
+            }
+            defer {
+                if let localServer, localServer.isRunning {
+                    kill(localServer.processIdentifier, SIGINT)
+                    localServer.waitUntilExit()
+                }
+            }
+            let passwordFile = config.runsLocalPostgres ? dataDirectory.postgresPasswordPath : config.state.postgres.passwordFile
+            let source = try GRDBLedgerRepository(path: sqlitePath, symbols: config.symbolNames)
+            let settings = try PostgresLedgerSettings(url: config.statePostgresURL, passwordFile: passwordFile)
+            let destination = try await PostgresLedgerRepository.open(settings: settings, symbols: config.symbolNames)
+            do {
+                let report = try await LedgerMigration.copy(from: source, to: destination, atMs: MonotonicEpochClock().nowMs())
+                print("migrated \(sqlitePath) to \(settings): \(report)")
+                print("now start the cluster with --set state.backend=postgres" + (config.runsLocalPostgres ? "" : " (and the same url and password_file)"))
+            } catch {
+                await destination.close()
+                throw error
+            }
+            await destination.close()
+        }
+
+        /// `mmd postgres` for this data directory, as the supervisor would run it, until it accepts connections.
+        private func startLocalPostgres(config: ClusterConfig) async throws -> Process {
+            let server = Process()
+            server.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+            if !FileManager.default.isExecutableFile(atPath: server.executableURL!.path) {
+                server.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            }
+            var arguments = ["postgres", "--data-dir", cluster.dataDirectory.path]
+            if let configPath = cluster.config { arguments += ["--config", configPath] }
+            for item in cluster.overrides { arguments += ["--set", item] }
+            server.arguments = arguments
+            try server.run()
+            for _ in 0..<600 {
+                if await LocalPostgres.isAccepting(host: config.listen.host, port: config.port(of: .postgres)) { return server }
+                guard server.isRunning else { throw MigrateFailure("the local PostgreSQL did not start (exit \(server.terminationStatus)); see the messages above") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            kill(server.processIdentifier, SIGINT)
+            throw MigrateFailure("the local PostgreSQL did not accept connections within 60 s")
+        }
     }
 }
 
@@ -213,6 +295,12 @@ struct PostgresCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("mmd postgres: cannot run \(arguments[0]): \(String(cString: strerror(errno)))\n".utf8))
         throw ExitCode(127)
     }
+}
+
+/// A migration that cannot proceed: the message says why and what to do (no usage text).
+struct MigrateFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// `mmd supervise`: the supervisor daemon `mmctl start` runs (not for operators).
