@@ -53,9 +53,10 @@ struct StateBench: AsyncParsableCommand {
         if backend != "sqlite" {
             // A PostgreSQL 15 the benchmark starts on a private port, fsync on as in production.
             try await withPostgresServer(label: "mmbench", durable: true) { server in
-                let settings = try PostgresLedgerSettings(url: server.url, passwordFile: server.passwordFile)
+                // Each measurement in a schema of its own: they reuse fill ids.
+                let settings = try PostgresLedgerSettings(url: server.url + "?schema=ingest", passwordFile: server.passwordFile)
                 try await postgresIngestBenchmark(settings: settings)
-                try await latencyBenchmark(postgres: (server.url, server.passwordFile))
+                try await latencyBenchmark(postgres: (server.url + "?schema=latency", server.passwordFile))
             }
         }
     }
