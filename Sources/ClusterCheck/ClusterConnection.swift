@@ -38,7 +38,7 @@ public struct ClusterConnection: Sendable {
             ServiceEndpoint(baseURL: url, token: token, transport: transport, timeoutMs: timeoutMs)
         }
         exchange = ExchangeClient(endpoint(config.baseURL(of: .exchange), observerToken))
-        state = TradingStateClient(endpoint(config.baseURL(of: .state), observerToken))
+        state = TradingStateClient(.state(config, token: observerToken, transport: transport, timeoutMs: timeoutMs))
         coordinator = CoordinatorClient(.coordinator(config, token: observerToken, transport: transport, timeoutMs: timeoutMs))
         supervisorReader = SupervisorClient(endpoint(config.supervisorURL, observerToken))
         supervisorControl = supervisorToken.map { SupervisorClient(endpoint(config.supervisorURL, $0)) }

@@ -17,7 +17,8 @@ public struct DrillCommand: AsyncParsableCommand {
             SIGKILL one local etcd member; quorum-loss: SIGSTOP a majority of the members until
             every grant lapsed, then SIGCONT (3+ local members). Faults that do not apply to
             the running cluster are never chosen. With state.backend=postgres and its local
-            server: kill-postgres (SIGKILL it; WAL recovery) and restart-postgres.
+            server: kill-postgres (SIGKILL it; WAL recovery) and restart-postgres; with
+            state.replicas 2+: kill-state (SIGKILL a state replica; another ingests).
             Exit status: 0 every invariant held and every goal met, 1 otherwise, 4 a service or
             the supervisor is unreachable, 64 usage. --json prints one object (docs/API.md).
             """)

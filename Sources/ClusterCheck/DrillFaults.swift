@@ -27,6 +27,8 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     case killPostgres = "kill-postgres"
     /// Restart the local PostgreSQL gracefully through the supervisor.
     case restartPostgres = "restart-postgres"
+    /// SIGKILL one state replica (2+ replicas on PostgreSQL): another one takes over ingest.
+    case killState = "kill-state"
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -36,7 +38,7 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     public var targetsNode: Bool { self == .kill || self == .stop || self == .remove }
 
     /// Faults aimed at a coordinator replica or etcd member (chosen by the planner).
-    public var targetsService: Bool { self == .killCoordinator || self == .stopCoordinator || self == .killEtcd || self == .killPostgres }
+    public var targetsService: Bool { [.killCoordinator, .stopCoordinator, .killEtcd, .killPostgres, .killState].contains(self) }
 
     /// Faults that pause their target(s) past the grant TTL before resuming them.
     public var pauses: Bool { self == .stop || self == .stopCoordinator || self == .quorumLoss }
@@ -89,11 +91,14 @@ public struct ServiceTargets: Sendable, Hashable {
     public var etcdMembers: [String]
     /// Whether the cluster runs a local PostgreSQL (`postgres`).
     public var postgres: Bool
+    /// Running state replicas (`state`, `state2`…).
+    public var stateReplicas: [String]
 
-    public init(coordinators: [String] = [], etcdMembers: [String] = [], postgres: Bool = false) {
+    public init(coordinators: [String] = [], etcdMembers: [String] = [], postgres: Bool = false, stateReplicas: [String] = []) {
         self.coordinators = coordinators
         self.etcdMembers = etcdMembers
         self.postgres = postgres
+        self.stateReplicas = stateReplicas
     }
 }
 
@@ -131,6 +136,7 @@ public struct FaultPlanner: Sendable {
             // One member down keeps a quorum only from three members on.
             case .killEtcd, .quorumLoss: services.etcdMembers.count >= 3
             case .killPostgres, .restartPostgres: services.postgres
+            case .killState: services.stateReplicas.count >= 2
             default: true
             }
         }
@@ -153,6 +159,9 @@ public struct FaultPlanner: Sendable {
             return PlannedFault(kind: kind, target: members[generator.index(below: members.count)])
         case .killPostgres:
             return PlannedFault(kind: kind, target: "postgres")
+        case .killState:
+            let replicas = services.stateReplicas.sorted()
+            return PlannedFault(kind: kind, target: replicas[generator.index(below: replicas.count)])
         case .quorumLoss:
             // A majority, starting at a seeded member: the rest cannot elect or commit.
             let members = services.etcdMembers.sorted()

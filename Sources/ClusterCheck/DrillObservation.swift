@@ -32,7 +32,7 @@ public struct ClusterObservation: Sendable, Hashable {
         let running = (processes?.processes ?? []).filter { $0.state == .running }
         return ServiceTargets(
             coordinators: running.filter { $0.role == "coordinator" }.map(\.name), etcdMembers: running.filter { $0.role == "etcd" }.map(\.name),
-            postgres: running.contains { $0.name == "postgres" })
+            postgres: running.contains { $0.name == "postgres" }, stateReplicas: running.filter { $0.role == "state" }.map(\.name))
     }
 
     /// Symbols quoted right now by the holder of their live grant, under its current token.
@@ -113,7 +113,7 @@ public struct FaultContext: Sendable, Hashable {
             guard let added = addedNode, observation.aliveMembers.contains(added) else { return false }
         case .remove:
             guard let target = fault.target, !observation.aliveMembers.contains(target) else { return false }
-        case .killCoordinator, .killEtcd, .killPostgres:
+        case .killCoordinator, .killEtcd, .killPostgres, .killState:
             // The killed replica, member or server is back (the supervisor restarted it).
             guard let target = fault.target, let process = observation.process(target), process.state == .running,
                   let pid = process.pid, pid != pidBefore

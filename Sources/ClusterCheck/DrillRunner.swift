@@ -134,7 +134,7 @@ public struct DrillRunner: Sendable {
             case .remove:
                 context.atMs = clock.nowMs()
                 _ = try await control.removeNode(fault.target!)
-            case .killCoordinator, .killEtcd, .killPostgres:
+            case .killCoordinator, .killEtcd, .killPostgres, .killState:
                 context.pidBefore = before.process(fault.target!)?.pid
                 context.atMs = clock.nowMs()
                 _ = try await control.signal(fault.target!, signal: "KILL")

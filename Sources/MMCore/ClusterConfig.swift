@@ -79,10 +79,14 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
     /// Where the trading-state ledger is kept.
     public struct StateSettings: Codable, Sendable, Hashable {
         public var backend: StateBackend
+        /// State service processes (1...5; more than 1 needs postgres): every one serves reads,
+        /// one at a time ingests (PostgreSQL advisory lock), another takes over when it dies.
+        public var replicas: Int
         public var postgres: PostgresSettings
 
-        public init(backend: StateBackend = .sqlite, postgres: PostgresSettings = PostgresSettings()) {
+        public init(backend: StateBackend = .sqlite, replicas: Int = 1, postgres: PostgresSettings = PostgresSettings()) {
             self.backend = backend
+            self.replicas = replicas
             self.postgres = postgres
         }
     }
@@ -189,11 +193,26 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
     case etcd(Int)
     /// The local PostgreSQL `mmctl` runs for `state.backend: postgres` without a url.
     case postgres
+    /// Trading-state replica 2…5 (`state2`…; `state` is replica 1).
+    case stateReplica(Int)
     case state, exchange, gui
     case node(Int)
 
     public static let maxCoordinatorReplicas = 5
     public static let maxEtcdMembers = 5
+    public static let maxStateReplicas = 5
+
+    /// The state process of replica `index` (1-based).
+    public static func state(replica index: Int) -> ClusterProcess { index <= 1 ? .state : .stateReplica(index) }
+
+    /// Replica number of a state process (1 for `state`), nil for the others.
+    public var stateReplicaIndex: Int? {
+        switch self {
+        case .state: 1
+        case .stateReplica(let index): index
+        default: nil
+        }
+    }
 
     public var name: String {
         switch self {
@@ -201,6 +220,7 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         case .coordinatorReplica(let index): "coordinator\(index)"
         case .etcd(let index): "etcd\(index)"
         case .postgres: "postgres"
+        case .stateReplica(let index): "state\(index)"
         case .state: "state"
         case .exchange: "exchange"
         case .gui: "gui"
@@ -213,6 +233,7 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         switch self {
         case .node: "node"
         case .coordinatorReplica: "coordinator"
+        case .stateReplica: "state"
         case .etcd: "etcd"
         default: name
         }
@@ -248,6 +269,8 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         default:
             if name.hasPrefix("coordinator"), let index = Int(name.dropFirst("coordinator".count)), (2...Self.maxCoordinatorReplicas).contains(index) {
                 self = .coordinatorReplica(index)
+            } else if name.hasPrefix("state"), let index = Int(name.dropFirst(5)), (2...Self.maxStateReplicas).contains(index) {
+                self = .stateReplica(index)
             } else if name.hasPrefix("etcd"), let index = Int(name.dropFirst(4)), (1...Self.maxEtcdMembers).contains(index) {
                 self = .etcd(index)
             } else if name.hasPrefix("n"), let index = Int(name.dropFirst()), index >= 1, index <= ClusterConfig.maxNodes {
@@ -266,7 +289,8 @@ public enum ClusterProcess: Hashable, Sendable, Comparable, CustomStringConverti
         case .coordinatorReplica(let index): index
         case .postgres: 15
         case .state: 20
-        case .exchange: 21
+        case .stateReplica(let index): 20 + index
+        case .exchange: 30
         case .node(let index): 100 + index
         case .gui: 10_000
         }
@@ -286,6 +310,7 @@ extension ClusterConfig {
         case .coordinatorReplica(let index): listen.portBase + 3 + index
         case .etcd(let index): listen.portBase + 80 + index
         case .postgres: listen.portBase + 9
+        case .stateReplica(let index): listen.portBase + 75 + index
         case .state: listen.portBase + 2
         case .exchange: listen.portBase + 3
         case .gui: listen.portBase + 4
@@ -332,8 +357,14 @@ extension ClusterConfig {
         state.postgres.url.isEmpty ? "postgres://postgres@\(listen.host):\(port(of: .postgres))/postgres" : state.postgres.url
     }
 
+    /// Every trading-state process, replica 1 first.
+    public var stateProcesses: [ClusterProcess] { (1...max(state.replicas, 1)).map { ClusterProcess.state(replica: $0) } }
+
+    /// Every state replica's base URL: clients use the first that answers.
+    public var stateURLs: [String] { stateProcesses.map { baseURL(of: $0) } }
+
     /// The processes of the cluster apart from its nodes and GUI, in start order.
-    public var coreProcesses: [ClusterProcess] { etcdProcesses + coordinatorProcesses + postgresProcesses + [.state, .exchange] }
+    public var coreProcesses: [ClusterProcess] { etcdProcesses + coordinatorProcesses + postgresProcesses + stateProcesses + [.exchange] }
 
     /// Every process of a cluster with `nodeCount` nodes, in start order.
     public var processes: [ClusterProcess] { processes(nodeCount: nodeCount) }

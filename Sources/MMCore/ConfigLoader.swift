@@ -54,7 +54,7 @@ extension ClusterConfig {
         "flow.interval_ms", "flow.cross_pct", "flow.max_qty",
         "coordinator.presence_ttl_ms", "coordinator.grant_ttl_ms", "coordinator.backend", "coordinator.replicas",
         "coordinator.etcd.endpoints", "coordinator.etcd.prefix", "coordinator.etcd.local_members", "coordinator.etcd.request_timeout_ms",
-        "state.backend", "state.postgres.url", "state.postgres.password_file",
+        "state.backend", "state.replicas", "state.postgres.url", "state.postgres.password_file",
         "node.heartbeat_interval_ms", "node.renew_interval_ms", "node.safety_margin_ms",
         "node.deadman_timeout_ms", "node.refresh_interval_ms",
         "quoting.spread_ticks", "quoting.skew_ticks_at_limit", "quoting.size_lots", "quoting.position_limit_lots",
@@ -185,6 +185,7 @@ extension ClusterConfig {
             }
             return StateSettings(
                 backend: backend,
+                replicas: Int(try await int("state.replicas", Int64(d.state.replicas))),
                 postgres: PostgresSettings(
                     url: try await string("state.postgres.url", d.state.postgres.url),
                     passwordFile: try await string("state.postgres.password_file", d.state.postgres.passwordFile)))
@@ -293,6 +294,10 @@ extension ClusterConfig {
         }
         try require(coordinator.backend != .etcd || (coordinator.etcd.requestTimeoutMs >= 50 && coordinator.etcd.requestTimeoutMs < coordinator.grantTtlMs), "coordinator.etcd.request_timeout_ms",
                     "must be ≥ 50 and below coordinator.grant_ttl_ms, so a slow etcd is given up on while grants still run")
+        try require((1...ClusterProcess.maxStateReplicas).contains(state.replicas), "state.replicas",
+                    "must be in 1...\(ClusterProcess.maxStateReplicas) (got \(state.replicas))")
+        try require(state.replicas == 1 || state.backend == .postgres, "state.replicas",
+                    "must be 1 with state.backend=sqlite (one process owns the file); use state.backend=postgres for replicas")
         if !state.postgres.url.isEmpty {
             let url = URL(string: state.postgres.url)
             try require(

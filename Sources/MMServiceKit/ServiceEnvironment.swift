@@ -45,6 +45,9 @@ public struct ServiceEnvironment: Sendable {
         if peer.coordinatorReplicaIndex != nil {
             return .coordinator(config, token: token, transport: transport, timeoutMs: timeout)
         }
+        if peer.stateReplicaIndex != nil {
+            return .state(config, token: token, transport: transport, timeoutMs: timeout)
+        }
         return ServiceEndpoint(baseURL: config.baseURL(of: peer), token: token, transport: transport, timeoutMs: timeout)
     }
 

@@ -114,6 +114,7 @@ public struct TestCluster: Sendable {
         case .gui: arguments = ["gui"]
         case .exchange: arguments = ["exchange", "serve"]
         case .coordinator, .coordinatorReplica: arguments = ["coordinator", "--replica", "\(process.coordinatorReplicaIndex ?? 1)"]
+        case .stateReplica(let index): arguments = ["state", "serve", "--replica", "\(index)"]
         case .etcd: throw HarnessError("etcd members are not mmd processes: use withEtcdCluster")
         default: arguments = [process.name]
         }

@@ -43,6 +43,7 @@ public struct ChildLaunchSettings: Sendable {
         case .exchange: arguments += ["exchange", "serve"]
         case .node: arguments += ["node", "--id", process.name, "--incarnation", incarnation]
         case .coordinator, .coordinatorReplica: arguments += ["coordinator", "--replica", "\(process.coordinatorReplicaIndex ?? 1)"]
+        case .stateReplica(let index): arguments += ["state", "serve", "--replica", "\(index)"]
         default: arguments.append(process.name)
         }
         if let configPath { arguments += ["--config", configPath] }

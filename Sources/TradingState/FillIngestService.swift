@@ -60,7 +60,25 @@ public struct FillIngestService: Service {
         // The ledger's last fill must still be the exchange's fill at that seq before we
         // continue after it; checked at start and after every failure.
         var needsContinuityCheck = true
+        var leading = false
         while !Task.isCancelled {
+            // With replicas on one PostgreSQL, one pulls at a time; the others follow the
+            // store (positions for their readers, the cursor for their status) and try to take
+            // over every `followerPollMs`, so the next one ingests within that of a death.
+            guard await ledger.repository.holdsIngestLeadership() else {
+                leading = false
+                await monitor.setIngesting(false)
+                await followStore()
+                try? await Task.sleep(for: .milliseconds(Self.followerPollMs))
+                continue
+            }
+            if !leading {
+                leading = true
+                await monitor.setIngesting(true)
+                // Another replica may have moved the cursor while this one followed.
+                await followStore()
+                needsContinuityCheck = true
+            }
             let outcome = await round(needsContinuityCheck: &needsContinuityCheck)
             switch outcome {
             case .continueNow:
@@ -70,6 +88,14 @@ public struct FillIngestService: Service {
                 backoffMs = min(backoffMs * 2, settings.backoffMaxMs)
             }
         }
+    }
+
+    /// How often a replica that does not ingest reads the store and tries to take over.
+    static let followerPollMs: Int64 = 100
+
+    private func followStore() async {
+        await ledger.refresh()
+        if let state = try? await ledger.repository.cursorState() { await monitor.adopt(cursor: state.cursor, lastBatchAtMs: state.lastBatchAtMs) }
     }
 
     func round(needsContinuityCheck: inout Bool) async -> RoundOutcome {

@@ -18,6 +18,17 @@ public actor IngestMonitor {
         exchangeHeadSeq = headSeq
     }
 
+    /// Whether this replica pulls the exchange's log (false while another replica does).
+    public private(set) var ingesting = true
+
+    func setIngesting(_ value: Bool) { ingesting = value }
+
+    /// The stored cursor, as another replica left it (a follower's view, or a new leader's start).
+    func adopt(cursor: Int64, lastBatchAtMs: EpochMs?) {
+        self.cursor = cursor
+        if let lastBatchAtMs { self.lastBatchAtMs = lastBatchAtMs }
+    }
+
     func applied(cursor: Int64, atMs: EpochMs) {
         self.cursor = cursor
         lastBatchAtMs = atMs
@@ -47,6 +58,7 @@ public actor IngestMonitor {
     public func status(version: Int64) -> IngestStatus {
         IngestStatus(
             cursor: cursor, exchangeHeadSeq: exchangeHeadSeq, lag: exchangeHeadSeq.map { max(0, $0 - cursor) },
-            ledgerFillCount: version, lastBatchAtMs: lastBatchAtMs, lastError: lastError, lastErrorAtMs: lastErrorAtMs, version: version)
+            ledgerFillCount: version, lastBatchAtMs: lastBatchAtMs, lastError: lastError, lastErrorAtMs: lastErrorAtMs, version: version,
+            ingesting: ingesting)
     }
 }

@@ -33,6 +33,14 @@ public protocol LedgerRepository: Sendable {
 
     /// The persisted ingest cursor and counters.
     func cursorState() async throws -> LedgerCursorState
+
+    /// Whether this process may pull the exchange's log now. A store one process owns
+    /// (SQLite) always may; a shared one (PostgreSQL) lets one replica at a time.
+    func holdsIngestLeadership() async -> Bool
+}
+
+extension LedgerRepository {
+    public func holdsIngestLeadership() async -> Bool { true }
 }
 
 public struct LedgerCommit: Sendable, Hashable {

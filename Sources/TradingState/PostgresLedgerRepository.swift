@@ -35,6 +35,7 @@ public final class PostgresLedgerRepository: LedgerRepository {
     private let symbols: [String]
     private let logger: Logger
     private let runTask: Task<Void, Never>
+    private let leadership: PostgresIngestLeadership
 
     private init(settings: PostgresLedgerSettings, symbols: [String], logger: Logger) {
         self.settings = settings
@@ -47,6 +48,7 @@ public final class PostgresLedgerRepository: LedgerRepository {
         let client = PostgresClient(configuration: settings.clientConfiguration(), backgroundLogger: poolLogger)
         self.client = client
         runTask = Task { await client.run() }
+        leadership = PostgresIngestLeadership(settings: settings, logger: logger)
     }
 
     /// Connects, checks credentials, creates or migrates the schema and inserts a flat
@@ -81,8 +83,12 @@ public final class PostgresLedgerRepository: LedgerRepository {
         return PostgresLedgerRepository(settings: settings, symbols: symbols, logger: logger)
     }
 
+    /// One replica at a time pulls the exchange's log (`PostgresIngestLeadership`).
+    public func holdsIngestLeadership() async -> Bool { await leadership.check() }
+
     /// Stops the connection pool and waits until its connections are closed.
     public func close() async {
+        await leadership.release()
         runTask.cancel()
         await runTask.value
     }

@@ -67,6 +67,13 @@ public final class TradingLedger: Sendable {
 
     public func positions() async -> PositionsView { await broadcaster.current }
 
+    /// Reads the positions again from the store and publishes them if they are newer: how a
+    /// replica that does not ingest sees what the ingesting one wrote (its readers and
+    /// long-polls wake as if it had written them).
+    public func refresh() async {
+        if let view = try? await repository.positions() { await broadcaster.publish(view) }
+    }
+
     /// Two entries of one batch that contradict each other (same id, other contents; same
     /// seq, other id) would otherwise be resolved by arrival order: refuse the batch.
     static func conflictWithinBatch(_ fills: [Fill]) -> LedgerRejection? {

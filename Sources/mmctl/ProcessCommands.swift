@@ -13,15 +13,16 @@ func validateNodeId(_ id: String) throws {
 }
 
 /// What `kill-node` and `resume-node` take: a process the cluster is built to lose one of —
-/// a node, a coordinator replica, a local etcd member, or the local PostgreSQL (a crash it
-/// recovers from by WAL replay: the ledger loses nothing). The exchange, the trading state
-/// and the GUI have no peer to take over; `mmctl restart` is for them.
+/// a node, a coordinator replica, a state replica (another takes over ingest; with one
+/// replica the restarted one resumes from its stored cursor), a local etcd member, or the
+/// local PostgreSQL (a crash it recovers from by WAL replay: the ledger loses nothing). The
+/// exchange and the GUI have no peer to take over; `mmctl restart` is for them.
 func validateDrillTarget(_ id: String) throws {
     switch ClusterProcess(name: id) {
-    case .node, .coordinator, .coordinatorReplica, .etcd, .postgres:
+    case .node, .coordinator, .coordinatorReplica, .etcd, .postgres, .state, .stateReplica:
         return
     case .some:
-        throw ValidationError("'\(id)' has no peer to take over: kill-node takes a node (n1 …), a coordinator replica (coordinator, coordinator2 …), an etcd member (etcd1 …) or the local postgres; use 'mmctl restart \(id)'")
+        throw ValidationError("'\(id)' has no peer to take over: kill-node takes a node (n1 …), a coordinator replica (coordinator, coordinator2 …), a state replica (state, state2 …), an etcd member (etcd1 …) or the local postgres; use 'mmctl restart \(id)'")
     case nil:
         throw ValidationError("'\(id)' is not a process: kill-node takes a node (n1 … n\(ClusterConfig.maxNodes)), a coordinator replica (coordinator, coordinator2 … coordinator\(ClusterProcess.maxCoordinatorReplicas)) or an etcd member (etcd1 … etcd\(ClusterProcess.maxEtcdMembers))")
     }

@@ -81,8 +81,18 @@ struct StateCommand: AsyncParsableCommand {
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the trading-state service (default).")
         @OptionGroup var options: ServiceOptions
+        @Option(help: "Replica number (1...5; more than 1 needs state.backend=postgres): replica K listens on its own port and logs as stateK.")
+        var replica: Int = 1
+
+        func validate() throws {
+            guard (1...ClusterProcess.maxStateReplicas).contains(replica) else {
+                throw ValidationError("--replica must be in 1...\(ClusterProcess.maxStateReplicas) (got \(replica))")
+            }
+        }
+
         func run() async throws {
-            try await TradingStateService.run(try await options.environment(process: .state, role: .state), exitWithParent: options.exitWithParent)
+            let process = ClusterProcess.state(replica: replica)
+            try await TradingStateService.run(try await options.environment(process: process, role: .state), exitWithParent: options.exitWithParent)
         }
     }
 

@@ -54,3 +54,27 @@ import Testing
         }
     }
 }
+
+@Suite struct StateReplicaConfigTests {
+    @Test func replicasNeedPostgresAndGetTheirOwnPortsAndNames() async throws {
+        do {
+            _ = try await ClusterConfig.load(path: nil, environment: [:], overrides: ["state.replicas": "2"])
+            Issue.record("two SQLite state processes accepted")
+        } catch {
+            #expect(error.key == "state.replicas" && error.description.contains("state.backend=postgres"))
+        }
+        let config = try await ClusterConfig.load(path: nil, environment: [:], overrides: ["state.backend": "postgres", "state.replicas": "3"])
+        #expect(config.stateProcesses == [.state, .stateReplica(2), .stateReplica(3)])
+        #expect(config.stateURLs.count == 3)
+        #expect(ClusterProcess(name: "state3") == .stateReplica(3) && ClusterProcess.stateReplica(3).role == "state")
+        let order = config.processes
+        #expect(order.firstIndex(of: .postgres)! < order.firstIndex(of: .state)! && order.firstIndex(of: .stateReplica(3))! < order.firstIndex(of: .exchange)!)
+        var full = config
+        full.state.replicas = ClusterProcess.maxStateReplicas
+        full.coordinator.backend = .etcd
+        full.coordinator.replicas = 5
+        full.nodeCount = ClusterConfig.maxNodes
+        let ports = full.processes.map { full.port(of: $0) } + [full.supervisorPort]
+        #expect(Set(ports).count == ports.count, "no two processes share a port")
+    }
+}

@@ -80,3 +80,27 @@ import Testing
         }
     }
 }
+
+/// State replicas on one PostgreSQL: one ingests at a time; when its process (connection) is
+/// gone another takes over at its next check.
+@Suite(.postgresServer) struct IngestLeadershipTests {
+    @Test func oneReplicaLeadsAndAnotherTakesOverWhenItCloses() async throws {
+        try await withLedgerStore(.postgres, label: "leader") { store in
+            let first = try await store.postgresRepository()
+            let second = try await store.postgresRepository()
+            #expect(await first.holdsIngestLeadership())
+            #expect(await !second.holdsIngestLeadership(), "only one replica leads")
+            #expect(await first.holdsIngestLeadership(), "the leader keeps leading")
+            #expect(await !second.holdsIngestLeadership())
+            await first.close()  // as a dead process's connection: the server releases the lock
+            #expect(await second.holdsIngestLeadership(), "the follower takes over")
+        }
+    }
+
+    @Test func aSQLiteLedgerAlwaysLeads() async throws {
+        try await withLedgerStore(.sqlite, label: "leader-sqlite") { store in
+            let repository = try await store.repository()
+            #expect(await repository.holdsIngestLeadership())
+        }
+    }
+}

@@ -75,7 +75,7 @@ public struct ClusterSnapshotBuilder: Sendable {
         let supervisor = SupervisorClient(endpoint(config.supervisorURL))
         let coordinator = CoordinatorClient(.coordinator(config, token: token, transport: transport, timeoutMs: timeoutMs))
         let exchange = ExchangeClient(endpoint(config.baseURL(of: .exchange)))
-        let state = TradingStateClient(endpoint(config.baseURL(of: .state)))
+        let state = TradingStateClient(.state(config, token: token, transport: transport, timeoutMs: timeoutMs))
         let eventLimit = Self.recentEventLimit
         let fillLimit = Self.recentFillLimit
 

@@ -17,3 +17,13 @@ extension ServiceEndpoint {
             attemptTimeoutMs: min(timeoutMs, config.coordinatorAttemptTimeoutMs))
     }
 }
+
+extension ServiceEndpoint {
+    /// The trading state as every client must call it: over every replica's URL
+    /// (`config.stateURLs`), moving to the next when one does not answer.
+    public static func state(_ config: ClusterConfig, token: String, transport: any HTTPTransport, timeoutMs: Int64) -> ServiceEndpoint {
+        ServiceEndpoint(
+            baseURLs: config.stateURLs, token: token, transport: transport, timeoutMs: timeoutMs,
+            attemptTimeoutMs: config.stateURLs.count > 1 ? min(timeoutMs, 1_000) : timeoutMs)
+    }
+}

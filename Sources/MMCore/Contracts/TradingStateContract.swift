@@ -71,12 +71,19 @@ public struct IngestStatus: Codable, Sendable, Hashable {
     public var lastErrorAtMs: EpochMs?
     /// The ledger version (distinct fills applied, pushed ones included).
     public var version: Int64?
+    /// Whether this replica pulls the exchange's log (with state replicas on PostgreSQL, one
+    /// does at a time; the others follow the store). Absent from older services.
+    public var ingesting: Bool?
 
     public init(cursor: Int64, exchangeHeadSeq: Int64?, lag: Int64?, ledgerFillCount: Int64, lastBatchAtMs: EpochMs?, lastError: String?) {
         self.init(cursor: cursor, exchangeHeadSeq: exchangeHeadSeq, lag: lag, ledgerFillCount: ledgerFillCount, lastBatchAtMs: lastBatchAtMs, lastError: lastError, lastErrorAtMs: nil, version: nil)
     }
 
-    public init(cursor: Int64, exchangeHeadSeq: Int64?, lag: Int64?, ledgerFillCount: Int64, lastBatchAtMs: EpochMs?, lastError: String?, lastErrorAtMs: EpochMs?, version: Int64?) {
+    public init(
+        cursor: Int64, exchangeHeadSeq: Int64?, lag: Int64?, ledgerFillCount: Int64, lastBatchAtMs: EpochMs?, lastError: String?, lastErrorAtMs: EpochMs?,
+        version: Int64?, ingesting: Bool? = nil
+    ) {
+        self.ingesting = ingesting
         self.cursor = cursor
         self.exchangeHeadSeq = exchangeHeadSeq
         self.lag = lag
