@@ -62,6 +62,18 @@ public struct LocalPostgres: Sendable {
                 try Data(password.utf8).write(to: URL(fileURLWithPath: dataDirectory.postgresPasswordPath), options: .atomic)
             }
             chmod(dataDirectory.postgresPasswordPath, 0o600)
+            if account != nil {
+                // The server runs as `postgres`, which must be able to pass through the data
+                // directory (often 0700 root, e.g. from mktemp -d) to reach DATA_DIR/postgres:
+                // add search permission for others on it and its parents, nothing else (no
+                // listing; tokens/ stays 0700).
+                var path = dataDirectory.path
+                while path != "/" && !path.isEmpty {
+                    var info = stat()
+                    if stat(path, &info) == 0, info.st_mode & S_IXOTH == 0 { chmod(path, (info.st_mode & 0o7777) | S_IXOTH) }
+                    path = (path as NSString).deletingLastPathComponent
+                }
+            }
             if let account {
                 for path in [dataDirectory.postgresDirectory, dataDirectory.postgresSocketDirectory, dataDirectory.postgresPasswordPath] {
                     chown(path, account.uid, account.gid)
