@@ -48,8 +48,8 @@ public final class EtcdTestCluster: Sendable {
     public static func start(members: Int = 1, label: String = "etcd", durable: Bool = false, readyTimeout: Duration = .seconds(20)) async throws -> EtcdTestCluster {
         precondition(members >= 1, "an etcd cluster has at least one member")
         let binary = try EtcdBinary.path()
-        EtcdLeftovers.sweepOnce()
-        let directory = NSTemporaryDirectory() + "\(EtcdLeftovers.directoryPrefix)\(getpid())-\(label)-\(UUID().uuidString.prefix(8))"
+        etcdLeftovers.sweepOnce()
+        let directory = NSTemporaryDirectory() + "\(etcdLeftovers.directoryPrefix)\(getpid())-\(label)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         // Client ports base+0…, peer ports base+10…: one PortAllocator block checks 20 ports free.
         let base = PortAllocator.portBase()
@@ -274,45 +274,5 @@ enum EtcdBinary {
     }
 }
 
-/// Members left by a test process that died without stopping its clusters (a crash, a
-/// SIGKILLed `swift test`): their directory names carry the owner's pid, so members of
-/// other, live test runs are never touched.
-enum EtcdLeftovers {
-    static let directoryPrefix = "mm-etcd-"
-
-    private static let swept = Mutex(false)
-
-    static func sweepOnce() {
-        let first = swept.withLock { swept in
-            defer { swept = true }
-            return !swept
-        }
-        if first { sweep() }
-    }
-
-    /// The pid in ".../mm-etcd-PID-…", if `text` holds such a path.
-    static func owner(in text: String) -> Int32? {
-        guard let range = text.range(of: directoryPrefix) else { return nil }
-        return Int32(text[range.upperBound...].prefix { $0.isNumber })
-    }
-
-    static func isAlive(_ pid: Int32) -> Bool { Glibc.kill(pid, 0) == 0 || errno == EPERM }
-
-    static func sweep() {
-        let me = getpid()
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let pid = Int32(entry), pid != me,
-                  let commandLine = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            let arguments = commandLine.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard let executable = arguments.first, (executable as NSString).lastPathComponent == "etcd",
-                  let owner = arguments.lazy.compactMap(owner(in:)).first, owner != me, !isAlive(owner) else { continue }
-            Glibc.kill(pid, SIGKILL)
-        }
-        let temporary = NSTemporaryDirectory()
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix(directoryPrefix) {
-            guard let owner = owner(in: name), owner != me, !isAlive(owner) else { continue }
-            try? FileManager.default.removeItem(atPath: temporary + name)
-        }
-    }
-}
+/// etcd members left by a test process that died without stopping its clusters.
+let etcdLeftovers = TestServerLeftovers(directoryPrefix: "mm-etcd-", executable: "etcd")

@@ -62,9 +62,9 @@ public final class PostgresTestServer: Sendable {
     /// `durable`: fsync and full-page writes on, as a production server runs (benchmarks).
     public static func start(label: String = "pg", durable: Bool = false, readyTimeout: Duration = .seconds(60)) async throws -> PostgresTestServer {
         let binaries = try PostgresBinaries.directory()
-        PostgresLeftovers.sweepOnce()
+        postgresLeftovers.sweepOnce()
         let runAs = try Account.serverAccount()
-        let directory = NSTemporaryDirectory() + "\(PostgresLeftovers.directoryPrefix)\(getpid())-\(label)-\(UUID().uuidString.prefix(8))"
+        let directory = NSTemporaryDirectory() + "\(postgresLeftovers.directoryPrefix)\(getpid())-\(label)-\(UUID().uuidString.prefix(8))"
         let server = try PostgresTestServer(directory: directory, port: PortAllocator.portBase(), binaries: binaries, runAs: runAs)
         do {
             try await server.initialize()
@@ -342,47 +342,7 @@ enum PostgresBinaries {
     }
 }
 
-/// Servers left by a test process that died without stopping them (a crash, a SIGKILLed
-/// `swift test`): their directory names carry the owner's pid, so servers of other, live
-/// test runs are never touched.
-enum PostgresLeftovers {
-    static let directoryPrefix = "mm-pgtest-"
-
-    private static let swept = Mutex(false)
-
-    static func sweepOnce() {
-        let first = swept.withLock { swept in
-            defer { swept = true }
-            return !swept
-        }
-        if first { sweep() }
-    }
-
-    /// The pid in ".../mm-pgtest-PID-…", if `text` holds such a path.
-    static func owner(in text: String) -> Int32? {
-        guard let range = text.range(of: directoryPrefix) else { return nil }
-        return Int32(text[range.upperBound...].prefix { $0.isNumber })
-    }
-
-    static func isAlive(_ pid: Int32) -> Bool { Glibc.kill(pid, 0) == 0 || errno == EPERM }
-
-    static func sweep() {
-        let me = getpid()
-        // The postmaster keeps its command line (`postgres -D /tmp/mm-pgtest-PID-…/data …`); its
-        // backends rename themselves and exit on their own once the postmaster is gone.
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let pid = Int32(entry), pid != me,
-                  let commandLine = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            let arguments = commandLine.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            guard let executable = arguments.first, (executable as NSString).lastPathComponent == "postgres",
-                  let owner = arguments.lazy.compactMap(owner(in:)).first, owner != me, !isAlive(owner) else { continue }
-            Glibc.kill(pid, SIGKILL)
-        }
-        let temporary = NSTemporaryDirectory()
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary)) ?? [] where name.hasPrefix(directoryPrefix) {
-            guard let owner = owner(in: name), owner != me, !isAlive(owner) else { continue }
-            try? FileManager.default.removeItem(atPath: temporary + name)
-        }
-    }
-}
+/// PostgreSQL servers left by a test process that died without stopping them. The postmaster
+/// keeps its command line (`postgres -D /tmp/mm-pgtest-PID-…/data …`); its backends rename
+/// themselves and exit on their own once the postmaster is gone.
+let postgresLeftovers = TestServerLeftovers(directoryPrefix: "mm-pgtest-", executable: "postgres")

@@ -261,17 +261,22 @@ struct ExecCommand: AsyncParsableCommand {
 
     func run() async throws {
         bindToSupervisor(supervisedBy)
-        // execve keeps the signal mask and ignored signals: PROGRAM starts with neither.
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, nil)
-        for number in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { signal(number, SIG_DFL) }
-        let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
-        execv(command[0], argv)
-        let reason = String(cString: strerror(errno))
-        FileHandle.standardError.write(Data("mmd exec: cannot run \(command[0]): \(reason)\n".utf8))
-        throw ExitCode(127)
+        try becomeProgram(command, as: "mmd exec")
     }
+}
+
+/// Replaces this process by `command` (absolute path first) with a clean signal state:
+/// execve keeps the signal mask and ignored signals, and the program starts with neither.
+/// Returns only by throwing, when the exec failed.
+func becomeProgram(_ command: [String], as name: String) throws -> Never {
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    pthread_sigmask(SIG_SETMASK, &empty, nil)
+    for number in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { signal(number, SIG_DFL) }
+    let argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+    execv(command[0], argv)
+    FileHandle.standardError.write(Data("\(name): cannot run \(command[0]): \(String(cString: strerror(errno)))\n".utf8))
+    throw ExitCode(127)
 }
 
 /// `mmd postgres`: the local PostgreSQL of `state.backend: postgres` (no url), as the supervisor
@@ -295,15 +300,7 @@ struct PostgresCommand: AsyncParsableCommand {
             throw ExitCode(78)
         }
         if let supervisedBy = options.supervisedBy { bindToSupervisor(supervisedBy) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, nil)
-        for number in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCHLD] { signal(number, SIG_DFL) }
-        let arguments = local.serverArguments
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        execv(arguments[0], argv)
-        FileHandle.standardError.write(Data("mmd postgres: cannot run \(arguments[0]): \(String(cString: strerror(errno)))\n".utf8))
-        throw ExitCode(127)
+        try becomeProgram(local.serverArguments, as: "mmd postgres")
     }
 }
 

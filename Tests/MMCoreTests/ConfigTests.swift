@@ -36,6 +36,7 @@ import Testing
                 base_price: 4200
                 tick_size: "0.05"
             """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let config = try await ClusterConfig.load(
             path: path, environment: ["MM_NODES_COUNT": "5", "MM_SEED": "8", "UNRELATED": "x"], overrides: ["seed": "9"])
         #expect(config.seed == 9)            // --set beats env beats file
@@ -63,6 +64,7 @@ import Testing
     ])
     func badFileNamesTheKey(yaml: String, key: String, reason: String) async throws {
         let path = try write(yaml)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             _ = try await ClusterConfig.load(path: path, environment: [:])
             Issue.record("expected \(key) to be rejected")

@@ -41,6 +41,7 @@ import Testing
                 prefix: /desk1/
                 request_timeout_ms: 400
             """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let config = try await ClusterConfig.load(
             path: path, environment: ["MM_COORDINATOR_ETCD_LOCAL_MEMBERS": "5"], overrides: ["coordinator.replicas": "4"])
         #expect(config.coordinator.replicas == 4)
@@ -90,6 +91,7 @@ import Testing
 
     @Test func aBadEndpointInTheFileNamesTheKeyAndTheFile() async throws {
         let path = try write("coordinator:\n  backend: etcd\n  etcd:\n    endpoints: [\"ftp://10.0.0.5:2379\"]\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
         do {
             _ = try await ClusterConfig.load(path: path, environment: [:])
             Issue.record("an ftp endpoint must be rejected")
