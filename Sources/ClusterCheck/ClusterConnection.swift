@@ -27,6 +27,8 @@ public struct ClusterConnection: Sendable {
     public let config: ClusterConfig
     public let exchange: ExchangeClient
     public let state: TradingStateClient
+    /// Each state replica on its own (no failover), by process name: to ask which one ingests.
+    public let stateReplicas: [String: TradingStateClient]
     public let coordinator: CoordinatorClient
     public let supervisorReader: SupervisorClient
     /// nil when the supervisor token is not readable (check needs none; drill does).
@@ -39,6 +41,9 @@ public struct ClusterConnection: Sendable {
         }
         exchange = ExchangeClient(endpoint(config.baseURL(of: .exchange), observerToken))
         state = TradingStateClient(.state(config, token: observerToken, transport: transport, timeoutMs: timeoutMs))
+        stateReplicas = Dictionary(uniqueKeysWithValues: config.stateProcesses.map {
+            ($0.name, TradingStateClient(endpoint(config.baseURL(of: $0), observerToken)))
+        })
         coordinator = CoordinatorClient(.coordinator(config, token: observerToken, transport: transport, timeoutMs: timeoutMs))
         supervisorReader = SupervisorClient(endpoint(config.supervisorURL, observerToken))
         supervisorControl = supervisorToken.map { SupervisorClient(endpoint(config.supervisorURL, $0)) }

@@ -113,6 +113,7 @@ public struct DrillRunner: Sendable {
         let tokens = Dictionary((before.authority?.authority ?? []).map { ($0.symbol, $0.fencingToken) }, uniquingKeysWith: max)
         var context = FaultContext(fault: fault, atMs: clock.nowMs(), affected: affected, tokensBefore: tokens)
         var note: String?
+        var chosenTarget: String?
         do throws(ClientError) {
             switch fault.kind {
             case .kill:
@@ -134,7 +135,17 @@ public struct DrillRunner: Sendable {
             case .remove:
                 context.atMs = clock.nowMs()
                 _ = try await control.removeNode(fault.target!)
-            case .killCoordinator, .killEtcd, .killPostgres, .killState:
+            case .killState:
+                // The replica that ingests, when one says so: the takeover is what is tested.
+                var target = fault.target!
+                for (name, client) in connection.stateReplicas.sorted(by: { $0.key < $1.key }) {
+                    if let status = try? await client.ingest(), status.ingesting == true { target = name }
+                }
+                chosenTarget = target
+                context.pidBefore = before.process(target)?.pid
+                context.atMs = clock.nowMs()
+                _ = try await control.signal(target, signal: "KILL")
+            case .killCoordinator, .killEtcd, .killPostgres:
                 context.pidBefore = before.process(fault.target!)?.pid
                 context.atMs = clock.nowMs()
                 _ = try await control.signal(fault.target!, signal: "KILL")
@@ -166,13 +177,17 @@ public struct DrillRunner: Sendable {
             note = "quorum lost for \(context.atMs - lostAtMs) ms; quotes resting when it returned: \(context.quotesRestingAtReturn.map(String.init) ?? "unknown")"
                 + (restingList.isEmpty ? "" : " (\(restingList.joined(separator: "; ")))")
         }
+        if let chosenTarget {
+            context.fault.target = chosenTarget
+            note = "the ingesting replica"
+        }
         let measured = await measureRecovery(context, run: &run)
         if fault.kind == .stop || fault.kind == .stopCoordinator, let target = fault.target {
             await resume([target], control: control, run: &run)
         }
         let gap = run.tracker.longestGap(of: affected, since: context.atMs)
         return FaultRecord(
-            index: index, kind: fault.kind, target: fault.target ?? context.addedNode, atMs: context.atMs, affected: affected,
+            index: index, kind: fault.kind, target: context.fault.target ?? context.addedNode, atMs: context.atMs, affected: affected,
             recoveryMs: measured.recoveryMs, maxUnquotedMs: gap, orphanQuoteMs: measured.orphanMs, quotesRestingAtQuorumReturn: context.quotesRestingAtReturn,
             note: measured.recoveryMs == nil ? [note, "not recovered within \(settings.recoveryTimeoutMs) ms"].compactMap { $0 }.joined(separator: "; ") : note)
     }

@@ -222,6 +222,15 @@ extension Duration {
 /// Why the PostgreSQL ledger cannot do its job. Each case names what to fix; none carries
 /// the password (errors from the server are reduced to their SQLSTATE and message).
 public enum PostgresLedgerError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The server may answer later (down, restarting, slow): worth retrying, unlike refused
+    /// credentials, a missing database, a newer schema or a malformed setting.
+    public var isTransient: Bool {
+        switch self {
+        case .unreachable, .timedOut, .connectionLost: true
+        default: false
+        }
+    }
+
     case invalidURL(url: String, reason: String)
     /// The URL has `user:password@`: passwords come from the password file only.
     case passwordInURL(url: String)

@@ -1,5 +1,7 @@
 import Foundation
 import MMCore
+import MMServiceKit
+import MMTestSupport
 import Testing
 @testable import TradingState
 
@@ -102,5 +104,38 @@ import Testing
             let repository = try await store.repository()
             #expect(await repository.holdsIngestLeadership())
         }
+    }
+}
+
+/// PostgreSQL unreachable when the state service starts: it does not exit into a restart
+/// loop; it answers /readyz 503 naming the server and why, never the password, and keeps
+/// trying.
+@Suite struct PostgresUnreachableAtStartTests {
+    @Test func theServiceIsNotReadyAndSaysWhy() async throws {
+        let directory = TestPaths.temporaryDataDirectory("state-nopg")
+        defer { try? FileManager.default.removeItem(atPath: directory.path) }
+        try directory.ensureExists()
+        let tokens = try RoleTokens.generate(in: directory)
+        let passwordFile = directory.file("pg-password")
+        try Data("hunter2-not-logged\n".utf8).write(to: URL(fileURLWithPath: passwordFile))
+        let base = PortAllocator.portBase()
+        var config = ClusterConfig.defaults
+        config.listen.portBase = base
+        config.state.backend = .postgres
+        config.state.postgres = .init(url: "postgres://mm@127.0.0.1:\(base + 19)/ledger", passwordFile: passwordFile)
+        let environment = ServiceEnvironment(process: .state, role: .state, config: config, dataDirectory: directory, tokens: tokens)
+        let service = Task { try await TradingStateService.run(environment, exitWithParent: false) }
+        defer { service.cancel() }
+        var answer: TransportResponse?
+        for _ in 0..<100 {
+            answer = try? await AHCTransport.shared.send(TransportRequest(method: .GET, url: config.baseURL(of: .state) + "/readyz", timeoutMs: 500))
+            if answer != nil { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let response = try #require(answer, "the service stays up while PostgreSQL is unreachable")
+        let body = String(decoding: response.body, as: UTF8.self)
+        #expect(response.status == 503)
+        #expect(body.contains("127.0.0.1:\(base + 19)") && body.contains("unreachable"), "\(body)")
+        #expect(!body.contains("hunter2"), "the password never appears")
     }
 }
