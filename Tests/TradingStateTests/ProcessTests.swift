@@ -44,9 +44,25 @@ struct ProcessTests {
         }
     }
 
-    @Test("kill -9 of the state service during flow loses no fill and counts none twice")
-    func killNineDuringFlow() async throws {
-        let cluster = try TestCluster("state-kill9", overrides: ["flow.interval_ms": "20", "flow.cross_pct": "80"])
+    @Test("kill -9 of the state service during flow loses no fill and counts none twice", arguments: LedgerBackend.allCases)
+    func killNineDuringFlow(backend: LedgerBackend) async throws {
+        let flow = ["flow.interval_ms": "20", "flow.cross_pct": "80"]
+        switch backend {
+        case .sqlite:
+            try await killNineDuringFlow(overrides: flow)
+        case .postgres:
+            // The ledger on a real PostgreSQL the test starts: the killed process's open
+            // transaction is rolled back by the server, its advisory locks released.
+            try await withPostgresServer(label: "state-kill9") { server in
+                try await killNineDuringFlow(overrides: flow.merging([
+                    "state.backend": "postgres", "state.postgres.url": server.url, "state.postgres.password_file": server.passwordFile,
+                ]) { $1 })
+            }
+        }
+    }
+
+    func killNineDuringFlow(overrides: [String: String]) async throws {
+        let cluster = try TestCluster("state-kill9", overrides: overrides)
         defer { cluster.removeData() }
         let exchangeProcess = try await cluster.start(.exchange)
         var stateProcess = try await cluster.start(.state)
