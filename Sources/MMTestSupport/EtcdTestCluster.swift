@@ -15,15 +15,7 @@ import Glibc
 public func withEtcdCluster<Result>(
     members: Int = 1, label: String = "etcd", durable: Bool = false, readyTimeout: Duration = .seconds(20), _ body: (EtcdTestCluster) async throws -> Result
 ) async throws -> Result {
-    let cluster = try await EtcdTestCluster.start(members: members, label: label, durable: durable, readyTimeout: readyTimeout)
-    do {
-        let result = try await body(cluster)
-        await cluster.stop()
-        return result
-    } catch {
-        await cluster.stop()
-        throw error
-    }
+    try await withStopping(try await EtcdTestCluster.start(members: members, label: label, durable: durable, readyTimeout: readyTimeout), stop: { await $0.stop() }, body)
 }
 
 /// A 1- or 3-member etcd cluster (any size works; those are the ones tests need). Prefer

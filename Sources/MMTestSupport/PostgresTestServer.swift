@@ -18,15 +18,7 @@ import Glibc
 public func withPostgresServer<Result>(
     label: String = "pg", durable: Bool = false, readyTimeout: Duration = .seconds(60), _ body: (PostgresTestServer) async throws -> Result
 ) async throws -> Result {
-    let server = try await PostgresTestServer.start(label: label, durable: durable, readyTimeout: readyTimeout)
-    do {
-        let result = try await body(server)
-        await server.stop()
-        return result
-    } catch {
-        await server.stop()
-        throw error
-    }
+    try await withStopping(try await PostgresTestServer.start(label: label, durable: durable, readyTimeout: readyTimeout), stop: { await $0.stop() }, body)
 }
 
 /// One PostgreSQL server with a database `database` owned by `user` (password in

@@ -47,3 +47,18 @@ struct TestServerLeftovers: Sendable {
         }
     }
 }
+
+/// Runs `body` with `server` and stops it however `body` ends (returns, throws, or is
+/// cancelled), so no test server outlives its test.
+func withStopping<Server, Result>(
+    _ server: Server, stop: (Server) async -> Void, _ body: (Server) async throws -> Result
+) async throws -> Result {
+    do {
+        let result = try await body(server)
+        await stop(server)
+        return result
+    } catch {
+        await stop(server)
+        throw error
+    }
+}

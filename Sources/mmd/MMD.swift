@@ -84,11 +84,7 @@ struct StateCommand: AsyncParsableCommand {
         @Option(help: "Replica number (1...5; more than 1 needs state.backend=postgres): replica K listens on its own port and logs as stateK.")
         var replica: Int = 1
 
-        func validate() throws {
-            guard (1...ClusterProcess.maxStateReplicas).contains(replica) else {
-                throw ValidationError("--replica must be in 1...\(ClusterProcess.maxStateReplicas) (got \(replica))")
-            }
-        }
+        func validate() throws { try validateReplica(replica, maximum: ClusterProcess.maxStateReplicas) }
 
         func run() async throws {
             let process = ClusterProcess.state(replica: replica)
@@ -179,11 +175,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Replica number (1...5; more than 1 needs coordinator.backend=etcd): replica K listens on its own port and logs as coordinatorK.")
     var replica: Int = 1
 
-    func validate() throws {
-        guard (1...ClusterProcess.maxCoordinatorReplicas).contains(replica) else {
-            throw ValidationError("--replica must be in 1...\(ClusterProcess.maxCoordinatorReplicas) (got \(replica))")
-        }
-    }
+    func validate() throws { try validateReplica(replica, maximum: ClusterProcess.maxCoordinatorReplicas) }
 
     func run() async throws {
         let process = ClusterProcess.coordinator(replica: replica)
@@ -220,6 +212,11 @@ struct GUICommand: AsyncParsableCommand {
     func run() async throws {
         try await OperatorGUIService.run(try await options.environment(process: .gui, role: .observer), exitWithParent: options.exitWithParent)
     }
+}
+
+/// `--replica K` of a replicated service: 1...maximum.
+func validateReplica(_ replica: Int, maximum: Int) throws {
+    guard (1...maximum).contains(replica) else { throw ValidationError("--replica must be in 1...\(maximum) (got \(replica))") }
 }
 
 /// Arms SIGKILL on the supervisor's death (it spawns from one long-lived thread, so the
