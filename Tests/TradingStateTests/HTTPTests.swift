@@ -7,17 +7,22 @@ import NIOCore
 import Testing
 @testable import TradingState
 
-/// Every route, role and bad input, in-process against a temporary database.
-@Suite("Trading-state HTTP API")
+/// Every route, role and bad input, in-process against a temporary ledger on each backend
+/// (a SQLite file, or a schema of its own on the suite's PostgreSQL server).
+@Suite("Trading-state HTTP API", .postgresServer)
 struct HTTPTests {
     /// An in-process service (ingest loop not running: its source is an empty scripted log).
-    static func withService(_ label: String, _ body: @Sendable (any TestClientProtocol, ServiceEnvironment, Handles) async throws -> Void) async throws {
+    static func withService(
+        _ label: String, _ backend: LedgerBackend, _ body: @Sendable (any TestClientProtocol, ServiceEnvironment, Handles) async throws -> Void
+    ) async throws {
         let environment = try makeEnvironment(label)
         defer { try? FileManager.default.removeItem(atPath: environment.dataDirectory.path) }
-        let parts = try await TradingStateService.build(environment, source: ScriptedFillLog())
-        let app = Application(router: parts.router.router)
-        let handles = Handles(ledger: parts.ledger, monitor: parts.monitor)
-        try await app.test(.router) { client in try await body(client, environment, handles) }
+        try await withLedgerStore(backend, label: label) { store in
+            let parts = try await TradingStateService.build(environment, repository: try await store.repository(), source: ScriptedFillLog())
+            let app = Application(router: parts.router.router)
+            let handles = Handles(ledger: parts.ledger, monitor: parts.monitor)
+            try await app.test(.router) { client in try await body(client, environment, handles) }
+        }
     }
 
     struct Handles: Sendable {
@@ -52,9 +57,9 @@ struct HTTPTests {
         #expect(page.fills.count == Int(version))
     }
 
-    @Test("POST /v1/fills records, then reports duplicates, for the exchange role")
-    func recordAndDuplicate() async throws {
-        try await Self.withService("record") { client, environment, _ in
+    @Test("POST /v1/fills records, then reports duplicates, for the exchange role", arguments: LedgerBackend.allCases)
+    func recordAndDuplicate(backend: LedgerBackend) async throws {
+        try await Self.withService("record", backend) { client, environment, _ in
             let fills = [makeFill(1, price: 100, qty: 2), makeFill(2, "BOLT", .sell, price: 40, qty: 1)]
             let first = try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body(fills)) { response in
                 #expect(response.status == .ok)
@@ -77,7 +82,11 @@ struct HTTPTests {
         (.coordinator, 403, "forbidden_role"), (.supervisor, 403, "forbidden_role"),
     ] as [(Role, Int, String)])
     func roles(_ role: Role, _ status: Int, _ code: String) async throws {
-        try await Self.withService("roles") { client, environment, _ in
+        for backend in LedgerBackend.allCases { try await roles(role, status, code, backend: backend) }
+    }
+
+    func roles(_ role: Role, _ status: Int, _ code: String, backend: LedgerBackend) async throws {
+        try await Self.withService("roles", backend) { client, environment, _ in
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, role), body: Self.body([makeFill(1)])) { response in
                 #expect(Int(response.status.code) == status)
                 #expect(Self.errorCode(response) == code)
@@ -86,9 +95,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("missing and wrong tokens are 401 on every route")
-    func unauthenticated() async throws {
-        try await Self.withService("tokens") { client, environment, _ in
+    @Test("missing and wrong tokens are 401 on every route", arguments: LedgerBackend.allCases)
+    func unauthenticated(backend: LedgerBackend) async throws {
+        try await Self.withService("tokens", backend) { client, environment, _ in
             for (uri, method) in [("/v1/fills", HTTPRequest.Method.post), ("/v1/positions", .get), ("/v1/positions/ACME", .get), ("/v1/fills", .get), ("/v1/ingest", .get)] {
                 try await client.execute(uri: uri, method: method, headers: Self.headers(environment, nil), body: Self.body([makeFill(1)])) { response in
                     #expect(response.status == .unauthorized)
@@ -116,7 +125,11 @@ struct HTTPTests {
 
     @Test("malformed and partial bodies are 400 and change nothing", arguments: badBodies)
     func malformed(_ name: String, _ raw: String, _ status: Int, _ code: String) async throws {
-        try await Self.withService("malformed") { client, environment, _ in
+        for backend in LedgerBackend.allCases { try await malformed(name, raw, status, code, backend: backend) }
+    }
+
+    func malformed(_ name: String, _ raw: String, _ status: Int, _ code: String, backend: LedgerBackend) async throws {
+        try await Self.withService("malformed", backend) { client, environment, _ in
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: ByteBuffer(string: raw)) { response in
                 #expect(Int(response.status.code) == status, "\(name)")
                 #expect(Self.errorCode(response) == code, "\(name)")
@@ -136,7 +149,11 @@ struct HTTPTests {
 
     @Test("a batch with one bad fill is refused whole", arguments: badFills)
     func badFillRejectsBatch(_ name: String, _ bad: Fill, _ code: String) async throws {
-        try await Self.withService("badfill") { client, environment, _ in
+        for backend in LedgerBackend.allCases { try await badFillRejectsBatch(name, bad, code, backend: backend) }
+    }
+
+    func badFillRejectsBatch(_ name: String, _ bad: Fill, _ code: String, backend: LedgerBackend) async throws {
+        try await Self.withService("badfill", backend) { client, environment, _ in
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body([makeFill(1), bad, makeFill(3)])) { response in
                 #expect(response.status == .badRequest, "\(name)")
                 #expect(Self.errorCode(response) == code, "\(name)")
@@ -151,9 +168,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("conflicting duplicates are 409, keep the first recording and change nothing")
-    func conflictingDuplicate() async throws {
-        try await Self.withService("conflict") { client, environment, _ in
+    @Test("conflicting duplicates are 409, keep the first recording and change nothing", arguments: LedgerBackend.allCases)
+    func conflictingDuplicate(backend: LedgerBackend) async throws {
+        try await Self.withService("conflict", backend) { client, environment, _ in
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body([makeFill(1, qty: 2)])) { #expect($0.status == .ok) }
             // Against the ledger, with a new fill in the same batch that must not land either.
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body([makeFill(2), makeFill(1, qty: 9)])) { response in
@@ -179,9 +196,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("too many fills in one request is 400")
-    func oversizedBatch() async throws {
-        try await Self.withService("oversize") { client, environment, _ in
+    @Test("too many fills in one request is 400", arguments: LedgerBackend.allCases)
+    func oversizedBatch(backend: LedgerBackend) async throws {
+        try await Self.withService("oversize", backend) { client, environment, _ in
             // Short ids keep this under the body limit, so the count rule is what refuses it.
             let fills = (1...(maxRecordBatch + 1)).map { Fill(fillId: "\($0)", seq: Int64($0), symbol: "ACME", side: .buy, price: 1, qty: 1, makerOrderId: "", takerOrderId: "", node: "n", fencingToken: 0, tsMs: 0) }
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body(fills)) { response in
@@ -192,9 +209,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("GET /v1/positions lists every configured symbol, flat ones too, for every role")
-    func positionsForAllRoles() async throws {
-        try await Self.withService("positions") { client, environment, _ in
+    @Test("GET /v1/positions lists every configured symbol, flat ones too, for every role", arguments: LedgerBackend.allCases)
+    func positionsForAllRoles(backend: LedgerBackend) async throws {
+        try await Self.withService("positions", backend) { client, environment, _ in
             for role in Role.allCases {
                 let view = try await client.execute(uri: "/v1/positions", method: .get, headers: Self.headers(environment, role)) { try Self.decode(PositionsView.self, $0) }
                 #expect(view.version == 0)
@@ -217,9 +234,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("a long-poll with nothing new answers after wait_ms with the current view")
-    func longPollTimesOut() async throws {
-        try await Self.withService("timeout") { client, environment, _ in
+    @Test("a long-poll with nothing new answers after wait_ms with the current view", arguments: LedgerBackend.allCases)
+    func longPollTimesOut(backend: LedgerBackend) async throws {
+        try await Self.withService("timeout", backend) { client, environment, _ in
             let view = try await client.execute(uri: "/v1/positions?after_version=0&wait_ms=50", method: .get, headers: Self.headers(environment, .node)) { try Self.decode(PositionsView.self, $0) }
             #expect(view.version == 0)
             let position = try await client.execute(uri: "/v1/positions/ACME?after_version=0&wait_ms=50", method: .get, headers: Self.headers(environment, .node)) { try Self.decode(Position.self, $0) }
@@ -227,9 +244,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("a long-polling reader gets the position as soon as a fill lands")
-    func longPollWakesOnFill() async throws {
-        try await Self.withService("wake") { client, environment, parts in
+    @Test("a long-polling reader gets the position as soon as a fill lands", arguments: LedgerBackend.allCases)
+    func longPollWakesOnFill(backend: LedgerBackend) async throws {
+        try await Self.withService("wake", backend) { client, environment, parts in
             async let waited = client.execute(uri: "/v1/positions?after_version=0&wait_ms=25000", method: .get, headers: Self.headers(environment, .node)) { response in
                 #expect(response.status == .ok, "\(String(buffer: response.body))")
                 return try Self.decode(PositionsView.self, response)
@@ -252,9 +269,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("GET /v1/fills pages the ledger; bad parameters are 400/404")
-    func ledgerPaging() async throws {
-        try await Self.withService("ledger") { client, environment, _ in
+    @Test("GET /v1/fills pages the ledger; bad parameters are 400/404", arguments: LedgerBackend.allCases)
+    func ledgerPaging(backend: LedgerBackend) async throws {
+        try await Self.withService("ledger", backend) { client, environment, _ in
             let fills = (1...7).map { makeFill(Int64($0), $0 % 2 == 0 ? "BOLT" : "ACME") }
             try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body(fills.reversed())) { #expect($0.status == .ok) }
             let page = try await client.execute(uri: "/v1/fills?after=2&limit=3", method: .get, headers: Self.headers(environment, .observer)) { try Self.decode(LedgerPage.self, $0) }
@@ -276,9 +293,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("GET /v1/ingest reports cursor, version and the last ingest error")
-    func ingestStatus() async throws {
-        try await Self.withService("ingest") { client, environment, parts in
+    @Test("GET /v1/ingest reports cursor, version and the last ingest error", arguments: LedgerBackend.allCases)
+    func ingestStatus(backend: LedgerBackend) async throws {
+        try await Self.withService("ingest", backend) { client, environment, parts in
             let initial = try await client.execute(uri: "/v1/ingest", method: .get, headers: Self.headers(environment, .observer)) { try Self.decode(IngestStatus.self, $0) }
             #expect(initial.cursor == 0)
             #expect(initial.exchangeHeadSeq == nil)
@@ -296,9 +313,9 @@ struct HTTPTests {
         }
     }
 
-    @Test("/readyz is 200 once the ledger is open")
-    func readiness() async throws {
-        try await Self.withService("ready") { client, _, _ in
+    @Test("/readyz is 200 once the ledger is open", arguments: LedgerBackend.allCases)
+    func readiness(backend: LedgerBackend) async throws {
+        try await Self.withService("ready", backend) { client, _, _ in
             try await client.execute(uri: "/readyz", method: .get) { response in
                 #expect(response.status == .ok)
             }
