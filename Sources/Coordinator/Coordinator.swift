@@ -113,11 +113,14 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
 
     router.on(CoordinatorRoutes.heartbeat) { request, context in
         let node = try context.pathParameter("node")
+        try context.requireActing(as: node)
         let body = try await request.decode(as: HeartbeatRequest.self, context: context)
         return try await engine.heartbeat(node: node, address: body.address, incarnation: body.incarnation)
     }
     router.on(CoordinatorRoutes.leave) { _, context in
-        try await engine.leave(node: try context.pathParameter("node"))
+        let node = try context.pathParameter("node")
+        try context.requireActing(as: node)
+        return try await engine.leave(node: node)
     }
     router.on(CoordinatorRoutes.death) { request, context in
         let node = try context.pathParameter("node")
@@ -135,6 +138,7 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
     router.on(CoordinatorRoutes.acquire) { request, context in
         let symbol = try context.pathParameter("symbol")
         let body = try await request.decode(as: AcquireRequest.self, context: context)
+        try context.requireActing(as: body.node)
         let waitMs = body.waitMs ?? 0
         guard (0...coordinatorMaxWaitMs).contains(waitMs) else {
             throw APIError.invalidField("wait_ms", "must be an integer in 0...\(coordinatorMaxWaitMs) (got \(waitMs))")
@@ -144,15 +148,18 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
     router.on(CoordinatorRoutes.renew) { request, context in
         let symbol = try context.pathParameter("symbol")
         let body = try await request.decode(as: RenewRequest.self, context: context)
+        try context.requireActing(as: body.node)
         return try await engine.renew(symbol: symbol, node: body.node, fencingToken: body.fencingToken, presented: body.grant)
     }
     router.on(CoordinatorRoutes.release) { request, context in
         let symbol = try context.pathParameter("symbol")
         let body = try await request.decode(as: RenewRequest.self, context: context)
+        try context.requireActing(as: body.node)
         return try await engine.release(symbol: symbol, node: body.node, fencingToken: body.fencingToken)
     }
     router.on(CoordinatorRoutes.renewBatch) { request, context in
         let body = try await request.decode(as: BatchRenewRequest.self, context: context)
+        try context.requireActing(as: body.node)
         return try await engine.renew(body)
     }
     router.on(CoordinatorRoutes.authority) { _, _ in

@@ -45,6 +45,7 @@ public struct ExchangeController: Sendable {
         router.on(ExchangeRoutes.replaceQuote) { request, context in
             let symbol = try context.pathParameter("symbol")
             let body = try await decodeCommand(QuoteRequest.self, request, context, priceFields: ["bid_price", "ask_price"], qtyFields: ["bid_qty", "ask_qty"])
+            try context.requireActing(as: body.node)
             let (quote, seq) = try await core.replaceQuote(symbol: symbol, body)
             try await core.committer.waitDurable(seq)
             return quote
@@ -52,12 +53,14 @@ public struct ExchangeController: Sendable {
         router.on(ExchangeRoutes.cancelQuote) { request, context in
             let symbol = try context.pathParameter("symbol")
             let body = try await decodeCommand(FencedRequest.self, request, context, priceFields: [], qtyFields: [])
+            try context.requireActing(as: body.node)
             let (result, seq) = try await core.cancelQuote(symbol: symbol, body)
             try await core.committer.waitDurable(seq)
             return result
         }
         router.on(ExchangeRoutes.submitOrder) { request, context in
             let body = try await decodeCommand(OrderRequest.self, request, context, priceFields: ["price"], qtyFields: ["qty"])
+            try context.requireActing(as: body.node)
             let (ack, seq) = try await core.submitOrder(body)
             try await core.committer.waitDurable(seq)
             return ack
@@ -65,12 +68,14 @@ public struct ExchangeController: Sendable {
         router.on(ExchangeRoutes.cancelOrder) { request, context in
             let orderId = try context.pathParameter("order_id")
             let body = try await decodeCommand(FencedRequest.self, request, context, priceFields: [], qtyFields: [])
+            try context.requireActing(as: body.node)
             let (ack, seq) = try await core.cancelOrder(orderId: orderId, body)
             try await core.committer.waitDurable(seq)
             return ack
         }
         router.on(ExchangeRoutes.deadman) { request, context in
             let body = try await decodeCommand(DeadmanRequest.self, request, context, priceFields: [], qtyFields: ["timeout_ms"])
+            try context.requireActing(as: body.node)
             return try await core.armDeadman(body)
         }
 

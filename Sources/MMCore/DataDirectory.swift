@@ -37,6 +37,8 @@ public struct DataDirectory: Sendable, Hashable {
     public var tokensDirectory: String { file("tokens") }
     public func tokenPath(_ role: Role) -> String { file("tokens/\(role.rawValue)") }
     public var grantKeyPath: String { file("tokens/grant-signing.key") }
+    /// The key every node's own token is derived from (see `NodeIdentity`).
+    public var nodeIdentityKeyPath: String { file("tokens/node-identity.key") }
     public var logsDirectory: String { file("logs") }
     public func logPath(_ process: String) -> String { file("logs/\(process).log") }
     public var pidsDirectory: String { file("pids") }

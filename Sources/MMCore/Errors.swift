@@ -58,6 +58,13 @@ public struct APIError: Error, Sendable, Hashable, CustomStringConvertible {
             message: "role '\(role.rawValue)' may not call this endpoint; allowed: \(allowed.map(\.rawValue).joined(separator: ", "))",
             details: ["role": role.rawValue])
     }
+    /// A node's token used for a request that acts as another node.
+    public static func nodeMismatch(tokenNode: String, named: String) -> APIError {
+        APIError(
+            status: 403, code: "node_mismatch",
+            message: "the token names node '\(tokenNode)'; it may not act as node '\(named)' (each node uses its own token)",
+            details: ["token_node": tokenNode, "node": named])
+    }
     public static func unavailable(_ why: String) -> APIError { APIError(status: 503, code: "unavailable", message: why) }
     public static func internalError(_ why: String) -> APIError { APIError(status: 500, code: "internal", message: why) }
 }

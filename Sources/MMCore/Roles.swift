@@ -1,61 +1,135 @@
 import Crypto
 import Foundation
 
-/// Who a caller is, proven by its bearer token. One token per role per cluster start.
+/// Who a caller is, proven by its bearer token. Every role but `node` has one token per
+/// cluster; each node has a token of its own that names its id (see `NodeIdentity`).
 public enum Role: String, Codable, Sendable, CaseIterable {
     case exchange, state, coordinator, node, observer, supervisor
+
+    /// The roles with one shared token each (DATA_DIR/tokens/ROLE).
+    public static let sharedTokenRoles: [Role] = allCases.filter { $0 != .node }
 }
 
-/// The role tokens of one cluster, read from (or written to) `DATA_DIR/tokens/ROLE`.
+/// The caller a bearer token proves: its role and, for a node, the node id its token names.
+public struct Caller: Sendable, Hashable {
+    public let role: Role
+    /// Set for `.node` callers only: node-scoped requests must name this node.
+    public let node: String?
+
+    public init(role: Role, node: String? = nil) {
+        self.role = role
+        self.node = node
+    }
+}
+
+/// Per-node tokens: `node.<id>.<hex HMAC-SHA256(key, "mm-node-identity.v1|<id>")>`. A service
+/// holding the key checks any node's token without a list of nodes (nodes added at run time
+/// need nothing provisioned), and a node holding only its own token cannot act as another:
+/// forging one needs the key.
+public struct NodeIdentity: Sendable {
+    public static let prefix = "node."
+    // SymmetricKey is not Sendable; the raw bytes are, and a key is cheap to rebuild.
+    private let keyBytes: [UInt8]
+
+    public init(keyHex: String) {
+        keyBytes = Array(keyHex.utf8)
+    }
+
+    public func token(for node: String) -> String {
+        Self.prefix + node + "." + mac(node).lowercaseHex
+    }
+
+    /// The node id `presented` names, if it is exactly that node's token under this key.
+    public func node(forToken presented: some StringProtocol) -> String? {
+        let bytes = Array(presented.utf8)
+        let prefix = Array(Self.prefix.utf8)
+        guard bytes.starts(with: prefix), let dot = bytes.lastIndex(of: UInt8(ascii: ".")), dot > prefix.count else { return nil }
+        let node = String(decoding: bytes[prefix.count..<dot], as: UTF8.self)
+        guard NodeID.isValid(node) else { return nil }
+        return constantTimeEqual(bytes, Array(token(for: node).utf8)) ? node : nil
+    }
+
+    private func mac(_ node: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Data("mm-node-identity.v1|\(node)".utf8), using: SymmetricKey(data: keyBytes)))
+    }
+}
+
+/// The tokens of one cluster, read from (or written to) `DATA_DIR/tokens/`: one per shared
+/// role, and the node-identity key from which each node's own token is derived.
 public struct RoleTokens: Sendable {
     public let tokens: [Role: String]
+    public let nodeIdentity: NodeIdentity?
     /// The tokens' bytes, converted once: every request is checked against all of them.
     private let expectedBytes: [(role: Role, bytes: [UInt8])]
 
-    public init(tokens: [Role: String]) {
-        self.tokens = tokens
-        self.expectedBytes = Role.allCases.compactMap { role in tokens[role].map { (role, Array($0.utf8)) } }
+    public init(tokens: [Role: String], nodeIdentity: NodeIdentity? = nil) {
+        self.tokens = tokens.filter { $0.key != .node }
+        self.nodeIdentity = nodeIdentity
+        self.expectedBytes = Role.sharedTokenRoles.compactMap { role in tokens[role].map { (role, Array($0.utf8)) } }
     }
 
+    /// A shared role's token; nil for `.node`, whose tokens are per node (`nodeToken(for:)`).
     public func token(for role: Role) -> String? { tokens[role] }
 
-    /// The role whose token equals `presented`, compared in constant time against every role
-    /// so the time taken reveals neither which role nor how many bytes matched.
-    public func role(forToken presented: some StringProtocol) -> Role? {
+    /// Node `node`'s own token (nil when this process does not hold the node-identity key).
+    public func nodeToken(for node: String) -> String? { nodeIdentity?.token(for: node) }
+
+    /// The token a caller of `role` presents: the role's shared one, or for `.node` the one
+    /// naming node `node`.
+    public func token(for role: Role, node: String) -> String? {
+        role == .node ? nodeToken(for: node) : token(for: role)
+    }
+
+    /// The role whose token equals `presented`.
+    public func role(forToken presented: some StringProtocol) -> Role? { caller(forToken: presented)?.role }
+
+    /// Who `presented` proves the caller to be. Shared role tokens are compared in constant
+    /// time against every role, so the time taken reveals neither which role nor how many
+    /// bytes matched; a node token is recomputed from its id and compared in constant time.
+    public func caller(forToken presented: some StringProtocol) -> Caller? {
+        if presented.hasPrefix(NodeIdentity.prefix) {
+            return nodeIdentity?.node(forToken: presented).map { Caller(role: .node, node: $0) }
+        }
         var found: Role?
         let presentedBytes = Array(presented.utf8)
         for expected in expectedBytes where constantTimeEqual(expected.bytes, presentedBytes) { found = expected.role }
-        return found
+        return found.map { Caller(role: $0) }
     }
 
-    /// Fresh random tokens for every role (256 bits each), written with mode 0600.
+    /// Fresh random tokens for every shared role, a node-identity key and a grant-signing
+    /// key (256 bits each), written with mode 0600.
     @discardableResult
     public static func generate(in dataDirectory: DataDirectory) throws -> RoleTokens {
         try dataDirectory.ensureTokensDirectory()
         var tokens: [Role: String] = [:]
-        for role in Role.allCases {
+        for role in Role.sharedTokenRoles {
             let token = randomHex(bytes: 32)
             try dataDirectory.writeSecret(token, to: dataDirectory.tokenPath(role))
             tokens[role] = token
         }
+        let identityKey = randomHex(bytes: 32)
+        try dataDirectory.writeSecret(identityKey, to: dataDirectory.nodeIdentityKeyPath)
+        // A shared node token from an older version would still be on disk: nothing accepts it.
+        try? FileManager.default.removeItem(atPath: dataDirectory.tokenPath(.node))
         try dataDirectory.writeSecret(randomHex(bytes: 32), to: dataDirectory.grantKeyPath)
-        return RoleTokens(tokens: tokens)
+        return RoleTokens(tokens: tokens, nodeIdentity: NodeIdentity(keyHex: identityKey))
     }
 
-    /// Reads every role's token. Missing files are an error naming the file, because a
-    /// service started without them could not authenticate anyone.
+    /// Reads every shared role's token and the node-identity key. Missing files are an error
+    /// naming the file, because a service started without them could not authenticate anyone.
     public static func load(from dataDirectory: DataDirectory) throws -> RoleTokens {
         var tokens: [Role: String] = [:]
-        for role in Role.allCases {
+        for role in Role.sharedTokenRoles {
             tokens[role] = try dataDirectory.readSecret(dataDirectory.tokenPath(role))
         }
-        return RoleTokens(tokens: tokens)
+        return RoleTokens(tokens: tokens, nodeIdentity: NodeIdentity(keyHex: try dataDirectory.readSecret(dataDirectory.nodeIdentityKeyPath)))
     }
 
     /// Loads the tokens, generating them first when the directory has none (a service
     /// started by hand, outside `mmctl start`).
     public static func loadOrGenerate(in dataDirectory: DataDirectory) throws -> RoleTokens {
         if FileManager.default.fileExists(atPath: dataDirectory.tokenPath(.supervisor)),
+           FileManager.default.fileExists(atPath: dataDirectory.nodeIdentityKeyPath),
            FileManager.default.fileExists(atPath: dataDirectory.grantKeyPath) {
             return try load(from: dataDirectory)
         }

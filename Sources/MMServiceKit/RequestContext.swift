@@ -10,15 +10,26 @@ public struct MMRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The role whose bearer token the request carried; nil on unauthenticated routes.
     public var role: Role?
+    /// For a node's token, the node id it names.
+    public var node: String?
     public var bodyLimit: Int
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.role = nil
+        self.node = nil
         self.bodyLimit = BodyLimit.current
     }
 
     public var maxUploadSize: Int { bodyLimit }
+
+    /// Refuses (403 `node_mismatch`, before anything changes) a node-scoped request that names
+    /// a node other than the one whose token it carries. Other roles cannot reach node routes.
+    public func requireActing(as named: String) throws {
+        // A malformed id names no node at all: the handler's own validation answers 400 for it.
+        guard role == .node, NodeID.isValid(named) else { return }
+        guard let node, node == named else { throw APIError.nodeMismatch(tokenNode: node ?? "?", named: named) }
+    }
     public var requestDecoder: MMRequestDecoder { MMRequestDecoder() }
     public var responseEncoder: MMResponseEncoder { MMResponseEncoder() }
 }

@@ -37,10 +37,15 @@ public struct ServiceEnvironment: Sendable {
     public var host: String { config.listen.host }
     public var port: Int { portOverride ?? config.port(of: process) }
 
+    /// The token this process presents: its role's, or for a node, the one naming its id.
+    public var ownToken: String? {
+        tokens.token(for: role, node: process.name)
+    }
+
     /// How this process calls `peer`, authenticating as its own role.
     /// The coordinator (any of its processes) is reached over every replica, with failover.
     public func endpoint(of peer: ClusterProcess, timeoutMs: Int64? = nil) -> ServiceEndpoint {
-        let token = tokens.token(for: role) ?? ""
+        let token = ownToken ?? ""
         let timeout = timeoutMs ?? config.http.clientTimeoutMs
         if peer.coordinatorReplicaIndex != nil {
             return .coordinator(config, token: token, transport: transport, timeoutMs: timeout)

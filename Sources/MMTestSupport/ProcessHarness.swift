@@ -96,10 +96,10 @@ public struct TestCluster: Sendable {
     public var setArguments: [String] { overrides.sorted { $0.key < $1.key }.flatMap { ["--set", "\($0.key)=\($0.value)"] } }
 
     /// `.coordinator` is every coordinator replica, with failover (`.coordinatorReplica(K)`
-    /// is that replica alone).
-    public func endpoint(_ process: ClusterProcess, as role: Role, timeoutMs: Int64 = 5_000) async throws -> ServiceEndpoint {
+    /// is that replica alone). A `.node` caller presents node `node`'s own token.
+    public func endpoint(_ process: ClusterProcess, as role: Role, node: String = "n1", timeoutMs: Int64 = 5_000) async throws -> ServiceEndpoint {
         let config = try await config
-        let token = tokens.token(for: role)!
+        let token = tokens.token(for: role, node: node)!
         if process == .coordinator {
             return .coordinator(config, token: token, transport: AHCTransport.shared, timeoutMs: timeoutMs)
         }

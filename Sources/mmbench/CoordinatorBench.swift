@@ -94,19 +94,20 @@ struct CoordinatorBench: AsyncParsableCommand {
         let storeName = backend == .embedded ? "embedded (SQLite, synchronous=FULL)" : "etcd (\(etcdEndpoints.count) member(s), fsync on)"
         print("\nstore: \(storeName)")
         let boundPort = try await port.wait()
-        let endpoint = ServiceEndpoint(baseURL: "http://127.0.0.1:\(boundPort)", token: tokens.token(for: .node)!, transport: AHCTransport.shared)
-        let client = CoordinatorClient(endpoint)
+        // Each simulated node calls with its own token, as real nodes do.
+        func client(_ node: String) -> CoordinatorClient {
+            CoordinatorClient(ServiceEndpoint(baseURL: "http://127.0.0.1:\(boundPort)", token: tokens.nodeToken(for: node)!, transport: AHCTransport.shared))
+        }
 
         // Every simulated node joins, then acquires what it is assigned.
         let nodeIds = (1...clients).map { "b\($0)" }
-        for node in nodeIds { _ = try await client.heartbeat(node: node, HeartbeatRequest(address: "http://127.0.0.1:1/\(node)")) }
-        let table = try await client.assignments()
+        for node in nodeIds { _ = try await client(node).heartbeat(node: node, HeartbeatRequest(address: "http://127.0.0.1:1/\(node)")) }
+        let table = try await client(nodeIds[0]).assignments()
         var held: [String: [AuthorityGrant]] = [:]
         for (symbol, node) in table.symbols.sorted(by: { $0.key < $1.key }) {
-            held[node, default: []].append(try await client.acquire(symbol: symbol, node: node))
+            held[node, default: []].append(try await client(node).acquire(symbol: symbol, node: node))
         }
         print("heartbeat + renew over HTTP: \(clients) connections (one simulated node each), \(httpSymbols) symbols held, \(seconds) s per mode, \(ProcessInfo.processInfo.activeProcessorCount) cores (load generator and server share them)")
-        let token = tokens.token(for: .node)!
         for batch in [false, true] {
             // Each connection alternates a heartbeat with a renew of one of its grants (round-robin)
             // or with one batch renew of all of them.
@@ -114,6 +115,7 @@ struct CoordinatorBench: AsyncParsableCommand {
             var renewalsPerCycle: [Int] = []
             for node in nodeIds {
                 let grants = held[node] ?? []
+                let token = tokens.nodeToken(for: node)!
                 let heartbeat = RawHTTPLoad.request(
                     "POST", CoordinatorRoutes.heartbeat.path(["node": node]), token: token,
                     json: try json(HeartbeatRequest(address: "http://127.0.0.1:1/\(node)")))
@@ -144,7 +146,7 @@ struct CoordinatorBench: AsyncParsableCommand {
                 outcome.percentileMs(0.5), outcome.percentileMs(0.99), outcome.errors))
         }
         // Every grant must still be the one acquired: the load renewed, it did not churn.
-        let authority = try await client.authority()
+        let authority = try await client(nodeIds[0]).authority()
         let expected = Dictionary(uniqueKeysWithValues: held.values.flatMap { $0 }.map { ($0.symbol, $0.fencingToken) })
         let intact = authority.authority.filter { expected[$0.symbol] == $0.fencingToken && $0.node != nil }.count
         print("  grants still held with their original tokens after the load: \(intact)/\(expected.count)")
@@ -157,8 +159,9 @@ struct CoordinatorBench: AsyncParsableCommand {
 
     /// Release and acquire again, one at a time, by the symbol's holder: each acquire mints a
     /// token, so it is a durable write on either store (the figure a failover waits for).
-    private func grantLatency(client: CoordinatorClient, held: [String: [AuthorityGrant]]) async throws {
+    private func grantLatency(client: (String) -> CoordinatorClient, held: [String: [AuthorityGrant]]) async throws {
         guard var grant = held.values.flatMap({ $0 }).min(by: { $0.symbol < $1.symbol }) else { return }
+        let client = client(grant.node)
         var samples: [Double] = []
         for _ in 0..<grantSamples {
             _ = try await client.release(symbol: grant.symbol, RenewRequest(node: grant.node, fencingToken: grant.fencingToken))

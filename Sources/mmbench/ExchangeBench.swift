@@ -105,14 +105,14 @@ struct ExchangeBench: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(25))
         }
         let signer = try GrantSigner(dataDirectory: directory)
-        let client = ExchangeClient(ServiceEndpoint(baseURL: base, token: tokens.token(for: .node)!, transport: AHCTransport.shared))
+        let client = ExchangeClient(ServiceEndpoint(baseURL: base, token: tokens.nodeToken(for: "n1")!, transport: AHCTransport.shared))
         let symbols = config.symbolNames
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let grants = symbols.map { signer.sign(symbol: $0, node: "n1", fencingToken: 1, grantedAtMs: now, expiresAtMs: now + 3_600_000) }
         // Requests encoded up front and sent by the lean raw-socket generator, so the client
         // side costs little of the shared cores; each connection cycles through its symbol's
         // prices so every request really changes the book.
-        let token = tokens.token(for: .node)!
+        let token = tokens.nodeToken(for: "n1")!
         var cycles: [[[UInt8]]] = []
         for worker in 0..<clients {
             let index = worker % symbols.count

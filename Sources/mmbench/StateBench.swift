@@ -160,7 +160,7 @@ struct StateBench: AsyncParsableCommand {
 
         let baseURL = config.baseURL(of: .state)
         let writer = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.token(for: .exchange)!, transport: AHCTransport.shared, timeoutMs: 30_000))
-        let reader = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.token(for: .node)!, transport: AHCTransport.shared))
+        let reader = TradingStateClient(ServiceEndpoint(baseURL: baseURL, token: tokens.nodeToken(for: "n1")!, transport: AHCTransport.shared))
         for _ in 0..<200 {
             if (try? await reader.positions()) != nil { break }
             try await Task.sleep(for: .milliseconds(25))

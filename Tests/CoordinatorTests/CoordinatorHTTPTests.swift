@@ -45,9 +45,11 @@ import Testing
             var details: [String: String] { (try? MMJSON.decode(ErrorEnvelope.self, from: body))?.error.details ?? [:] }
         }
 
+        /// A `.node` request carries the token of the node it names (in its path or body), as
+        /// a well-behaved node's would; one node acting as another is tested with `token:`.
         func send(_ method: HTTPRequest.Method, _ uri: String, as role: Role? = .node, token: String? = nil, json: String? = nil) async throws -> Reply {
             var headers = HTTPFields()
-            if let role { headers[.authorization] = "Bearer \(tokens.token(for: role)!)" }
+            if let role { headers[.authorization] = "Bearer \(tokens.token(for: role, node: Self.namedNode(uri: uri, json: json))!)" }
             if let token { headers[.authorization] = "Bearer \(token)" }
             if json != nil { headers[.contentType] = "application/json" }
             let response = try await client.execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
@@ -56,6 +58,12 @@ import Testing
 
         func send(_ method: HTTPRequest.Method, _ uri: String, as role: Role = .node, body: some Encodable) async throws -> Reply {
             try await send(method, uri, as: role, json: String(decoding: try MMJSON.encode(body), as: UTF8.self))
+        }
+
+        static func namedNode(uri: String, json: String?) -> String {
+            if let json, let match = json.firstMatch(of: /"node"\s*:\s*"([a-z0-9-]+)"/) { return String(match.1) }
+            if let match = uri.firstMatch(of: /^\/v1\/members\/([a-z0-9-]+)/) { return String(match.1) }
+            return "n1"
         }
 
         func heartbeat(_ node: String) async throws -> Reply {
@@ -88,6 +96,50 @@ import Testing
             #expect(after[0].status == .left)
             #expect(try await client.send(.delete, "/v1/members/n9").code == "unknown_node")
             #expect(try await client.send(.delete, "/v1/members/n9").status == 404)
+        }
+    }
+
+    /// Node n1's token acting as n2, route by route, with n2's own live grant: 403
+    /// `node_mismatch`, and members, grants and events are exactly as before. n2's own token
+    /// then does the same requests, so it is the identity that refused them.
+    @Test func oneNodesTokenCannotActAsAnother() async throws {
+        let fixture = try await Fixture()
+        try await fixture.run { client in
+            #expect(try await client.heartbeat("n1").status == 200)
+            #expect(try await client.heartbeat("n2").status == 200)
+            let table = try await client.send(.get, "/v1/assignments", as: .observer).decode(AssignmentTable.self)
+            let symbol = try #require(table.symbols.first { $0.value == "n2" }?.key)
+            let grant = try await client.acquire(symbol, "n2").decode(AuthorityGrant.self)
+            func snapshot() async throws -> [Data] {
+                var bodies: [Data] = []
+                for uri in ["/v1/members", "/v1/authority", "/v1/assignments", "/v1/events"] { bodies.append(try await client.send(.get, uri, as: .observer).body) }
+                return bodies
+            }
+            let before = try await snapshot()
+            let n1 = client.tokens.token(for: .node, node: "n1")!
+            let n2 = client.tokens.token(for: .node, node: "n2")!
+            func json(_ value: some Encodable) throws -> String { String(decoding: try MMJSON.encode(value), as: UTF8.self) }
+            let renew = RenewRequest(node: "n2", fencingToken: grant.fencingToken, grant: grant)
+            let attempts: [(HTTPRequest.Method, String, String?)] = [
+                (.post, "/v1/members/n2/heartbeat", try json(HeartbeatRequest(address: "http://127.0.0.1:1/n2"))),
+                (.post, "/v1/authority/\(symbol)/renew", try json(renew)),
+                (.post, "/v1/authority/renew", try json(BatchRenewRequest(node: "n2", grants: [.init(symbol: symbol, fencingToken: grant.fencingToken, grant: grant)]))),
+                (.post, "/v1/authority/\(symbol)/release", try json(RenewRequest(node: "n2", fencingToken: grant.fencingToken))),
+                // After the release in n2's own pass: acquiring again mints a new token.
+                (.post, "/v1/authority/\(symbol)/acquire", try json(AcquireRequest(node: "n2"))),
+                (.delete, "/v1/members/n2", nil),
+            ]
+            for (method, uri, body) in attempts {
+                let reply = try await client.send(method, uri, token: n1, json: body)
+                #expect(reply.status == 403, "\(method) \(uri): \(String(decoding: reply.body, as: UTF8.self))")
+                #expect(reply.code == "node_mismatch", "\(method) \(uri)")
+                #expect(reply.details["token_node"] == "n1" && reply.details["node"] == "n2", "\(method) \(uri)")
+            }
+            #expect(try await snapshot() == before, "a refused request changed the coordinator's state")
+            for (method, uri, body) in attempts {
+                let reply = try await client.send(method, uri, token: n2, json: body)
+                #expect(reply.status == 200, "\(method) \(uri) as n2: \(String(decoding: reply.body, as: UTF8.self))")
+            }
         }
     }
 

@@ -11,7 +11,8 @@ import Testing
 /// error envelope, and the exchange's state is unchanged afterwards.
 @Suite("Exchange HTTP")
 struct ExchangeHTTPTests {
-    static let tokens = RoleTokens(tokens: Dictionary(uniqueKeysWithValues: Role.allCases.map { ($0, "token-\($0.rawValue)") }))
+    static let tokens = RoleTokens(
+        tokens: Dictionary(uniqueKeysWithValues: Role.sharedTokenRoles.map { ($0, "token-\($0.rawValue)") }), nodeIdentity: NodeIdentity(keyHex: "node-identity-test-key"))
 
     func withApp(_ test: @escaping @Sendable (any TestClientProtocol, ExchangeCore, ManualClock) async throws -> Void) async throws {
         let config = try await Fixture.config()
@@ -29,7 +30,7 @@ struct ExchangeHTTPTests {
 
     static func headers(_ role: Role?) -> HTTPFields {
         var fields = HTTPFields()
-        if let role { fields[.authorization] = "Bearer token-\(role.rawValue)" }
+        if let role { fields[.authorization] = "Bearer \(tokens.token(for: role, node: "n1")!)" }
         fields[.contentType] = "application/json"
         return fields
     }
@@ -73,7 +74,7 @@ struct ExchangeHTTPTests {
         Bad(name: "observer may not quote", method: .put, uri: "/v1/quotes/ACME", role: .observer, body: quoteBody(), status: 403, code: "forbidden_role"),
         Bad(name: "exchange role may not quote", method: .put, uri: "/v1/quotes/ACME", role: .exchange, body: quoteBody(), status: 403, code: "forbidden_role"),
         Bad(name: "forged grant", method: .put, uri: "/v1/quotes/ACME", role: .node, body: quoteBody(grant: Fixture.grant(signer: Fixture.foreignSigner)), status: 403, code: ExchangeErrorCode.invalidGrant),
-        Bad(name: "someone else's grant", method: .put, uri: "/v1/quotes/ACME", role: .node, body: quoteBody(node: "n2"), status: 403, code: ExchangeErrorCode.invalidGrant),
+        Bad(name: "someone else's grant", method: .put, uri: "/v1/quotes/ACME", role: .node, body: quoteBody(grant: Fixture.grant(node: "n2")), status: 403, code: ExchangeErrorCode.invalidGrant),
         Bad(name: "expired grant", method: .put, uri: "/v1/quotes/ACME", role: .node, body: quoteBody(grant: Fixture.grant(expiresAtMs: Fixture.startMs)), status: 409, code: ExchangeErrorCode.grantExpired),
         Bad(name: "stale token", method: .put, uri: "/v1/quotes/ACME", role: .node, body: quoteBody(grant: Fixture.grant(token: 2)), status: 409, code: ExchangeErrorCode.staleFencingToken),
         Bad(name: "deadman timeout 0", method: .post, uri: "/v1/deadman", role: .node, body: #"{"node":"n1","timeout_ms":0}"#, status: 400, code: "invalid_field"),
@@ -110,6 +111,52 @@ struct ExchangeHTTPTests {
             #expect(stats.rejections[ExchangeErrorCode.offTickGrid] == 1)
             #expect(stats.rejections[ExchangeErrorCode.staleFencingToken] == 1)
             #expect(stats.staleAccepted == 0)
+        }
+    }
+
+    /// Node n1's token acting as n2 with n2's own, valid grant, on every node-scoped route:
+    /// 403 `node_mismatch` and nothing changes. The same requests with n2's token succeed,
+    /// so it is the identity that refuses them, not some other rule.
+    @Test("a node's token acting as another node is refused on every node route and changes nothing")
+    func oneNodeActingAsAnother() async throws {
+        try await withApp { client, core, _ in
+            let n1 = Self.tokens.token(for: .node, node: "n1")!
+            let n2 = Self.tokens.token(for: .node, node: "n2")!
+            func headers(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)", .contentType: "application/json"] }
+            // n2 quotes BOLT and rests an order on it, so cancels have something to act on.
+            try await client.execute(uri: "/v1/quotes/BOLT", method: .put, headers: headers(n2), body: Self.json(Fixture.quote("BOLT", node: "n2", bid: 4_990, ask: 5_010))) {
+                #expect($0.status == .ok, "\(String(buffer: $0.body))")
+            }
+            let order = try await client.execute(uri: "/v1/orders", method: .post, headers: headers(n2),
+                                                 body: Self.json(Fixture.order("c1", symbol: "BOLT", node: "n2", side: .buy, price: 4_980, qty: 1))) {
+                try MMJSON.decode(OrderAck.self, from: Data($0.body.readableBytesView))
+            }
+            let quotesBefore = await core.quotes()
+            let journalBefore = await core.snapshot.journalSeq
+            #expect(await core.deadmanDeadline("n2") == nil)
+            let attempts: [(String, HTTPRequest.Method, String, ByteBuffer)] = [
+                ("replace quote", .put, "/v1/quotes/BOLT", Self.json(Fixture.quote("BOLT", node: "n2", bid: 4_980, ask: 5_020))),
+                ("cancel quote", .delete, "/v1/quotes/BOLT", Self.json(Fixture.fenced("BOLT", node: "n2"))),
+                ("submit order", .post, "/v1/orders", Self.json(Fixture.order("c2", symbol: "BOLT", node: "n2", side: .buy, price: 4_970, qty: 1))),
+                ("cancel order", .delete, "/v1/orders/\(order.orderId)", Self.json(Fixture.fenced("BOLT", node: "n2"))),
+                ("arm dead-man's switch", .post, "/v1/deadman", Self.json(DeadmanRequest(node: "n2", timeoutMs: 1_000))),
+            ]
+            for (name, method, uri, body) in attempts {
+                try await client.execute(uri: uri, method: method, headers: headers(n1), body: body) { response in
+                    #expect(response.status == .forbidden, "\(name): \(String(buffer: response.body))")
+                    #expect(Self.code(response) == "node_mismatch", "\(name)")
+                }
+            }
+            #expect(await core.quotes() == quotesBefore)
+            #expect(await core.snapshot.journalSeq == journalBefore)
+            #expect(await core.deadmanDeadline("n2") == nil)
+            // n2's own token does each of them.
+            for (name, method, uri, body) in attempts {
+                try await client.execute(uri: uri, method: method, headers: headers(n2), body: body) { response in
+                    #expect(response.status == .ok, "\(name) as n2: \(String(buffer: response.body))")
+                }
+            }
+            #expect(await core.deadmanDeadline("n2") != nil)
         }
     }
 

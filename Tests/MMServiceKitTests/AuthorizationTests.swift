@@ -35,7 +35,7 @@ import Testing
         return buildApplication(environment, router: router)
     }
 
-    func bearer(_ role: Role) -> HTTPFields { [.authorization: "Bearer \(tokens.token(for: role)!)"] }
+    func bearer(_ role: Role) -> HTTPFields { [.authorization: "Bearer \(tokens.token(for: role, node: "n1")!)"] }
 
     func errorCode(_ response: TestResponse) -> String {
         (try? MMJSON.decode(ErrorEnvelope.self, from: Data(response.body.readableBytesView)).error.code) ?? "not an error envelope"

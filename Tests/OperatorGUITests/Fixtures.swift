@@ -62,7 +62,7 @@ enum Fixtures {
     static func environment(clock: any EpochClock = ManualClock(startMs: t0), port: Int = 0) throws -> ServiceEnvironment {
         let directory = DataDirectory(NSTemporaryDirectory() + "mm-gui-unit-\(UUID().uuidString.prefix(8))")
         var tokens: [Role: String] = [:]
-        for role in Role.allCases { tokens[role] = "token-\(role.rawValue)" }
+        for role in Role.sharedTokenRoles { tokens[role] = "token-\(role.rawValue)" }
         return ServiceEnvironment(process: .gui, role: .observer, config: config, dataDirectory: directory, tokens: RoleTokens(tokens: tokens), clock: clock, portOverride: port)
     }
 

@@ -32,7 +32,7 @@ struct HTTPTests {
 
     static func headers(_ environment: ServiceEnvironment, _ role: Role?) -> HTTPFields {
         var fields = HTTPFields()
-        if let role { fields[.authorization] = "Bearer \(environment.tokens.token(for: role)!)" }
+        if let role { fields[.authorization] = "Bearer \(environment.tokens.token(for: role, node: "n1")!)" }
         fields[.contentType] = "application/json"
         return fields
     }
