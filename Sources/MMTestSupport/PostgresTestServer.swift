@@ -130,7 +130,7 @@ public final class PostgresTestServer: Sendable {
             // page cache before it is acknowledged, so kill -9 of the server loses nothing
             // committed, as on a production server.
             "-c", "fsync=\(durable ? "on" : "off")", "-c", "full_page_writes=\(durable ? "on" : "off")",
-            "-c", "max_connections=100", "-c", "shared_buffers=32MB",
+            "-c", "max_connections=300", "-c", "shared_buffers=32MB",
             "-c", "logging_collector=off", "-c", "log_min_messages=warning",
         ])
         let process = Process()
