@@ -53,6 +53,7 @@ public actor CoordinatorEngine {
     /// Signalled whenever the event log grows (event long-polls and parked acquires wait on it:
     /// a release, a lapse, a leave or a death is always an event).
     private let eventsChanged = ChangeSignal()
+    let metrics = CoordinatorMetrics()
 
     /// Loads the durable state and logs `coordinator_started` (which starts the quiet period
     /// when the store shows a previous run).
@@ -161,9 +162,11 @@ public actor CoordinatorEngine {
     /// lets the grant continue (re-adoption, see `CoordinatorState.renew`).
     public func renew(symbol: String, node: String, fencingToken: Int64, presented: AuthorityGrant? = nil) async throws -> AuthorityGrant {
         let signer = signer
-        return sign(try await mutate { state, now throws(CoordinatorRefusal) in
+        let grant = sign(try await mutate { state, now throws(CoordinatorRefusal) in
             try state.renew(symbol: symbol, node: node, fencingToken: fencingToken, presented: presented, isAuthentic: signer.isAuthentic, nowMs: now)
         })
+        metrics.renewed(1)
+        return grant
     }
 
     /// Renews each listed grant independently: one refusal does not fail the others.
@@ -192,6 +195,7 @@ public actor CoordinatorEngine {
                 result.refused.append(.init(symbol: item.symbol, code: refusal.code, message: refusal.apiError.message))
             }
         }
+        metrics.renewed(result.renewed.count)
         return result
     }
 
@@ -313,7 +317,9 @@ public actor CoordinatorEngine {
         if !mutation.isEmpty {
             do {
                 try await store.commit(mutation)
+                metrics.committed(mutation.events)
             } catch {
+                metrics.storeFailed()
                 logger.error("coordinator store write failed, reloading from the store: \(error)")
                 needsReload = true
                 try? await reload()
@@ -455,6 +461,7 @@ public actor CoordinatorEngine {
                 written = try await store.commit(from: committed, to: next, events: events, ifRevision: revision)
             } catch {
                 // The write may or may not have happened: read the store again before deciding anything.
+                metrics.storeFailed()
                 needsReload = true
                 storeError = "\(error)"
                 reportStoreFailure("etcd write failed (outcome unknown, re-reading before the next decision): \(error)")
@@ -467,6 +474,7 @@ public actor CoordinatorEngine {
             state = working
             committed = next
             revision = written
+            metrics.committed(events)
             storeError = nil
             reportStoreRecovered()
             signalChanges(versionBefore: versionBefore, headBefore: headBefore)

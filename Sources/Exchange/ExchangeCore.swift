@@ -32,6 +32,9 @@ public actor ExchangeCore {
     private var markedFillCount = 0
     /// Signalled whenever fills are published; `/v1/fills` long-polls wait on it.
     private let fillsPublished = ChangeSignal()
+    let metrics: ExchangeMetrics
+    /// When unquoted time was last added up (nil before the first round).
+    private var quotingAccountedAtMs: EpochMs?
 
     /// Longest accepted dead-man timeout: anything longer is a caller bug, not a setting.
     public static let maxDeadmanTimeoutMs: Int64 = 60_000
@@ -47,7 +50,9 @@ public actor ExchangeCore {
         state = recovered.state
         audit = recovered.audit
         firstStartMs = try journal.firstStartMs(recordingIfAbsent: clock.nowMs())
-        committer = GroupCommitter(journal: journal, durableSeq: recovered.state.journalSeq)
+        metrics = ExchangeMetrics(symbols: config.symbolNames)
+        let commitLatency = metrics.journalCommit
+        committer = GroupCommitter(journal: journal, durableSeq: recovered.state.journalSeq) { commitLatency.record($0) }
         paths = config.symbols.map { ReferencePricePath(seed: config.seed, spec: $0, settings: config.exchange) }
         flow = ExternalFlowGenerator(config: config)
         lastFlowIndex = recovered.state.lastFlowIndex
@@ -66,6 +71,7 @@ public actor ExchangeCore {
     private func rejected<T>(_ body: () throws(APIError) -> T) throws(APIError) -> T {
         do { return try body() } catch {
             rejections[error.code, default: 0] += 1
+            metrics.fencingRejections[error.code]?.increment()
             throw error
         }
     }
@@ -92,6 +98,7 @@ public actor ExchangeCore {
         let now = clock.nowMs()
         let entries = try rejected { () throws(APIError) in try state.decideReplaceQuote(symbol: symbol, request, signer: signer, nowMs: now) }
         let seq = commit(entries)
+        metrics.quotesReplaced.increment()
         let quote = state.quote(symbol) ?? Quote(symbol: symbol, node: request.node, fencingToken: request.grant.fencingToken,
                                                   bidPrice: nil, bidQty: 0, askPrice: nil, askQty: 0, updatedAtMs: now)
         return (quote, seq)
@@ -101,6 +108,7 @@ public actor ExchangeCore {
         let now = clock.nowMs()
         let decision = try rejected { () throws(APIError) in try state.decideCancelQuote(symbol: symbol, request, signer: signer, nowMs: now) }
         let seq = commit(decision.entries)
+        if decision.cancelled { metrics.quotesCancelled.increment() }
         return (QuoteCancelResult(symbol: symbol, cancelled: decision.cancelled), seq)
     }
 
@@ -162,12 +170,26 @@ public actor ExchangeCore {
             guard !entries.isEmpty else { continue }
             _ = commit(entries)
             pulled.append(node)
+            metrics.deadmanFirings.increment()
             logger.warning("dead-man's switch fired for \(node): its quotes and orders were cancelled")
         }
         return pulled
     }
 
     public func deadmanDeadline(_ node: String) -> EpochMs? { deadmen[node] }
+
+    /// Adds the time since the last call to `mm_exchange_unquoted_seconds_total` of every
+    /// symbol without a two-sided quote now (so the figure is exact to one call's interval).
+    public func accountUnquotedTime() {
+        let now = clock.nowMs()
+        defer { quotingAccountedAtMs = now }
+        guard let last = quotingAccountedAtMs, now > last else { return }
+        let seconds = Double(now - last) / 1_000
+        for spec in config.symbols {
+            let quote = state.quote(spec.symbol)
+            if quote?.bidPrice == nil || quote?.askPrice == nil { metrics.unquoted[spec.symbol]?.increment(by: seconds) }
+        }
+    }
 
     /// One round of external flow: at most one order per symbol for the current flow index
     /// (a stalled loop skips indices rather than bursting). Returns the orders that traded.
@@ -206,8 +228,13 @@ public actor ExchangeCore {
             fillMarks.removeFirst()
         }
         guard newCount > publishedFillCount else { return }
-        for index in publishedFillCount..<newCount { digest.append(state.fills[index]) }
+        for index in publishedFillCount..<newCount {
+            digest.append(state.fills[index])
+            metrics.fills[state.fills[index].symbol]?.increment()
+        }
         publishedFillCount = newCount
+        metrics.publishedFillSeq.set(Int64(newCount))
+        metrics.staleAccepted.set(audit.staleAccepted)
         fillsPublished.signal()
     }
 

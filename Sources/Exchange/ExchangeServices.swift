@@ -60,6 +60,7 @@ extension ExchangeCore {
             PeriodicService(name: "external-flow", intervalMs: max(1, config.flow.intervalMs / 2)) { await core.generateFlow() },
             PeriodicService(name: "deadman-sweep", intervalMs: 20) { await core.sweepDeadmen() },
             PeriodicService(name: "price-ticks", intervalMs: config.exchange.priceIntervalMs) { await core.advancePrices() },
+            PeriodicService(name: "unquoted-time", intervalMs: 250) { await core.accountUnquotedTime() },
         ]
     }
 }

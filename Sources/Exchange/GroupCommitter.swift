@@ -21,8 +21,12 @@ public final class GroupCommitter: Sendable {
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    public init(journal: any ExchangeJournal, durableSeq: Int64) {
+    /// Told how long each batch took to become durable (the journal-commit latency metric).
+    private let recordCommit: @Sendable (Duration) -> Void
+
+    public init(journal: any ExchangeJournal, durableSeq: Int64, recordCommit: @escaping @Sendable (Duration) -> Void = { _ in }) {
         self.journal = journal
+        self.recordCommit = recordCommit
         var initial = State()
         initial.durableSeq = durableSeq
         state = Mutex(initial)
@@ -74,7 +78,9 @@ public final class GroupCommitter: Sendable {
             }
             guard let last = batch.last else { return }
             do {
+                let started = ContinuousClock.now
                 try await journal.append(batch)
+                recordCommit(ContinuousClock.now - started)
             } catch {
                 let waiters = state.withLock { state in
                     state.failure = "\(error)"

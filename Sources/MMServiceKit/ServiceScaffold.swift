@@ -32,7 +32,7 @@ public func buildServiceRouter(
 ) -> AuthorizedRouter {
     BodyLimit.set(environment.config.http.maxBodyBytes)
     let authorized = AuthorizedRouter(tokens: environment.tokens)
-    authorized.router.add(middleware: MetricsMiddleware())
+    authorized.router.add(middleware: RequestMetricsMiddleware())
     authorized.openGet(CommonRoutes.healthz) { _, _ in
         try jsonResponse(HealthBody(status: "ok", detail: environment.process.name))
     }
@@ -42,14 +42,17 @@ public func buildServiceRouter(
             HealthBody(status: state.ready ? "ready" : "not_ready", detail: state.detail),
             status: state.ready ? .ok : .serviceUnavailable)
     }
-    authorized.openGet(CommonRoutes.metrics) { _, _ in
-        var headers = HTTPFields()
-        headers[.contentType] = "text/plain; version=0.0.4"
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: MetricsBootstrap.registry.emitToString())))
-    }
+    authorized.openGet(CommonRoutes.metrics) { _, _ in metricsResponse() }
     let info = environment.info
     authorized.on(CommonRoutes.info) { _, _ in info }
     return authorized
+}
+
+/// The process's metrics in the Prometheus text format (`GET /metrics`).
+public func metricsResponse() -> Response {
+    var headers = HTTPFields()
+    headers[.contentType] = "text/plain; version=0.0.4"
+    return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: MetricsBootstrap.registry.emitToString())))
 }
 
 /// Builds the Hummingbird application bound to the service's loopback address.

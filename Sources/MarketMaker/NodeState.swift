@@ -139,14 +139,18 @@ public actor NodeState {
     public private(set) var shuttingDown = false
     public private(set) var assignmentsVersion: Int64 = -1
     public private(set) var assigned: Set<String> = []
-    public private(set) var leases: [String: GrantLease] = [:]
+    public private(set) var leases: [String: GrantLease] = [:] {
+        didSet { if leases.count != oldValue.count { NodeMetrics.shared.held(leases.count) } }
+    }
     public private(set) var pendingLosses: [String: PendingLoss] = [:]
     public private(set) var prices: [String: ReferencePrice] = [:]
     public private(set) var positions: [String: Position] = [:]
     public private(set) var positionsVersion: Int64 = -1
     public private(set) var lastSent: [String: SentQuote] = [:]
     private var retryAt: [String: MonotonicInstant] = [:]
-    public private(set) var counters = NodeCounters()
+    public private(set) var counters = NodeCounters() {
+        didSet { NodeMetrics.shared.mirror(from: oldValue, to: counters) }
+    }
 
     public init(settings: NodeSettings, time: any MonotonicTimeSource, clock: any EpochClock, logger: Logger) {
         self.settings = settings

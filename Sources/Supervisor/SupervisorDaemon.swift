@@ -222,8 +222,14 @@ struct SupervisorHealth: Codable, Sendable {
 func buildControlRouter(supervisor: ProcessSupervisor, tokens: RoleTokens, config: ClusterConfig, shutdown: ShutdownRequests) -> AuthorizedRouter {
     BodyLimit.set(config.http.maxBodyBytes)
     let authorized = AuthorizedRouter(tokens: tokens)
+    authorized.router.add(middleware: RequestMetricsMiddleware())
     authorized.openGet(CommonRoutes.healthz) { _, _ in
         try jsonResponse(SupervisorHealth(status: "ok", detail: "supervisor"))
+    }
+    let metrics = SupervisorMetrics()
+    authorized.openGet(CommonRoutes.metrics) { _, _ in
+        metrics.update(from: await supervisor.processList())
+        return metricsResponse()
     }
     authorized.openGet(CommonRoutes.readyz) { _, _ in
         let phase = await supervisor.phase

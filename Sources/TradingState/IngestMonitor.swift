@@ -16,22 +16,35 @@ public actor IngestMonitor {
 
     func observedHead(_ headSeq: Int64) {
         exchangeHeadSeq = headSeq
+        publishGauges()
+    }
+
+    private func publishGauges() {
+        let metrics = TradingStateMetrics.shared
+        metrics.cursor.set(cursor)
+        if let exchangeHeadSeq { metrics.lag.set(max(0, exchangeHeadSeq - cursor)) }
+        metrics.ingesting.set(Int64(ingesting ? 1 : 0))
     }
 
     /// Whether this replica pulls the exchange's log (false while another replica does).
     public private(set) var ingesting = true
 
-    func setIngesting(_ value: Bool) { ingesting = value }
+    func setIngesting(_ value: Bool) {
+        ingesting = value
+        publishGauges()
+    }
 
     /// The stored cursor, as another replica left it (a follower's view, or a new leader's start).
     func adopt(cursor: Int64, lastBatchAtMs: EpochMs?) {
         self.cursor = cursor
         if let lastBatchAtMs { self.lastBatchAtMs = lastBatchAtMs }
+        publishGauges()
     }
 
     func applied(cursor: Int64, atMs: EpochMs) {
         self.cursor = cursor
         lastBatchAtMs = atMs
+        publishGauges()
     }
 
     /// A healthy round trip: the error shown is the current problem, not history. Returns
@@ -52,6 +65,7 @@ public actor IngestMonitor {
         lastError = message
         lastErrorAtMs = atMs
         consecutiveFailures += 1
+        TradingStateMetrics.shared.ingestErrors.increment()
         return isNew
     }
 

@@ -32,7 +32,9 @@ public final class TradingLedger: Sendable {
         if let clash = Self.conflictWithinBatch(fills) { throw clash }
         let commit: LedgerCommit
         do {
+            let started = ContinuousClock.now
             commit = try await repository.record(fills, atMs: clock.nowMs())
+            Self.count(commit.recorded.count, duplicates: commit.duplicates.count, since: started)
         } catch let rejection as LedgerRejection {
             logger.error("refused pushed batch of \(fills.count) fills, nothing recorded: \(rejection)")
             throw rejection
@@ -58,7 +60,9 @@ public final class TradingLedger: Sendable {
             let state = try await repository.cursorState()
             commit = IngestCommit(recorded: [], duplicates: [], cursor: state.cursor, view: await broadcaster.current, stoppedAt: nil)
         } else {
+            let started = ContinuousClock.now
             commit = try await repository.ingest(applicable, atMs: clock.nowMs())
+            Self.count(commit.recorded.count, duplicates: commit.duplicates.count, since: started)
             await broadcaster.publish(commit.view)
         }
         if commit.stoppedAt == nil, let invalid { commit.stoppedAt = invalid }
@@ -66,6 +70,13 @@ public final class TradingLedger: Sendable {
     }
 
     public func positions() async -> PositionsView { await broadcaster.current }
+
+    private static func count(_ recorded: Int, duplicates: Int, since started: ContinuousClock.Instant) {
+        let metrics = TradingStateMetrics.shared
+        metrics.commit.record(ContinuousClock.now - started)
+        if recorded > 0 { metrics.fillsRecorded.increment(by: Int64(recorded)) }
+        if duplicates > 0 { metrics.duplicates.increment(by: Int64(duplicates)) }
+    }
 
     /// Reads the positions again from the store and publishes them if they are newer: how a
     /// replica that does not ingest sees what the ingesting one wrote (its readers and

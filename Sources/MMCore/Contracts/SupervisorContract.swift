@@ -18,7 +18,7 @@ public enum SupervisorRoutes {
     public static let all: [RouteSpec] = [processes, signal, restart, addNode, removeNode, shutdown, events, logs]
 }
 
-public enum ProcessState: String, Codable, Sendable {
+public enum ProcessState: String, Codable, Sendable, CaseIterable {
     case starting, running, backoff, fatal, stopped, stopping
 }
 
