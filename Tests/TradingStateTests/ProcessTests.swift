@@ -186,9 +186,11 @@ struct ProcessTests {
 
             // Reads on the survivor every 10 ms from before the kill until the takeover.
             let failedReads = Mutex<[String]>([])
+            // Stopped by a flag, not by cancellation: a cancelled read would count as a failed one.
+            let keepReading = Mutex(true)
             let reader = Task {
                 var reads = 0
-                while !Task.isCancelled {
+                while keepReading.withLock({ $0 }) {
                     do { _ = try await survivor.positions() } catch { failedReads.withLock { $0.append("\(error)") } }
                     reads += 1
                     try? await Task.sleep(for: .milliseconds(10))
@@ -208,7 +210,7 @@ struct ProcessTests {
             #expect(tookOver, "the surviving replica never ingested; its log:\n\(replicas[1 - killed].logTail())")
             #expect(takeover < .seconds(1), "ingest resumed only \(takeover) after the kill")
             try await Task.sleep(for: .milliseconds(200))
-            reader.cancel()
+            keepReading.withLock { $0 = false }
             let reads = await reader.value
             #expect(reads > 10)
             #expect(failedReads.withLock { $0 }.isEmpty, "reads failed on the surviving replica: \(failedReads.withLock { $0 })")
