@@ -161,6 +161,17 @@ let package = Package(
         .testTarget(name: "OperatorGUITests", dependencies: serviceTest("OperatorGUI")),
         .testTarget(name: "ClusterCheckTests", dependencies: ["ClusterCheck", "MMCore", "MMTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "SupervisorTests", dependencies: serviceTest("Supervisor") + ["CurlClient", "ProcessKit"]),
+        // docs/openapi.yaml against every route table and against real responses of every service, in process.
+        .testTarget(
+            name: "OpenAPIContractTests",
+            dependencies: [
+                "MMCore", "MMServiceKit", "MMTestSupport", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI", "Supervisor",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )
 
