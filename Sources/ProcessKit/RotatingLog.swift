@@ -56,6 +56,13 @@ public final class RotatingLog: Sendable {
 
     private func rotate(_ state: inout State) {
         close(state.descriptor)
+        Self.shiftFiles(path: path, keep: keep)
+        state.descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        state.size = 0
+    }
+
+    /// NAME → NAME.1 → … → NAME.KEEP; the oldest is dropped and NAME no longer exists.
+    static func shiftFiles(path: String, keep: Int) {
         let fileManager = FileManager.default
         try? fileManager.removeItem(atPath: "\(path).\(keep)")
         if keep > 1 {
@@ -64,8 +71,6 @@ public final class RotatingLog: Sendable {
             }
         }
         try? fileManager.moveItem(atPath: path, toPath: "\(path).1")
-        state.descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        state.size = 0
     }
 
     /// The last `lines` lines of the current file (and of older rotations when the current
@@ -94,5 +99,31 @@ public final class RotatingLog: Sendable {
             if collected.count >= lines { break }
         }
         return collected.suffix(lines).map(String.init)
+    }
+}
+
+/// Rotates the file this process's own stdout and stderr write to: the supervisor's log, which
+/// `mmctl start` opens as the detached supervisor's fd 1 and 2. Past `maxBytes` the files shift
+/// (NAME.log → NAME.log.1 …) and a fresh NAME.log is dup2'ed onto fd 1 and 2. Output keeps
+/// going straight to the file, never through an in-process pipe reader, so the last words of a
+/// crash (a fatal error, a backtrace) can never be lost with the reader.
+public enum StandardStreamRotation {
+    /// True when it rotated. Does nothing when fd 2 is not `path` (a foreground supervisor
+    /// writing to a terminal, or a log someone else moved away).
+    @discardableResult
+    public static func rotateIfNeeded(path: String, maxBytes: Int64, keep: Int) -> Bool {
+        var stream = stat()
+        var file = stat()
+        guard fstat(2, &stream) == 0, stat(path, &file) == 0, stream.st_dev == file.st_dev, stream.st_ino == file.st_ino,
+              Int64(file.st_size) > maxBytes else { return false }
+        RotatingLog.shiftFiles(path: path, keep: max(1, keep))
+        let fresh = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fresh >= 0 else { return false }
+        // stdout shares the file only when it was given the same one (as mmctl start does).
+        var out = stat()
+        if fstat(1, &out) == 0, out.st_dev == stream.st_dev, out.st_ino == stream.st_ino { dup2(fresh, 1) }
+        dup2(fresh, 2)
+        close(fresh)
+        return true
     }
 }

@@ -94,6 +94,17 @@ public enum SupervisorDaemon {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        // The supervisor's own log (its stdout and stderr) is rotated like every child's.
+        let ownLog = dataDirectory.logPath("supervisor")
+        let rotation = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if StandardStreamRotation.rotateIfNeeded(path: ownLog, maxBytes: config.supervisor.logMaxBytes, keep: Int(config.supervisor.logKeep)) {
+                    logger.info("rotated \(ownLog) at \(config.supervisor.logMaxBytes) bytes (keeping \(config.supervisor.logKeep))")
+                }
+            }
+        }
+        defer { rotation.cancel() }
         do {
             try await group.run()
         } catch {
