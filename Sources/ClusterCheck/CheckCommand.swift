@@ -18,24 +18,41 @@ public struct CheckCommand: AsyncParsableCommand {
         discussion: """
             Prints one line per invariant, 'held' or 'BROKEN' with the evidence.
             Exit status: 0 all held, 1 an invariant is broken, 4 a service is unreachable, 64 usage.
-            --json prints one object (schema in docs/API.md).
+            -o json (--json) prints one object (schema in docs/API.md). Durations take 250ms, 2s, 1m; \
+            the older --settle-ms, --ingest-timeout-ms and --max-quote-age-ms (whole milliseconds) still work.
             """)
 
     @OptionGroup public var cluster: ClusterSelection
 
-    @Flag(name: .long, help: "Print the report as one JSON object.")
-    public var json = false
+    @OptionGroup public var output: OutputOptions
 
-    @Option(name: .long, help: "How long (ms) the quote invariant may take to settle (failover in flight).")
-    public var settleMs: Int64 = 5_000
+    @Option(name: .long, help: ArgumentHelp("How long the quote invariant may take to settle (failover in flight).", valueName: "duration"))
+    public var settle: String = "5s"
 
-    @Option(name: .long, help: "Bound (ms) on waiting for the state service's ingest to reach the exchange's head.")
-    public var ingestTimeoutMs: Int64 = 10_000
+    @Option(name: .long, help: ArgumentHelp("Bound on waiting for the state service's ingest to reach the exchange's head.", valueName: "duration"))
+    public var ingestTimeout: String = "10s"
 
-    @Option(name: .long, help: "A holder's quote must have been updated within this many ms.")
-    public var maxQuoteAgeMs: Int64 = 5_000
+    @Option(name: .long, help: ArgumentHelp("A holder's quote must have been updated within this long.", valueName: "duration"))
+    public var maxQuoteAge: String = "5s"
+
+    // The older spellings in whole milliseconds, kept for scripts.
+    @Option(name: .customLong("settle-ms"), help: .hidden) public var settleMs: Int64?
+    @Option(name: .customLong("ingest-timeout-ms"), help: .hidden) public var ingestTimeoutMs: Int64?
+    @Option(name: .customLong("max-quote-age-ms"), help: .hidden) public var maxQuoteAgeMs: Int64?
+
+    public var json: Bool { output.json }
 
     public init() {}
+
+    public func validate() throws {
+        _ = try durations()
+    }
+
+    /// settle, ingest timeout, max quote age in ms; a `-ms` spelling wins over the default.
+    func durations() throws -> (settle: Int64, ingest: Int64, quoteAge: Int64) {
+        (try legacyOrDuration(settleMs, settle, "--settle"), try legacyOrDuration(ingestTimeoutMs, ingestTimeout, "--ingest-timeout"),
+         try legacyOrDuration(maxQuoteAgeMs, maxQuoteAge, "--max-quote-age"))
+    }
 
     public mutating func run() async throws {
         let connection: ClusterConnection
@@ -45,7 +62,8 @@ public struct CheckCommand: AsyncParsableCommand {
             printError("mmctl check: \(error)")
             throw ExitCode(64)
         }
-        let tolerances = CheckTolerances(ingestDrainTimeoutMs: ingestTimeoutMs, quoteSettleMs: settleMs, maxQuoteAgeMs: maxQuoteAgeMs)
+        let limits = try durations()
+        let tolerances = CheckTolerances(ingestDrainTimeoutMs: limits.ingest, quoteSettleMs: limits.settle, maxQuoteAgeMs: limits.quoteAge)
         let report = await ClusterChecker(connection: connection, tolerances: tolerances).run()
         if json {
             print(String(decoding: try MMJSON.encode(report), as: UTF8.self))
@@ -58,4 +76,14 @@ public struct CheckCommand: AsyncParsableCommand {
 
 func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+/// A duration option with its older whole-milliseconds spelling (`--settle` / `--settle-ms`):
+/// the `-ms` one, when given, is taken as it always was; both at once is a usage error.
+func legacyOrDuration(_ legacyMs: Int64?, _ duration: String, _ option: String) throws -> Int64 {
+    if let legacyMs {
+        guard legacyMs >= 0 else { throw ValidationError("\(option)-ms cannot be negative (got \(legacyMs))") }
+        return legacyMs
+    }
+    return try DurationParser.option(duration, named: option)
 }

@@ -3,6 +3,9 @@ import MMCore
 
 /// `mmctl check --json`: the whole verdict. Schema documented in docs/API.md.
 public struct CheckReport: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+    /// 1; fields are only ever added.
+    public var schemaVersion: Int = CheckReport.currentSchemaVersion
     /// True when every invariant held and every service answered.
     public var ok: Bool
     /// 0 all held, 1 an invariant is broken, 4 a service was unreachable.

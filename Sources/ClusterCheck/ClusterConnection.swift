@@ -66,7 +66,7 @@ public struct ClusterConnection: Sendable {
             config = effective
         } else {
             do {
-                config = try await ClusterConfig.load(path: options.config, overrides: overrides)
+                config = try await ClusterConfig.load(path: options.discoveredConfig().path, overrides: overrides)
             } catch {
                 throw SetupError("configuration: \(error)")
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MMCommandLine
 import MMCore
 
 /// `mmctl drill`: seeded faults on a running cluster through the supervisor, then `check`.
@@ -20,39 +21,52 @@ public struct DrillCommand: AsyncParsableCommand {
             server: kill-postgres (SIGKILL it; WAL recovery) and restart-postgres; with
             state.replicas 2+: kill-state (SIGKILL a state replica; another ingests).
             Exit status: 0 every invariant held and every goal met, 1 otherwise, 4 a service or
-            the supervisor is unreachable, 64 usage. --json prints one object (docs/API.md).
+            the supervisor is unreachable, 64 usage. -o json (--json) prints one object
+            (docs/API.md). Durations take 250ms, 2s, 1m; the older --recovery-timeout-ms and
+            --orphan-slack-ms (whole milliseconds) still work.
             """)
 
     @OptionGroup public var cluster: ClusterSelection
 
-    @Option(name: .long, help: "How long to keep injecting faults: 60s, 10m, 90000ms.")
+    @Option(name: .long, help: ArgumentHelp("How long to keep injecting faults: 60s, 10m, 90000ms.", valueName: "duration"))
     public var duration: String = "60s"
 
     @Option(name: .long, help: "Seed of the fault sequence (same seed, same choices).")
     public var seed: UInt64 = 7
 
-    @Option(name: .long, help: "Comma-separated faults to choose from.")
+    @Option(name: .long, help: "Comma-separated faults to choose from.", completion: .list(FaultKind.allCases.map(\.rawValue)))
     public var faults: String = FaultKind.allCases.map(\.rawValue).joined(separator: ",")
 
-    @Option(name: .long, help: "Which node a node fault hits: random (seeded) or busiest (most symbols held).")
+    @Option(name: .long, help: "Which node a node fault hits: random (seeded) or busiest (most symbols held).", completion: .list(["random", "busiest"]))
     public var target: String = "random"
 
     @Option(name: .long, help: "Stop after this many faults (default: as many as the duration allows).")
     public var count: Int?
 
-    @Option(name: .long, help: "Give up on a fault's recovery after this many ms (recorded as unrecovered).")
-    public var recoveryTimeoutMs: Int64 = 20_000
+    @Option(name: .long, help: ArgumentHelp("Give up on a fault's recovery after this long (recorded as unrecovered).", valueName: "duration"))
+    public var recoveryTimeout: String = "20s"
 
-    @Option(name: .long, help: "Allowance (ms) over node.deadman_timeout_ms for an orphan quote to disappear.")
-    public var orphanSlackMs: Int64 = 500
+    @Option(name: .long, help: ArgumentHelp("Allowance over node.deadman_timeout_ms for an orphan quote to disappear.", valueName: "duration"))
+    public var orphanSlack: String = "500ms"
 
-    @Option(name: .long, help: "enforce: a missed latency goal fails the drill (default); report: it is only reported (invariants always fail it).")
+    // The older spellings in whole milliseconds, kept for scripts.
+    @Option(name: .customLong("recovery-timeout-ms"), help: .hidden) public var recoveryTimeoutMs: Int64?
+    @Option(name: .customLong("orphan-slack-ms"), help: .hidden) public var orphanSlackMs: Int64?
+
+    @Option(name: .long, help: "enforce: a missed latency goal fails the drill (default); report: it is only reported (invariants always fail it).",
+            completion: .list(["enforce", "report"]))
     public var latencyGoals: String = "enforce"
 
-    @Flag(name: .long, help: "Print the report as one JSON object (progress goes to stderr).")
-    public var json = false
+    @OptionGroup public var output: OutputOptions
+
+    public var json: Bool { output.json }
 
     public init() {}
+
+    public func validate() throws {
+        _ = try legacyOrDuration(recoveryTimeoutMs, recoveryTimeout, "--recovery-timeout")
+        _ = try legacyOrDuration(orphanSlackMs, orphanSlack, "--orphan-slack")
+    }
 
     public mutating func run() async throws {
         let durationMs: Int64
@@ -82,8 +96,8 @@ public struct DrillCommand: AsyncParsableCommand {
         }
         settings.targeting = targeting
         settings.maximumFaults = count
-        settings.recoveryTimeoutMs = recoveryTimeoutMs
-        settings.orphanSlackMs = orphanSlackMs
+        settings.recoveryTimeoutMs = try legacyOrDuration(recoveryTimeoutMs, recoveryTimeout, "--recovery-timeout")
+        settings.orphanSlackMs = try legacyOrDuration(orphanSlackMs, orphanSlack, "--orphan-slack")
         switch latencyGoals {
         case "enforce": settings.enforceLatencyGoals = true
         case "report": settings.enforceLatencyGoals = false

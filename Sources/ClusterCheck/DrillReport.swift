@@ -77,6 +77,9 @@ public struct DrillGoal: Codable, Sendable, Hashable {
 
 /// `mmctl drill --json`. Schema documented in docs/API.md.
 public struct DrillReport: Codable, Sendable, Hashable {
+    public static let currentSchemaVersion = 1
+    /// 1; fields are only ever added.
+    public var schemaVersion: Int = DrillReport.currentSchemaVersion
     public var ok: Bool
     public var exitCode: Int32
     public var seed: UInt64

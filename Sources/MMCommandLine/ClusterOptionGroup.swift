@@ -5,10 +5,12 @@ import MMCore
 /// takes them (mmd's services and supervisor, every mmctl command, check and drill) with the
 /// same names, meaning and validation.
 public struct ClusterOptionGroup: ParsableArguments, Sendable {
-    @Option(help: "Cluster config (YAML). Default: the embedded defaults; mmctl commands but start use the one the cluster was started with (unless --set is given).")
+    @Option(help: ArgumentHelp(
+        "Cluster config (YAML). mmctl: default $MMCTL_CONFIG, else ./etc/mmctl.yaml when present, else the built-in defaults; commands other than start and config use the one the running cluster was started with unless --config or --set is given. mmd: only this flag.",
+        valueName: "file"), completion: .file(extensions: ["yaml", "yml"]))
     public var config: String?
 
-    @Option(name: .customLong("data-dir"), help: "Cluster data directory (default: $MMCTL_DATA_DIR or ./var).")
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("Cluster data directory (default: $MMCTL_DATA_DIR or ./var).", valueName: "dir"), completion: .directory)
     public var dataDir: String?
 
     @Option(

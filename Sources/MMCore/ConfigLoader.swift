@@ -73,6 +73,7 @@ extension ClusterConfig {
         overrides: [String: String] = [:]
     ) async throws(ConfigError) -> ClusterConfig {
         for key in overrides.keys { try checkKnown(key, symbolNames: nil, source: "--set") }
+        try checkEnvironment(environment)
         var providers: [any ConfigProvider] = []
         if !overrides.isEmpty {
             providers.append(EnvironmentVariablesProvider(environmentVariables: Dictionary(uniqueKeysWithValues: overrides.map { (envName($0.key), $0.value) })))
@@ -93,7 +94,12 @@ extension ClusterConfig {
         }
         let reader = ConfigReader(providers: providers)
         let config = try await read(reader, source: path)
-        for key in fileKeys { try checkKnown(key, symbolNames: Set(config.symbolNames), source: path) }
+        // A file's section for a symbol it does not list is a mistake in the file, unless the
+        // list was replaced from outside (--set or MM_SYMBOLS_NAMES, e.g. a subset of the symbols
+        // of the discovered etc/mmctl.yaml): then its other sections are merely unused.
+        let namesFromOutside = overrides["symbols.names"] != nil || environment[environmentVariable(for: "symbols.names")] != nil
+        for key in fileKeys { try checkKnown(key, symbolNames: namesFromOutside ? nil : Set(config.symbolNames), source: path) }
+        try checkEnvironment(environment, symbolNames: Set(config.symbolNames))
         try config.validate(source: path)
         return config
     }
@@ -338,7 +344,7 @@ public func isValidSymbolName(_ name: String) -> Bool {
     !name.isEmpty && name.count <= 16 && name.unicodeScalars.allSatisfy { ("A"..."Z").contains($0) || ("0"..."9").contains($0) }
 }
 
-private func editDistance(_ lhs: String, _ rhs: String) -> Int {
+func editDistance(_ lhs: String, _ rhs: String) -> Int {
     let a = Array(lhs), b = Array(rhs)
     var row = Array(0...b.count)
     for i in 1...max(a.count, 1) where !a.isEmpty {

@@ -21,14 +21,15 @@ enum ExitStatus {
 extension ClusterOptionGroup {
     /// The configuration to use. For a running (or last run) cluster, the resolved config
     /// it was started with (DATA_DIR/effective-config.json), so `--set` given to `start`
-    /// need not be repeated; `--config`/`--set` here take precedence.
+    /// need not be repeated; `--config`/`--set` here take precedence. Without either, the
+    /// discovered file (`$MMCTL_CONFIG`, `./etc/mmctl.yaml`) or the built-ins.
     func resolveConfig(extra: [String: String] = [:]) async throws -> ClusterConfig {
         if config == nil, overrides.isEmpty, extra.isEmpty,
            let data = FileManager.default.contents(atPath: dataDirectory.effectiveConfigPath),
            let effective = try? MMJSON.decode(ClusterConfig.self, from: data) {
             return effective
         }
-        return try await loadConfig(extra: extra)
+        return try await loadDiscoveredConfig(extra: extra)
     }
 
     func token(_ role: Role) throws -> String {
@@ -88,4 +89,51 @@ func writeStdout(_ text: String) {
 
 func writeStderr(_ text: String) {
     FileHandle.standardError.write(Data(text.utf8))
+}
+
+/// One JSON document on stdout: pretty for a single object, compact for NDJSON lines.
+func writeJSON<T: Encodable>(_ value: T, pretty: Bool = true) throws {
+    writeStdout(String(decoding: try MMJSON.encode(value, pretty: pretty), as: UTF8.self) + "\n")
+}
+
+/// The schema version of every JSON object mmctl prints itself (status has its own,
+/// `ClusterSnapshot.currentSchemaVersion`; check and drill theirs). Fields are only ever added.
+let outputSchemaVersion = 1
+
+/// What a command that acts on one process prints with `-o json`.
+struct ProcessActionOutput: Encodable {
+    var schemaVersion = outputSchemaVersion
+    /// kill-node, resume-node, restart, node add, node remove.
+    var action: String
+    var signal: String?
+    var process: ProcessStatus
+    /// With --wait: how long until the process was running and ready.
+    var waitedMs: Int64?
+}
+
+/// "What it is waiting for" lines on stderr, only when stderr is a terminal (a script or a
+/// pipe sees nothing). Each line replaces the previous one; `finish` clears it.
+final class Progress: @unchecked Sendable {
+    let enabled: Bool
+    private var shown = false
+    private var last = ""
+
+    init(enabled: Bool = isatty(STDERR_FILENO) == 1) { self.enabled = enabled }
+
+    func update(_ text: String) {
+        guard enabled, text != last else { return }
+        last = text
+        // One line only, or the next \r would not clear what wrapped.
+        var size = winsize()
+        let columns = ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 1 ? Int(size.ws_col) - 1 : 79
+        writeStderr("\r\u{1b}[K" + (text.count > columns ? String(text.prefix(columns - 1)) + "…" : text))
+        shown = true
+    }
+
+    func finish() {
+        guard enabled, shown else { return }
+        writeStderr("\r\u{1b}[K")
+        shown = false
+        last = ""
+    }
 }

@@ -39,11 +39,14 @@ struct KillNode: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "A node id (n2), a coordinator replica (coordinator, coordinator2 …) or a local etcd member (etcd1 …).")
+    @Argument(help: "A node id (n2), a coordinator replica (coordinator, coordinator2 …), a state replica (state, state2 …), a local etcd member (etcd1 …) or postgres.",
+              completion: .custom(CompletionValues.drillTargets))
     var id: String
 
-    @Option(help: "KILL, TERM or STOP.")
+    @Option(help: "KILL, TERM or STOP.", completion: .list(["KILL", "TERM", "STOP"]))
     var signal: String = "KILL"
+
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         try validateDrillTarget(id)
@@ -58,7 +61,11 @@ struct KillNode: AsyncParsableCommand {
             let client = try cluster.supervisorClient(as: .supervisor, config: config)
             do {
                 let before = try await client.signal(id, signal: signal.uppercased())
-                writeStdout("SIG\(signal.uppercased()) sent to \(id) (pid \(before.pid.map(String.init) ?? "-"))\n")
+                if output.json {
+                    try writeJSON(ProcessActionOutput(action: "kill-node", signal: signal.uppercased(), process: before))
+                } else {
+                    writeStdout("SIG\(signal.uppercased()) sent to \(id) (pid \(before.pid.map(String.init) ?? "-"))\n")
+                }
                 return ExitStatus.ok
             } catch let error as ClientError {
                 throw error.asCLIFailure("kill-node \(id)", dataDirectory: cluster.dataDirectory)
@@ -72,8 +79,10 @@ struct ResumeNode: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "What kill-node stopped: a node id (n2), a coordinator replica or an etcd member.")
+    @Argument(help: "What kill-node stopped: a node id (n2), a coordinator replica or an etcd member.", completion: .custom(CompletionValues.drillTargets))
     var id: String
+
+    @OptionGroup var output: OutputOptions
 
     func validate() throws { try validateDrillTarget(id) }
 
@@ -83,7 +92,11 @@ struct ResumeNode: AsyncParsableCommand {
             let client = try cluster.supervisorClient(as: .supervisor, config: config)
             do {
                 let status = try await client.signal(id, signal: "CONT")
-                writeStdout("SIGCONT sent to \(id) (pid \(status.pid.map(String.init) ?? "-"))\n")
+                if output.json {
+                    try writeJSON(ProcessActionOutput(action: "resume-node", signal: "CONT", process: status))
+                } else {
+                    writeStdout("SIGCONT sent to \(id) (pid \(status.pid.map(String.init) ?? "-"))\n")
+                }
                 return ExitStatus.ok
             } catch let error as ClientError {
                 throw error.asCLIFailure("resume-node \(id)", dataDirectory: cluster.dataDirectory)
@@ -97,8 +110,14 @@ struct NodeCommand: AsyncParsableCommand {
         commandName: "node", abstract: "Grow or shrink the node set at run time.", subcommands: [Add.self, Remove.self])
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start one more node (the lowest free id); it joins and takes its share of symbols.")
+        static let configuration = CommandConfiguration(
+            abstract: "Start one more node (the lowest free id); it joins and takes its share of symbols.",
+            discussion: "With --wait, returns only once the node is running and ready (a member of the cluster), or exits 1 after --timeout (3 if it went fatal).")
         @OptionGroup var cluster: ClusterOptionGroup
+        @OptionGroup var waiting: WaitOptions
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws { try waiting.check() }
 
         func run() async throws {
             try await runReportingFailures {
@@ -106,7 +125,17 @@ struct NodeCommand: AsyncParsableCommand {
                 let client = try cluster.supervisorClient(as: .supervisor, config: config)
                 do {
                     let status = try await client.addNode()
-                    writeStdout("added \(describe(status))\n")
+                    var waited: Int64?
+                    var shown = status
+                    if waiting.wait {
+                        let result = try await waitUntilRunning(status.name, client: client, previousPid: nil, timeoutMs: try waiting.timeoutMs(config))
+                        (shown, waited) = (result.0, result.1)
+                    }
+                    if output.json {
+                        try writeJSON(ProcessActionOutput(action: "node add", process: shown, waitedMs: waited))
+                    } else {
+                        writeStdout(waited.map { "added \(describe(shown)); ready after \(duration($0))\n" } ?? "added \(describe(status))\n")
+                    }
                     return ExitStatus.ok
                 } catch let error as ClientError {
                     throw error.asCLIFailure("node add", dataDirectory: cluster.dataDirectory)
@@ -118,8 +147,9 @@ struct NodeCommand: AsyncParsableCommand {
     struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a node gracefully (SIGTERM: it cancels its quotes, releases its grants, leaves) and drop it.")
         @OptionGroup var cluster: ClusterOptionGroup
-        @Argument(help: "The node id, e.g. n3.")
+        @Argument(help: "The node id, e.g. n3.", completion: .custom(CompletionValues.nodes))
         var id: String
+        @OptionGroup var output: OutputOptions
 
         func validate() throws { try validateNodeId(id) }
 
@@ -129,7 +159,11 @@ struct NodeCommand: AsyncParsableCommand {
                 let client = try cluster.supervisorClient(as: .supervisor, config: config)
                 do {
                     let status = try await client.removeNode(id)
-                    writeStdout("removing \(describe(status))\n")
+                    if output.json {
+                        try writeJSON(ProcessActionOutput(action: "node remove", process: status))
+                    } else {
+                        writeStdout("removing \(describe(status))\n")
+                    }
                     return ExitStatus.ok
                 } catch let error as ClientError {
                     throw error.asCLIFailure("node remove \(id)", dataDirectory: cluster.dataDirectory)
@@ -140,17 +174,24 @@ struct NodeCommand: AsyncParsableCommand {
 }
 
 struct Restart: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Restart one process now (also one marked fatal): SIGTERM, SIGKILL after the grace, start.")
+    static let configuration = CommandConfiguration(
+        abstract: "Restart one process now (also one marked fatal): SIGTERM, SIGKILL after the grace, start.",
+        discussion: "With --wait, returns only once the new process is running and ready, or exits 1 after --timeout (3 if it went fatal).")
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "coordinator (coordinator2 … for replicas), state, exchange, gui, a node id (n1, …) or an etcd member (etcd1 …).")
+    @Argument(help: "coordinator (coordinator2 … for replicas), state, exchange, gui, a node id (n1, …) or an etcd member (etcd1 …).",
+              completion: .custom(CompletionValues.processes))
     var service: String
+
+    @OptionGroup var waiting: WaitOptions
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard ClusterProcess(name: service) != nil else {
             throw ValidationError("unknown service '\(service)': \(processNames)")
         }
+        try waiting.check()
     }
 
     func run() async throws {
@@ -158,8 +199,20 @@ struct Restart: AsyncParsableCommand {
             let config = try await cluster.resolveConfig()
             let client = try cluster.supervisorClient(as: .supervisor, config: config)
             do {
+                var before: Int32?
+                if waiting.wait { before = try await client.processes().processes.first { $0.name == service }?.pid }
                 let status = try await client.restart(service)
-                writeStdout("restarting \(describe(status))\n")
+                var waited: Int64?
+                var shown = status
+                if waiting.wait {
+                    let result = try await waitUntilRunning(service, client: client, previousPid: before, timeoutMs: try waiting.timeoutMs(config))
+                    (shown, waited) = (result.0, result.1)
+                }
+                if output.json {
+                    try writeJSON(ProcessActionOutput(action: "restart", process: shown, waitedMs: waited))
+                } else {
+                    writeStdout(waited.map { "restarted \(describe(shown)); ready after \(duration($0))\n" } ?? "restarting \(describe(status))\n")
+                }
                 return ExitStatus.ok
             } catch let error as ClientError {
                 throw error.asCLIFailure("restart \(service)", dataDirectory: cluster.dataDirectory)
@@ -175,8 +228,11 @@ struct Logs: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Argument(help: "coordinator (coordinator2 … for replicas), state, exchange, gui, a node id (n1, …), an etcd member (etcd1 …) or supervisor.")
+    @Argument(help: "coordinator (coordinator2 … for replicas), state, exchange, gui, a node id (n1, …), an etcd member (etcd1 …) or supervisor.",
+              completion: .custom(CompletionValues.logServices))
     var service: String
+
+    @OptionGroup var output: OutputOptions
 
     @Flag(name: .shortAndLong, help: "Keep printing lines as they are written (follows rotation).")
     var follow = false
@@ -205,7 +261,12 @@ struct Logs: AsyncParsableCommand {
                 }
                 shown = RotatingLog.tail(path: path, lines: lines)
             }
-            if let shown, !shown.isEmpty { writeStdout(shown.joined(separator: "\n") + "\n") }
+            if output.json {
+                // NDJSON: one {"service", "line"} object per log line.
+                for line in shown ?? [] { writeStdout(try logLineJSON(line)) }
+            } else if let shown, !shown.isEmpty {
+                writeStdout(shown.joined(separator: "\n") + "\n")
+            }
             guard follow else { return ExitStatus.ok }
             await follow(path: path)
             return ExitStatus.ok
@@ -215,6 +276,7 @@ struct Logs: AsyncParsableCommand {
     /// tail -F: polls the file's size and identity (a CLI nicety, not the supervisor).
     func follow(path: String) async {
         let stop = StopSignals()
+        var pending = ""
         var offset = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
         var inode = (try? FileManager.default.attributesOfItem(atPath: path)[.systemFileNumber] as? UInt64) ?? 0
         while !stop.requested {
@@ -230,7 +292,15 @@ struct Logs: AsyncParsableCommand {
                 let data = handle.readData(ofLength: Int(size - offset))
                 try? handle.close()
                 offset += UInt64(data.count)
-                FileHandle.standardOutput.write(data)
+                if output.json {
+                    pending += String(decoding: data, as: UTF8.self)
+                    while let newline = pending.firstIndex(of: "\n") {
+                        if let line = try? logLineJSON(String(pending[..<newline])) { writeStdout(line) }
+                        pending = String(pending[pending.index(after: newline)...])
+                    }
+                } else {
+                    FileHandle.standardOutput.write(data)
+                }
             }
             await stop.sleep(ms: 200)
         }
@@ -243,7 +313,78 @@ let processNames = "coordinator, coordinator2…coordinator\(ClusterProcess.maxC
 struct Version: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print mmctl's version and the libcurl it uses.")
 
-    func run() async throws {
-        writeStdout("mmctl \(MMVersion.current)\n\(CurlTransport.libcurlVersion)\n")
+    @OptionGroup var output: OutputOptions
+
+    struct Document: Encodable {
+        var schemaVersion = outputSchemaVersion
+        var mmctl: String
+        var libcurl: String
     }
+
+    func run() async throws {
+        if output.json {
+            try writeJSON(Document(mmctl: MMVersion.current, libcurl: CurlTransport.libcurlVersion))
+        } else {
+            writeStdout("mmctl \(MMVersion.current)\n\(CurlTransport.libcurlVersion)\n")
+        }
+    }
+}
+
+extension Logs {
+    struct Line: Encodable {
+        var service: String
+        var line: String
+    }
+
+    func logLineJSON(_ line: String) throws -> String {
+        String(decoding: try MMJSON.encode(Line(service: service, line: line)), as: UTF8.self) + "\n"
+    }
+}
+
+/// `--wait [--timeout DURATION]` of restart and node add.
+struct WaitOptions: ParsableArguments {
+    @Flag(help: "Return only once the process is running and ready (or fail after --timeout).")
+    var wait = false
+
+    @Option(help: ArgumentHelp("With --wait: how long to wait (default: supervisor.stop_grace_ms + supervisor.ready_timeout_ms).", valueName: "duration"))
+    var timeout: String?
+
+    func check() throws {
+        guard let timeout else { return }
+        guard wait else { throw ValidationError("--timeout is only for --wait") }
+        _ = try DurationParser.option(timeout, named: "--timeout", atLeast: 1)
+    }
+
+    func timeoutMs(_ config: ClusterConfig) throws -> Int64 {
+        try timeout.map { try DurationParser.option($0, named: "--timeout", atLeast: 1) } ?? (config.supervisor.stopGraceMs + config.supervisor.readyTimeoutMs)
+    }
+}
+
+/// Polls the supervisor until `name` is running — which it reports only once the process
+/// answered /readyz — with a pid other than `previousPid`. A fatal process ends the wait at
+/// once (exit 3); the deadline with exit 1. Progress on stderr when it is a terminal.
+func waitUntilRunning(_ name: String, client: SupervisorClient, previousPid: Int32?, timeoutMs: Int64) async throws -> (ProcessStatus, Int64) {
+    let progress = Progress()
+    defer { progress.finish() }
+    let started = ContinuousClock.now
+    let deadline = started + .milliseconds(timeoutMs)
+    var last: ProcessStatus?
+    func elapsedMs() -> Int64 {
+        let elapsed = ContinuousClock.now - started
+        return elapsed.components.seconds * 1_000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+    }
+    while ContinuousClock.now < deadline {
+        if let status = try? await client.processes().processes.first(where: { $0.name == name }) {
+            last = status
+            if status.state == .running, let pid = status.pid, pid != previousPid { return (status, elapsedMs()) }
+            if status.state == .fatal {
+                throw CLIFailure(ExitStatus.notRunning, "\(name) is fatal: \(status.fatalReason ?? "restart limit reached"); see 'mmctl logs \(name)'")
+            }
+            progress.update("waiting for \(name) to be running and ready: \(status.state.rawValue), pid \(status.pid.map(String.init) ?? "-") (\(duration(elapsedMs())))")
+        } else {
+            progress.update("waiting for the supervisor to list \(name) (\(duration(elapsedMs())))")
+        }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    throw CLIFailure(ExitStatus.failed, "\(name) was not running and ready within \(duration(timeoutMs)) (last state: \(last.map(describe) ?? "not listed")); see 'mmctl logs \(name)'")
 }

@@ -24,6 +24,8 @@ struct Start: AsyncParsableCommand {
     @Flag(help: "Run the supervisor in this terminal instead of as a daemon (Ctrl-C stops the cluster).")
     var foreground = false
 
+    @OptionGroup var output: OutputOptions
+
     func validate() throws {
         if let nodes, !(1...ClusterConfig.maxNodes).contains(nodes) {
             throw ValidationError("--nodes must be in 1...\(ClusterConfig.maxNodes) (got \(nodes))")
@@ -35,19 +37,21 @@ struct Start: AsyncParsableCommand {
             let dataDirectory = cluster.dataDirectory
             var extra: [String: String] = [:]
             if let nodes { extra["nodes.count"] = "\(nodes)" }
-            // Start always resolves from --config/--set/env, never from a previous run's file.
-            let config = try await cluster.loadConfig(extra: extra)
+            // Start always resolves from --config ($MMCTL_CONFIG, ./etc/mmctl.yaml)/--set/env,
+            // never from a previous run's file.
+            let config = try await cluster.loadDiscoveredConfig(extra: extra)
             let overrides = try cluster.parsedOverrides().merging(extra) { _, new in new }
             try dataDirectory.ensureExists()
             if DataDirectoryLock.isHeld(dataDirectory) {
                 throw CLIFailure(ExitStatus.alreadyRunning, SupervisorError.alreadyRunning(dataDirectory: dataDirectory.path, pid: SupervisorStateFile.read(dataDirectory)?.pid).description)
             }
-            let configPath = cluster.config.map { DataDirectory($0).path }
+            // The discovered file, as an absolute path: the supervisor and every child read it.
+            let configPath = cluster.discoveredConfig().path
             let passThrough = overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             var arguments = [mmdPath(), "supervise", "--data-dir", dataDirectory.path]
             if let configPath { arguments += ["--config", configPath] }
             for item in passThrough { arguments += ["--set", item] }
-            if foreground { return try await runInForeground(arguments, config: config, dataDirectory: dataDirectory) }
+            if foreground { return try await runInForeground(arguments, config: config, dataDirectory: dataDirectory, json: output.json) }
             let logPath = dataDirectory.logPath("supervisor")
             let startOffset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? UInt64) ?? 0
             let pid: Int32
@@ -57,15 +61,25 @@ struct Start: AsyncParsableCommand {
             let processCount = config.processes.count
             let deadline = ContinuousClock.now + .milliseconds(config.supervisor.readyTimeoutMs * Int64(processCount) + 10_000)
             let transport = CurlTransport()
+            let progress = Progress()
+            defer { progress.finish() }
+            let started = ContinuousClock.now
+            var nextProgress = started
             while ContinuousClock.now < deadline {
+                if progress.enabled, ContinuousClock.now >= nextProgress {
+                    nextProgress = ContinuousClock.now + .milliseconds(200)
+                    progress.update(await startProgress(config: config, dataDirectory: dataDirectory, since: started))
+                }
                 if let code = DetachedSpawn.exitCodeIfEnded(pid) {
+                    progress.finish()
                     let output = supervisorOutput(logPath: logPath, since: startOffset)
                     writeStderr("mmctl: the cluster did not start (supervisor exit \(code)):\n\(output)\n")
                     return code == 0 ? ExitStatus.failed : code
                 }
                 if let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL + CommonRoutes.readyz, timeoutMs: 500)),
                    response.status == 200 {
-                    await printStarted(config: config, dataDirectory: dataDirectory)
+                    progress.finish()
+                    try await printStarted(config: config, dataDirectory: dataDirectory, json: output.json)
                     return ExitStatus.ok
                 }
                 try? await Task.sleep(for: .milliseconds(50))
@@ -84,9 +98,35 @@ struct Start: AsyncParsableCommand {
     }
 }
 
-func printStarted(config: ClusterConfig, dataDirectory: DataDirectory) async {
+/// What `start` is waiting for, from the supervisor's process list: the processes not yet
+/// running, in start order (each starts only after the previous one is ready).
+func startProgress(config: ClusterConfig, dataDirectory: DataDirectory, since started: ContinuousClock.Instant) async -> String {
+    let elapsed = ContinuousClock.now - started
+    let seconds = "\(elapsed.components.seconds).\(elapsed.components.attoseconds / 100_000_000_000_000_000)s"
+    guard let token = try? dataDirectory.readSecret(dataDirectory.tokenPath(.observer)),
+          let list = try? await SupervisorClient(ServiceEndpoint(baseURL: config.supervisorURL, token: token, transport: CurlTransport(), timeoutMs: 300)).processes()
+    else { return "starting the supervisor … (\(seconds))" }
+    let running = list.processes.filter { $0.state == .running }.count
+    let waiting = list.processes.first { $0.state != .running }
+    let what = waiting.map { "waiting for \($0.name) (\($0.state.rawValue)\($0.state == .starting ? ": not ready yet" : ""))" } ?? "waiting for the supervisor to report ready"
+    return "starting: \(running)/\(max(list.processes.count, config.processes.count)) running, \(what) (\(seconds))"
+}
+
+/// What `start` prints once the cluster is up.
+struct StartedOutput: Encodable {
+    var schemaVersion = outputSchemaVersion
+    var dataDir: String
+    var guiUrl: String
+    var processes: [ProcessStatus]
+}
+
+func printStarted(config: ClusterConfig, dataDirectory: DataDirectory, json: Bool = false) async throws {
     let token = (try? dataDirectory.readSecret(dataDirectory.tokenPath(.observer))) ?? ""
     let snapshot = await ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport()).snapshot()
+    if json {
+        try writeJSON(StartedOutput(dataDir: dataDirectory.path, guiUrl: "\(config.baseURL(of: .gui))/", processes: snapshot.processes))
+        return
+    }
     writeStdout("cluster is up in \(dataDirectory.path)\n")
     writeStdout("GUI: \(config.baseURL(of: .gui))/\n")
     for process in snapshot.processes {
@@ -97,7 +137,7 @@ func printStarted(config: ClusterConfig, dataDirectory: DataDirectory) async {
 /// `mmctl start --foreground`: the supervisor in this terminal, its log on stderr. Ctrl-C
 /// reaches it (same process group) and stops the cluster; mmctl waits for it and exits
 /// with its code.
-func runInForeground(_ arguments: [String], config: ClusterConfig, dataDirectory: DataDirectory) async throws -> Int32 {
+func runInForeground(_ arguments: [String], config: ClusterConfig, dataDirectory: DataDirectory, json: Bool) async throws -> Int32 {
     signal(SIGINT, SIG_IGN)
     signal(SIGTERM, SIG_IGN)
     let pid: Int32
@@ -111,7 +151,7 @@ func runInForeground(_ arguments: [String], config: ClusterConfig, dataDirectory
         if !announced, let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL + CommonRoutes.readyz, timeoutMs: 500)),
            response.status == 200 {
             announced = true
-            await printStarted(config: config, dataDirectory: dataDirectory)
+            try await printStarted(config: config, dataDirectory: dataDirectory, json: json)
         }
         try? await Task.sleep(for: .milliseconds(announced ? 200 : 50))
     }
@@ -124,8 +164,24 @@ struct Stop: AsyncParsableCommand {
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Option(help: "How long each process may take to exit after SIGTERM before it is killed (e.g. 10s, 500ms).")
+    @Option(help: ArgumentHelp("How long each process may take to exit after SIGTERM before it is killed (e.g. 10s, 500ms).", valueName: "duration"))
     var grace: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if let grace { _ = try DurationParser.option(grace, named: "--grace") }
+    }
+
+    /// What `stop` prints with -o json.
+    struct Stopped: Encodable {
+        var schemaVersion = outputSchemaVersion
+        var dataDir: String
+        /// False when no supervisor ran (leftovers may still have been swept).
+        var wasRunning: Bool
+        var stoppedProcesses: Int
+        var sweptPids: [Int32]
+    }
 
     func run() async throws {
         try await runReportingFailures {
@@ -134,7 +190,11 @@ struct Stop: AsyncParsableCommand {
             let graceMs = try grace.map { try DurationParser.option($0, named: "--grace") } ?? config.supervisor.stopGraceMs
             guard DataDirectoryLock.isHeld(dataDirectory) else {
                 let swept = LeftoverSweep.run(dataDirectory)
-                writeStdout(swept.isEmpty ? "no cluster running in \(dataDirectory.path)\n" : "no supervisor running; killed leftover processes \(swept)\n")
+                if output.json {
+                    try writeJSON(Stopped(dataDir: dataDirectory.path, wasRunning: false, stoppedProcesses: 0, sweptPids: swept))
+                } else {
+                    writeStdout(swept.isEmpty ? "no cluster running in \(dataDirectory.path)\n" : "no supervisor running; killed leftover processes \(swept)\n")
+                }
                 return ExitStatus.ok
             }
             let supervisorPid = SupervisorStateFile.read(dataDirectory)?.pid
@@ -154,9 +214,22 @@ struct Stop: AsyncParsableCommand {
             }
             let processCount = Int64(max(childPids.count, 1))
             let deadline = ContinuousClock.now + .milliseconds(graceMs * processCount + 15_000)
+            let progress = Progress()
+            let started = ContinuousClock.now
+            var nextProgress = started
             while ContinuousClock.now < deadline, DataDirectoryLock.isHeld(dataDirectory) || (supervisorPid.map(HostChecks.isAlive) ?? false) {
+                if progress.enabled, ContinuousClock.now >= nextProgress {
+                    nextProgress = ContinuousClock.now + .milliseconds(200)
+                    let alive = childPids.filter(HostChecks.isAlive)
+                    let elapsed = ContinuousClock.now - started
+                    let seconds = "\(elapsed.components.seconds).\(elapsed.components.attoseconds / 100_000_000_000_000_000)s"
+                    progress.update(alive.isEmpty
+                        ? "stopping: waiting for the supervisor (pid \(supervisorPid.map(String.init) ?? "?")) to exit (\(seconds))"
+                        : "stopping: \(alive.count) of \(childPids.count) processes still running (pids \(alive.prefix(6).map(String.init).joined(separator: " "))\(alive.count > 6 ? " …" : "")), SIGKILL after \(duration(graceMs)) each (\(seconds))")
+                }
                 try? await Task.sleep(for: .milliseconds(25))
             }
+            progress.finish()
             if DataDirectoryLock.isHeld(dataDirectory) {
                 throw CLIFailure(ExitStatus.failed, "the supervisor (pid \(supervisorPid.map(String.init) ?? "?")) is still running after the grace; see \(dataDirectory.logPath("supervisor"))")
             }
@@ -169,7 +242,11 @@ struct Stop: AsyncParsableCommand {
                 }
                 throw CLIFailure(ExitStatus.failed, "processes \(survivors) outlived the supervisor and were killed")
             }
-            writeStdout("stopped: \(childPids.count) processes and the supervisor\n")
+            if output.json {
+                try writeJSON(Stopped(dataDir: dataDirectory.path, wasRunning: true, stoppedProcesses: childPids.count, sweptPids: []))
+            } else {
+                writeStdout("stopped: \(childPids.count) processes and the supervisor\n")
+            }
             return ExitStatus.ok
         }
     }

@@ -9,21 +9,27 @@ import ProcessKit
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the whole cluster: processes, members, assignments, authority, quotes, positions, fills, events.",
-        discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering; 4 supervisor unreachable. --json prints the documented snapshot schema (docs/API.md); --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal.")
+        discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering; 4 supervisor unreachable; 64 usage (e.g. an unknown SYMBOL). Prices are shown as money (ticks × tick size, as the dashboard shows them) unless --ticks. -o json (--json) prints the documented snapshot schema (docs/API.md); --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal or with -o json.")
 
     @OptionGroup var cluster: ClusterOptionGroup
 
-    @Flag(help: "Print one JSON snapshot (stable schema, for jq).")
-    var json = false
+    @OptionGroup var output: OutputOptions
+
+    @Argument(help: ArgumentHelp("Only these symbols (their quotes, positions, fills and events; totals over them).", valueName: "symbol"),
+              completion: .custom(CompletionValues.symbols))
+    var symbols: [String] = []
 
     @Flag(help: "Keep redrawing (q or Ctrl-C to quit).")
     var watch = false
 
-    @Option(help: "Redraw interval for --watch (e.g. 1s, 500ms).")
+    @Option(help: ArgumentHelp("Redraw interval for --watch (e.g. 1s, 500ms).", valueName: "duration"))
     var interval: String = "1s"
 
-    @Option(name: .customLong("timeout"), help: "Per-service request timeout (e.g. 1s).")
+    @Option(name: .customLong("timeout"), help: ArgumentHelp("Per-service request timeout (e.g. 1s).", valueName: "duration"))
     var timeout: String = "1s"
+
+    @Flag(help: "Show prices and PnL in raw integer ticks instead of money (ticks × tick size).")
+    var ticks = false
 
     func validate() throws {
         _ = try DurationParser.option(interval, named: "--interval", atLeast: 100)
@@ -33,20 +39,29 @@ struct Status: AsyncParsableCommand {
     func run() async throws {
         try await runReportingFailures {
             let config = try await cluster.resolveConfig()
+            let unknown = symbols.filter { config.symbol($0) == nil }
+            if !unknown.isEmpty {
+                throw CLIFailure(ExitStatus.usage, "\(unknown.joined(separator: ", ")): not a symbol of this cluster (\(config.symbolNames.joined(separator: ", ")))")
+            }
             let token = try cluster.token(.observer)
             let builder = ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport(), timeoutMs: try DurationParser.option(timeout, named: "--timeout"))
+            let selection = Set(symbols)
+            let view: @Sendable () async -> ClusterSnapshot = {
+                let snapshot = await builder.snapshot()
+                return selection.isEmpty ? snapshot : snapshot.limited(to: selection)
+            }
             let stdoutIsTTY = isatty(STDOUT_FILENO) == 1
             let color = stdoutIsTTY && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
-            let renderer = StatusRenderer(dataDirectory: cluster.dataDirectory.path, color: color)
+            let renderer = StatusRenderer(dataDirectory: cluster.dataDirectory.path, color: color, ticks: ticks)
             if watch {
                 let intervalMs = try DurationParser.option(interval, named: "--interval", atLeast: 100)
-                if stdoutIsTTY {
-                    return await WatchScreen(builder: builder, renderer: renderer, intervalMs: intervalMs).run()
+                if stdoutIsTTY && !output.json {
+                    return await WatchScreen(snapshot: view, renderer: renderer, intervalMs: intervalMs).run()
                 }
-                return await watchNDJSON(builder: builder, intervalMs: intervalMs)
+                return await watchNDJSON(snapshot: view, intervalMs: intervalMs)
             }
-            let snapshot = await builder.snapshot()
-            if json {
+            let snapshot = await view()
+            if output.json {
                 writeStdout(String(decoding: try MMJSON.encode(snapshot, pretty: true), as: UTF8.self) + "\n")
             } else {
                 writeStdout(renderer.render(snapshot, previous: nil).joined(separator: "\n") + "\n")
@@ -62,12 +77,12 @@ struct Status: AsyncParsableCommand {
     }
 
     /// One compact JSON object per line per frame, until SIGINT/SIGTERM or a closed pipe.
-    func watchNDJSON(builder: ClusterSnapshotBuilder, intervalMs: Int64) async -> Int32 {
+    func watchNDJSON(snapshot view: @Sendable () async -> ClusterSnapshot, intervalMs: Int64) async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let stop = StopSignals()
         var last = ExitStatus.ok
         while !stop.requested {
-            let snapshot = await builder.snapshot()
+            let snapshot = await view()
             last = Self.exitCode(snapshot)
             guard let line = try? MMJSON.encode(snapshot) else { break }
             var data = line

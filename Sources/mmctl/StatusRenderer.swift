@@ -1,4 +1,5 @@
 import Foundation
+import MMCommandLine
 import MMCore
 import Rainbow
 
@@ -8,6 +9,8 @@ import Rainbow
 struct StatusRenderer {
     var dataDirectory: String
     var color: Bool
+    /// Raw integer ticks (`--ticks`) instead of money (ticks × tick size, integer arithmetic).
+    var ticks = false
 
     func render(_ snapshot: ClusterSnapshot, previous: ClusterSnapshot?) -> [String] {
         var lines: [String] = []
@@ -52,7 +55,7 @@ struct StatusRenderer {
         }
 
         lines.append("")
-        lines.append(bold("SYMBOLS") + "  (prices in ticks, qty in lots, PnL in ticks×lots)")
+        lines.append(bold("SYMBOLS") + (ticks ? "  (prices in ticks, qty in lots, PnL in ticks×lots)" : "  (prices as money: ticks × tick size; qty in lots; PnL in price units × lots)"))
         lines.append(header(["SYMBOL", "REF", "ASSIGNED", "AUTHORITY", "TOKEN", "LEFT", "BID", "ASK", "NET", "AVG", "REALIZED", "UNREAL", "FILLS"], widths: symbolWidths))
         let previousSymbols = Dictionary((previous?.symbols ?? []).map { ($0.symbol, $0) }, uniquingKeysWith: { a, _ in a })
         for symbol in snapshot.symbols {
@@ -61,26 +64,36 @@ struct StatusRenderer {
                 || old?.quote?.bid != symbol.quote?.bid || old?.quote?.ask != symbol.quote?.ask || old?.position?.netQty != symbol.position?.netQty
                 || old?.position?.fillCount != symbol.position?.fillCount)
             let holder = symbol.authority.map { $0.node } ?? paint("none", \.yellow)
+            let tick = symbol.tickSize
             lines.append(row(changed, [
-                symbol.symbol, symbol.referencePrice.map(String.init) ?? "?", symbol.assignedTo ?? "-", holder,
+                symbol.symbol, symbol.referencePrice.map { price($0, tick) } ?? "?", symbol.assignedTo ?? "-", holder,
                 symbol.authority.map { "\($0.fencingToken)" } ?? "-", symbol.authority.map { duration($0.expiresInMs) } ?? "-",
-                symbol.quote.map { side($0.bid, $0.bidQty) } ?? "-", symbol.quote.map { side($0.ask, $0.askQty) } ?? "-",
-                symbol.position.map { "\($0.netQty)" } ?? "?", symbol.position.map { "\($0.avgPrice)" } ?? "?",
-                symbol.position.map { pnl($0.realizedPnl) } ?? "?", symbol.position.flatMap { $0.unrealizedPnl.map(pnl) } ?? "?",
+                symbol.quote.map { side($0.bid, $0.bidQty, tick) } ?? "-", symbol.quote.map { side($0.ask, $0.askQty, tick) } ?? "-",
+                symbol.position.map { "\($0.netQty)" } ?? "?", symbol.position.map { $0.netQty == 0 && !ticks ? "-" : price($0.avgPrice, tick) } ?? "?",
+                symbol.position.map { pnl($0.realizedPnl, tick) } ?? "?", symbol.position.flatMap { position in position.unrealizedPnl.map { pnl($0, tick) } } ?? "?",
                 symbol.position.map { "\($0.fillCount)" } ?? "?",
             ], widths: symbolWidths))
         }
         let totals = snapshot.totals
-        lines.append("  TOTAL realized \(pnl(totals.realizedPnl))  unrealized \(pnl(totals.unrealizedPnl))  fills \(totals.fillCount)")
+        if ticks {
+            lines.append("  TOTAL realized \(pnl(totals.realizedPnl, nil))  unrealized \(pnl(totals.unrealizedPnl, nil))  fills \(totals.fillCount)")
+        } else {
+            // Summed at the finest tick scale, as the dashboard sums them.
+            let positions = snapshot.symbols.compactMap { symbol in symbol.position.map { (position: $0, tickSize: symbol.tickSize) } }
+            let realized = PriceFormat.sum(positions.map { ($0.position.realizedPnl, $0.tickSize) })
+            let unrealized = PriceFormat.sum(positions.compactMap { item in item.position.unrealizedPnl.map { ($0, item.tickSize) } })
+            lines.append("  TOTAL realized \(signedMoney(realized))  unrealized \(signedMoney(unrealized))  fills \(totals.fillCount)")
+        }
 
         lines.append("")
         lines.append(bold("RECENT FILLS") + "  (newest first)")
         if snapshot.recentFills.isEmpty { lines.append("  (none)") }
         let previousHead = previous?.recentFills.first?.seq ?? Int64.max
+        let tickSizes = Dictionary(snapshot.symbols.map { ($0.symbol, $0.tickSize) }, uniquingKeysWith: { a, _ in a })
         for fill in snapshot.recentFills.prefix(8) {
             lines.append(row(previous != nil && fill.seq > previousHead, [
-                "#\(fill.seq)", clock(fill.tsMs), fill.symbol, fill.side.rawValue, "\(fill.qty) @ \(fill.price)", fill.node, "token \(fill.fencingToken)",
-            ], widths: [8, 12, 6, 5, 14, 5, 12]))
+                "#\(fill.seq)", clock(fill.tsMs), fill.symbol, fill.side.rawValue, "\(fill.qty) @ \(price(fill.price, tickSizes[fill.symbol]))", fill.node, "token \(fill.fencingToken)",
+            ], widths: [8, 12, 6, 5, 16, 5, 12]))
         }
 
         lines.append("")
@@ -94,7 +107,7 @@ struct StatusRenderer {
     }
 
     let processWidths = [12, 11, 8, 9, 8, 9, 6, 22]
-    let symbolWidths = [6, 7, 8, 9, 6, 6, 11, 11, 6, 7, 9, 9, 6]
+    let symbolWidths = [6, 9, 8, 9, 6, 6, 12, 12, 6, 9, 11, 11, 6]
 
     private func header(_ columns: [String], widths: [Int]) -> String {
         var text = "  " + zip(columns, widths).map { pad($0, $1) }.joined(separator: " ")
@@ -120,13 +133,31 @@ struct StatusRenderer {
         color ? text[keyPath: style] : text
     }
 
-    private func side(_ price: Ticks?, _ qty: Lots) -> String {
-        guard let price else { return "-" }
-        return "\(qty)@\(price)"
+    private func side(_ value: Ticks?, _ qty: Lots, _ tickSize: String) -> String {
+        guard let value else { return "-" }
+        return "\(qty)@\(price(value, tickSize))"
     }
 
-    private func pnl(_ value: Int64) -> String {
-        let text = value > 0 ? "+\(value)" : "\(value)"
+    /// A price in ticks, or as money when `ticks` is off and the tick size is known.
+    func price(_ value: Ticks, _ tickSize: String?) -> String {
+        guard !ticks, let tickSize else { return "\(value)" }
+        return PriceFormat.money(value, tickSize: tickSize)
+    }
+
+    private func pnl(_ value: Int64, _ tickSize: String?) -> String {
+        let shown = price(value, tickSize)
+        return signed(value > 0 ? "+" + shown : shown, value)
+    }
+
+    /// A money total: its sign is read from the text (a tick total could differ in sign when
+    /// tick sizes differ).
+    private func signedMoney(_ text: String?) -> String {
+        guard let text else { return "?" }
+        let sign: Int64 = text.hasPrefix("-") ? -1 : (text.contains(where: { ("1"..."9").contains($0) }) ? 1 : 0)
+        return signed(sign > 0 ? "+" + text : text, sign)
+    }
+
+    private func signed(_ text: String, _ value: Int64) -> String {
         guard color, value != 0 else { return text }
         return value > 0 ? text.green : text.red
     }

@@ -7,7 +7,7 @@ import Synchronization
 /// flickers and the shell's screen comes back unchanged on exit. q, Q or Ctrl-C quits;
 /// a window resize redraws at once.
 struct WatchScreen {
-    let builder: ClusterSnapshotBuilder
+    let snapshot: @Sendable () async -> ClusterSnapshot
     let renderer: StatusRenderer
     let intervalMs: Int64
 
@@ -26,7 +26,7 @@ struct WatchScreen {
         var shown: ClusterSnapshot?
         var last = ExitStatus.ok
         while !events.quit {
-            let snapshot = await builder.snapshot()
+            let snapshot = await self.snapshot()
             last = Status.exitCode(snapshot)
             draw(snapshot, previous: shown)
             await events.wait(ms: intervalMs)

@@ -31,7 +31,7 @@ import Testing
     func encodesToGoldenBytes(name: String) throws {
         let sample = Self.samples.first { $0.0 == name }!.1
         let encoded = try sample.encodePretty()
-        if ProcessInfo.processInfo.environment["MM_RECORD_GOLDEN"] == "1" {
+        if ProcessInfo.processInfo.environment["MMTEST_RECORD_GOLDEN"] == "1" {
             // Recording is a deliberate act (review the diff); a normal run only compares.
             let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden/\(name).json")
             try (encoded + Data("\n".utf8)).write(to: source)
