@@ -57,6 +57,7 @@ public final class DashboardStore: Sendable {
         var version: Int64 = 0
         var quoteLog: QuoteUpdateLog
         var timeline: EventTimeline
+        var history: SessionHistory
         var lastAttemptMs: EpochMs?
         var lastSuccessMs: EpochMs?
         var consecutiveFailures: Int64 = 0
@@ -69,12 +70,19 @@ public final class DashboardStore: Sendable {
     public let staleAfterMs: Int64
     private let state: LockedBox<State>
 
-    public init(facts: ClusterFacts, refreshIntervalMs: Int64, quoteHistory: Int = 200, timelineHistory: Int = 300) {
+    /// `historyResolutionMs` × `historyCapacity` is the charts' window (30 minutes at 1 s by
+    /// default): every series is a ring of `historyCapacity` samples.
+    public init(
+        facts: ClusterFacts, refreshIntervalMs: Int64, quoteHistory: Int = 200, timelineHistory: Int = 300,
+        historyResolutionMs: Int64 = SessionHistory.defaultResolutionMs, historyCapacity: Int = SessionHistory.defaultCapacity
+    ) {
         self.facts = facts
         self.refreshIntervalMs = refreshIntervalMs
         // Three missed refreshes, but never less than 1.5 s, so one slow call is not an alarm.
         self.staleAfterMs = max(3 * refreshIntervalMs, 1_500)
-        self.state = LockedBox(State(quoteLog: QuoteUpdateLog(capacity: quoteHistory), timeline: EventTimeline(capacity: timelineHistory)))
+        self.state = LockedBox(State(
+            quoteLog: QuoteUpdateLog(capacity: quoteHistory), timeline: EventTimeline(capacity: timelineHistory),
+            history: SessionHistory(symbols: facts.symbols, resolutionMs: historyResolutionMs, capacity: historyCapacity)))
     }
 
     /// True once one refresh has been attempted, successful or not: from then on the page
@@ -88,6 +96,7 @@ public final class DashboardStore: Sendable {
             state.version += 1
             state.quoteLog.observe(snapshot, exchangeReadable: exchangeReadable)
             state.timeline.observe(snapshot)
+            state.history.observe(snapshot, readable: SessionHistory.Readable(snapshot))
             state.lastAttemptMs = now
             state.lastSuccessMs = now
             state.consecutiveFailures = 0
@@ -107,6 +116,11 @@ public final class DashboardStore: Sendable {
 
     public func quoteUpdates(limit: Int, symbol: String? = nil) -> [QuoteUpdate] {
         state.value.quoteLog.recent(limit: limit, symbol: symbol)
+    }
+
+    /// The charts' history: samples taken after `sinceMs`, spans and markers in full.
+    public func history(sinceMs: EpochMs, nowMs: EpochMs) -> HistoryPage {
+        state.value.history.page(sinceMs: sinceMs, nowMs: nowMs)
     }
 
     /// How many frames pages have fetched: whether anyone is watching (and, in tests, when a

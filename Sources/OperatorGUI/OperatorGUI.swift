@@ -38,8 +38,11 @@ public enum GUIRoutes {
     public static let dashboard = "/api/dashboard"
     /// `?limit=N&symbol=S`: the quote changes the GUI observed, newest first.
     public static let quoteUpdates = "/api/quote-updates"
+    /// `?since_ms=T`: the charts' bounded session history (samples after T; spans and
+    /// failover markers in full).
+    public static let history = "/api/history"
 
-    public static let all = [page, script, styles, view, dashboard, quoteUpdates]
+    public static let all = [page, script, styles, view, dashboard, quoteUpdates, history]
 }
 
 public enum GUIErrorCode {
@@ -96,6 +99,11 @@ public func buildGUIRouter(_ environment: ServiceEnvironment, store: DashboardSt
             throw APIError.unknownSymbol(symbol)
         }
         return noStore(try jsonResponse(QuoteUpdatePage(updates: store.quoteUpdates(limit: Int(limit), symbol: symbol))))
+    }
+    authorized.openGet(GUIRoutes.history) { request, _ in
+        try hostGuard.check(request)
+        let since = try request.queryInt("since_ms", default: 0, range: 0...Int64.max)
+        return noStore(try jsonResponse(store.history(sinceMs: since, nowMs: clock.nowMs())))
     }
     return authorized
 }

@@ -84,6 +84,23 @@ import Testing
             if !heldByN2.isEmpty {
                 #expect(events.contains { $0["data-event-kind"] == "grant" && heldByN2.map(\.symbol).contains($0["data-symbol"] ?? "") })
             }
+            // The charts: price sparklines with points, and in the authority timeline each of
+            // n2's symbols first held by n2, then by another node, with a failover marker.
+            let svgs = DOM.elements("svg", in: afterKill)
+            let sparkPoints = DOM.elements("path", in: afterKill).filter { $0["data-series"] == "reference" }.compactMap { $0["data-points"].flatMap { Int($0) } }
+            #expect(sparkPoints.count >= symbols.count && sparkPoints.allSatisfy { $0 > 1 }, "reference lines: \(sparkPoints)")
+            let timeline = try #require(svgs.first { $0["id"] == "chart-authority" }).innerHTML
+            let bars = DOM.elements("rect", in: timeline)
+            let markers = DOM.elements("g", in: timeline).filter { $0["data-failover"] != nil }
+            for old in heldByN2 {
+                let holders = bars.filter { $0["data-symbol"] == old.symbol }.compactMap { $0["data-holder"] }.filter { !$0.isEmpty }
+                #expect(holders.contains("n2") && holders.last != "n2", "\(old.symbol) holders in the timeline: \(holders)")
+                #expect(markers.contains { $0["data-failover"] == old.symbol && $0["data-from-node"] == "n2" && $0["data-to-node"] != "n2" },
+                        "\(old.symbol): no failover marker from n2: \(markers.map(\.attributes))")
+            }
+            if let path = ProcessInfo.processInfo.environment["GUI_SCREENSHOT_FAILOVER"] {
+                try await Chromium.screenshot(gui + "/", to: path, budgetMs: 4_000, size: "1400,1800")
+            }
 
             // 3. n2 comes back: alive again on the page, its join in the timeline.
             processes[.node(2)] = try await cluster.start(.node(2))

@@ -24,10 +24,10 @@ extension DashboardAssets {
 <noscript><p class="banner bad">This dashboard needs JavaScript to show the cluster.</p></noscript>
 <main>
   <section class="panel span-12" aria-labelledby="h-symbols">
-    <h2 id="h-symbols">Symbols: authority and quotes <span id="symbols-summary" class="summary"></span></h2>
+    <h2 id="h-symbols">Symbols: authority and quotes <span id="symbols-summary" class="summary"></span><span class="summary hint">select a row to chart it</span></h2>
     <table id="symbols" class="grid">
       <thead><tr>
-        <th scope="col">Symbol</th><th scope="col" class="num">Reference</th>
+        <th scope="col">Symbol</th><th scope="col" class="num">Reference</th><th scope="col">Session: reference, <span class="band-key" aria-hidden="true"></span>bid–ask</th>
         <th scope="col" class="num">Bid qty</th><th scope="col" class="num">Bid</th>
         <th scope="col" class="num">Ask</th><th scope="col" class="num">Ask qty</th>
         <th scope="col">Quote owner</th><th scope="col">Holder</th><th scope="col" class="num">Fencing token</th>
@@ -35,6 +35,29 @@ extension DashboardAssets {
       </tr></thead>
       <tbody></tbody>
     </table>
+  </section>
+  <section id="detail-panel" class="panel span-7" aria-labelledby="h-detail">
+    <h2 id="h-detail">Price and quoted band: <span id="detail-symbol">—</span> <span id="history-window" class="summary"></span></h2>
+    <svg id="chart-price" class="chart large" role="img" aria-label="reference price (line) and the quoted bid–ask band (shaded) of the selected symbol over the session"></svg>
+    <div class="chart-pair">
+      <figure><figcaption>PnL (solid: realized + unrealized, dashed: realized)</figcaption>
+        <svg id="chart-symbol-pnl" class="chart" role="img" aria-label="PnL of the selected symbol over the session"></svg></figure>
+      <figure><figcaption>Net position (lots)</figcaption>
+        <svg id="chart-symbol-net" class="chart" role="img" aria-label="net position of the selected symbol over the session"></svg></figure>
+    </div>
+  </section>
+  <section class="panel span-5" aria-labelledby="h-session">
+    <h2 id="h-session">Session totals <span class="summary">total PnL <strong id="total-pnl-now">—</strong></span></h2>
+    <figure><figcaption>Total PnL, all symbols (solid: realized + unrealized, dashed: realized)</figcaption>
+      <svg id="chart-total-pnl" class="chart" role="img" aria-label="total PnL over the session"></svg></figure>
+    <figure><figcaption>Net position per symbol (lots)</figcaption>
+      <svg id="chart-net" class="chart" role="img" aria-label="net position of every symbol over the session"></svg>
+      <div id="net-legend" class="legend"></div></figure>
+  </section>
+  <section class="panel span-12" aria-labelledby="h-authority">
+    <h2 id="h-authority">Authority timeline <span id="authority-summary" class="summary" role="status" aria-live="polite"></span></h2>
+    <svg id="chart-authority" class="chart timeline-chart" role="img" aria-label="authority holder per symbol over the session; red: no holder or no quote; triangles: failovers"></svg>
+    <div id="authority-legend" class="legend"></div>
   </section>
   <section class="panel span-5" aria-labelledby="h-positions">
     <h2 id="h-positions">Positions <span class="summary">PnL in price units × lots</span></h2>

@@ -3,7 +3,9 @@
 
 extension DashboardAssets {
     /// The page logic: polling, rendering, integer price formatting, countdowns.
-    static let script = #"""
+    static let script = coreScript + chartsScript + startScript
+
+    static let coreScript = #"""
 // Operator dashboard. Polls one aggregated view (GET /api/dashboard) and renders it; the
 // only requests this page makes are GETs to its own origin. Prices, PnL and countdowns are
 // computed with integers (BigInt), never floating point.
@@ -121,12 +123,74 @@ function flag(kind, text, title) {
   return el('span', { cls: 'flag ' + kind, text, title });
 }
 
+// ---------- updating in place ----------
+// Every poll builds fresh elements, but only the differences reach the document: rows are
+// matched by their data-key and patched attribute by attribute, text node by text node, so
+// an unchanged row is not touched at all (selection, focus, an open tooltip and the charts
+// inside it survive) and aria-live regions only hear a real change.
+
+function setText(node, text) {
+  const value = String(text);
+  if (node.textContent !== value) node.textContent = value;
+}
+
+/** Makes `old` look like `fresh`, touching only what differs; returns the node in the document. */
+function morph(old, fresh) {
+  if (old.nodeType !== fresh.nodeType || old.nodeName !== fresh.nodeName) {
+    old.replaceWith(fresh);
+    return fresh;
+  }
+  if (old.nodeType === Node.TEXT_NODE) {
+    if (old.data !== fresh.data) old.data = fresh.data;
+    return old;
+  }
+  if (old.nodeType !== Node.ELEMENT_NODE) return old;
+  // Content drawn elsewhere (a sparkline and its tooltip) is left alone.
+  if (old.hasAttribute('data-keep') && fresh.hasAttribute('data-keep')) return old;
+  for (const attribute of [...old.attributes]) if (!fresh.hasAttribute(attribute.name)) old.removeAttribute(attribute.name);
+  for (const attribute of [...fresh.attributes]) if (old.getAttribute(attribute.name) !== attribute.value) old.setAttribute(attribute.name, attribute.value);
+  morphChildren(old, [...fresh.childNodes]);
+  return old;
+}
+
+/** Positional: the i-th child becomes children[i]. */
+function morphChildren(parent, children) {
+  const current = [...parent.childNodes];
+  children.forEach((child, index) => {
+    if (index < current.length) morph(current[index], child);
+    else parent.append(child);
+  });
+  for (let index = children.length; index < current.length; index++) current[index].remove();
+}
+
+/** Keyed by data-key: rows keep their elements across polls, whatever their order. */
 function replaceRows(tbody, rows, emptyText, columns) {
   if (rows.length === 0) {
-    tbody.replaceChildren(el('tr', {}, el('td', { cls: 'empty', text: emptyText, attrs: { colspan: columns } })));
-  } else {
-    tbody.replaceChildren(...rows);
+    morphChildren(tbody, [el(tbody.tagName === 'OL' ? 'li' : 'tr', { cls: 'empty', text: tbody.tagName === 'OL' ? emptyText : null },
+      tbody.tagName === 'OL' ? null : el('td', { cls: 'empty', text: emptyText, attrs: { colspan: columns } }))]);
+    return;
   }
+  const existing = new Map();
+  for (const child of [...tbody.children]) {
+    if (child.dataset.key !== undefined && !existing.has(child.dataset.key)) existing.set(child.dataset.key, child);
+    else child.remove();
+  }
+  rows.forEach((row, index) => {
+    const key = row.dataset.key;
+    const old = existing.get(key);
+    let node = row;
+    if (old) {
+      existing.delete(key);
+      node = morph(old, row);
+    } else {
+      // How many rows this table ever inserted (tooling, tests): stays at the row count
+      // while the rows are only patched.
+      tbody.dataset.created = String(Number(tbody.dataset.created || 0) + 1);
+    }
+    const at = tbody.children[index];
+    if (at !== node) tbody.insertBefore(node, at || null);
+  });
+  for (const stale of existing.values()) stale.remove();
 }
 
 function pnlCell(amount, tickSize, extra) {
@@ -207,9 +271,9 @@ function renderConnection(frame) {
   if (!frame.view) { state = 'connecting'; text = '○ waiting for the first cluster view'; }
   else if (frame.refresh.stale) { state = 'stale'; text = '✖ STALE view'; }
   else { state = 'live'; text = '● live'; }
-  box.dataset.state = state;
-  box.textContent = text;
-  document.body.dataset.state = state;
+  if (box.dataset.state !== state) box.dataset.state = state;
+  setText(box, text);
+  if (document.body.dataset.state !== state) document.body.dataset.state = state;
 }
 
 function renderBanners(frame) {
@@ -218,8 +282,9 @@ function renderBanners(frame) {
   const refresh = frame.refresh;
   if (refresh.stale && refresh.last_success_ms) {
     const age = frame.server_now_ms - refresh.last_success_ms;
-    banners.push(el('p', { cls: 'banner bad', data: { banner: 'stale' },
-      text: '✖ The cluster view is ' + formatDuration(age) + ' old: the figures below are frozen. ' + (refresh.last_error ? 'Last error: ' + refresh.last_error : '') }));
+    // Worded without a running age, so the assertive live region speaks once, not every poll.
+    banners.push(el('p', { cls: 'banner bad', data: { banner: 'stale' }, title: formatDuration(age) + ' old when last polled',
+      text: '✖ The cluster view has not refreshed since ' + formatClock(refresh.last_success_ms) + ': the figures below are frozen. ' + (refresh.last_error ? 'Last error: ' + refresh.last_error : '') }));
   } else if (!view && refresh.last_error) {
     banners.push(el('p', { cls: 'banner bad', data: { banner: 'no-view' }, text: '✖ No cluster view yet: ' + refresh.last_error }));
   }
@@ -232,7 +297,7 @@ function renderBanners(frame) {
     banners.push(el('p', { cls: 'banner warn', data: { banner: 'service-error', service },
       text: '⚠ ' + service + ' not readable, its part of the view is missing: ' + errors.join('; ') }));
   }
-  document.getElementById('banners').replaceChildren(...banners);
+  morphChildren(document.getElementById('banners'), banners);
 }
 
 function renderMeta(frame, view) {
@@ -242,7 +307,7 @@ function renderMeta(frame, view) {
     ['Assignments', view.assignments ? 'v' + view.assignments.version : '—'],
     ['Grant TTL', formatCountdown(frame.cluster.grant_ttl_ms)],
   ];
-  document.getElementById('meta').replaceChildren(...items.map(([label, value]) => el('div', {}, el('dt', { text: label }), el('dd', { text: value }))));
+  morphChildren(document.getElementById('meta'), items.map(([label, value]) => el('div', {}, el('dt', { text: label }), el('dd', { text: value }))));
 }
 
 function renderSymbols(view, cluster, receivedAt) {
@@ -255,10 +320,13 @@ function renderSymbols(view, cluster, receivedAt) {
     const problems = [];
     if (!s.authority) problems.push('no holder');
     if (!quote) problems.push('no quote');
+    const selected = s.symbol === selectedSymbol;
     const row = el('tr', {
-      cls: problems.length ? 'alert' : '',
+      cls: [problems.length ? 'alert' : '', selected ? 'selected' : ''].filter(Boolean).join(' '),
+      attrs: selected ? { tabindex: 0, 'aria-current': 'true' } : { tabindex: 0 },
+      title: 'select to chart ' + s.symbol + ' below',
       data: {
-        symbol: s.symbol, holder, token: s.authority ? s.authority.fencing_token : '',
+        key: s.symbol, symbol: s.symbol, holder, token: s.authority ? s.authority.fencing_token : '',
         quote: quote ? 'present' : 'none', quoteNode: quote ? quote.node : '',
         bid: quote && quote.bid !== null ? quote.bid : '', ask: quote && quote.ask !== null ? quote.ask : '',
         assigned: s.assigned_to || '', problems: problems.join(','),
@@ -266,6 +334,8 @@ function renderSymbols(view, cluster, receivedAt) {
     });
     row.append(el('th', { cls: 'sym', attrs: { scope: 'row' } }, s.symbol, el('span', { cls: 'tick', text: '×' + s.tick_size })));
     row.append(num(s.reference_price === null || s.reference_price === undefined ? '—' : formatTicks(s.reference_price, s.tick_size), { data: { field: 'reference' } }));
+    // Drawn by the history poll (drawSparkline); kept as is by every re-render of the row.
+    row.append(el('td', { cls: 'spark', data: { keep: '', field: 'spark', sparkSymbol: s.symbol } }));
     if (quote) {
       const side = (price, qty) => price === null || price === undefined
         ? [num('—', { title: 'side withdrawn' }), num('withdrawn', { cls: 'muted' })]
@@ -298,15 +368,18 @@ function renderSymbols(view, cluster, receivedAt) {
     row.append(assigned);
     return row;
   });
-  replaceRows(document.querySelector('#symbols tbody'), rows, 'no symbols configured', 11);
+  replaceRows(document.querySelector('#symbols tbody'), rows, 'no symbols configured', 12);
+  for (const cell of document.querySelectorAll('#symbols td.spark')) if (!cell.firstChild) drawSparkline(cell);
   const summary = document.getElementById('symbols-summary');
   const parts = [view.symbols.length + ' symbols'];
   if (withoutHolder) parts.push('⚠ ' + withoutHolder + ' without holder');
   if (withoutQuote) parts.push('⚠ ' + withoutQuote + ' without quote');
   if (!withoutHolder && !withoutQuote) parts.push('✓ all held and quoted');
-  summary.textContent = parts.join(' · ');
-  summary.className = 'summary' + (withoutHolder || withoutQuote ? ' bad' : '');
-  document.title = (withoutHolder || withoutQuote ? '⚠ ' : '') + 'Market-maker cluster';
+  setText(summary, parts.join(' · '));
+  const summaryClass = 'summary' + (withoutHolder || withoutQuote ? ' bad' : '');
+  if (summary.className !== summaryClass) summary.className = summaryClass;
+  const title = (withoutHolder || withoutQuote ? '⚠ ' : '') + 'Market-maker cluster';
+  if (document.title !== title) document.title = title;
 }
 
 function renderPositions(view) {
@@ -318,7 +391,7 @@ function renderPositions(view) {
     if (p.unrealized_pnl === null || p.unrealized_pnl === undefined) unrealizedComplete = false;
     else unrealized.push({ amount: p.unrealized_pnl, tickSize: s.tick_size });
     fills += exactInteger(p.fill_count) || 0n;
-    return el('tr', { data: { position: s.symbol, netQty: p.net_qty } },
+    return el('tr', { data: { key: s.symbol, position: s.symbol, netQty: p.net_qty } },
       el('th', { cls: 'sym', text: s.symbol, attrs: { scope: 'row' } }),
       num(formatQty(p.net_qty, true), { cls: exactInteger(p.net_qty) < 0n ? 'neg' : '', data: { field: 'net' } }),
       num(exactInteger(p.net_qty) === 0n ? '—' : formatTicks(p.avg_price, s.tick_size), { data: { field: 'avg' } }),
@@ -331,9 +404,9 @@ function renderPositions(view) {
   const totals = document.getElementById('totals');
   const realizedTotal = sumTicks(realized);
   const unrealizedTotal = sumTicks(unrealized);
-  totals.querySelector('[data-field="realized"]').textContent = realizedTotal === null ? '—' : realizedTotal;
-  totals.querySelector('[data-field="unrealized"]').textContent = unrealizedTotal === null ? '—' : unrealizedTotal + (unrealizedComplete ? '' : ' (partial)');
-  totals.querySelector('[data-field="fills"]').textContent = formatScaled(fills, 0);
+  setText(totals.querySelector('[data-field="realized"]'), realizedTotal === null ? '—' : realizedTotal);
+  setText(totals.querySelector('[data-field="unrealized"]'), unrealizedTotal === null ? '—' : unrealizedTotal + (unrealizedComplete ? '' : ' (partial)'));
+  setText(totals.querySelector('[data-field="fills"]'), formatScaled(fills, 0));
   totals.dataset.realized = realizedTotal || '';
   totals.dataset.unrealized = unrealizedTotal || '';
 }
@@ -347,14 +420,14 @@ function renderMembers(view, cluster, receivedAt) {
   const rows = view.members.map((m) => {
     if (m.status === 'alive') alive += 1;
     const [label, cls] = MEMBER_STATUS[m.status] || [m.status, ''];
-    return el('tr', { cls: m.status === 'expired' || m.status === 'dead' ? 'alert' : '', data: { member: m.node, status: m.status } },
+    return el('tr', { cls: m.status === 'expired' || m.status === 'dead' ? 'alert' : '', data: { key: m.node, member: m.node, status: m.status } },
       el('th', { cls: 'sym', text: m.node, attrs: { scope: 'row' } }),
       el('td', { cls, text: label }),
       m.status === 'alive' ? el('td', { cls: 'num' }, countdown(m.expires_in_ms, cluster.presence_ttl_ms, receivedAt)) : num('—'),
       num(String(holds.get(m.node) || 0)));
   });
   replaceRows(document.querySelector('#members tbody'), rows, 'no members have joined', 4);
-  document.getElementById('members-summary').textContent = alive + ' of ' + view.members.length + ' alive';
+  setText(document.getElementById('members-summary'), alive + ' of ' + view.members.length + ' alive');
 }
 
 const PROCESS_STATE = {
@@ -368,7 +441,7 @@ function renderProcesses(view) {
     if (p.state === 'running') running += 1;
     const [label, cls] = PROCESS_STATE[p.state] || [p.state, ''];
     const exit = p.last_exit ? 'last exit: ' + (p.last_exit.signal ? 'signal ' + p.last_exit.signal : 'code ' + p.last_exit.code) + ' at ' + formatClock(p.last_exit.at_ms) : '';
-    return el('tr', { cls: p.state === 'running' ? '' : 'alert', data: { process: p.name, state: p.state, restarts: p.restarts, pid: p.pid || '' }, title: exit },
+    return el('tr', { cls: p.state === 'running' ? '' : 'alert', data: { key: p.name, process: p.name, state: p.state, restarts: p.restarts, pid: p.pid || '' }, title: exit },
       el('th', { cls: 'sym', text: p.name, attrs: { scope: 'row' } }),
       num(p.pid ? String(p.pid) : '—'),
       el('td', { cls, data: { fatalReason: p.fatal_reason || '' } }, label,
@@ -378,7 +451,7 @@ function renderProcesses(view) {
   });
   const supervisorDown = !view.supervisor;
   replaceRows(document.querySelector('#processes tbody'), rows, supervisorDown ? '⚠ supervisor not reachable' : 'no processes', 5);
-  document.getElementById('processes-summary').textContent = supervisorDown ? '⚠ supervisor unreachable' : running + ' of ' + view.processes.length + ' running';
+  setText(document.getElementById('processes-summary'), supervisorDown ? '⚠ supervisor unreachable' : running + ' of ' + view.processes.length + ' running');
 }
 
 const EVENT_KIND = {
@@ -401,14 +474,12 @@ function renderTimeline(events, serverNow) {
     if (e.symbol) what.push(e.symbol);
     if (e.fencing_token !== null && e.fencing_token !== undefined) what.push('#' + e.fencing_token);
     const text = what.join(' ') + (e.detail ? (what.length ? ' — ' : '') + e.detail : '');
-    return el('li', { cls: fresh ? 'fresh' : '', data: { eventKind: e.kind, node: e.node || '', symbol: e.symbol || '', seq: e.seq } },
+    return el('li', { cls: fresh ? 'fresh' : '', data: { key: [e.ts_ms, e.kind, e.seq, e.node || '', e.symbol || ''].join('|'), eventKind: e.kind, node: e.node || '', symbol: e.symbol || '', seq: e.seq } },
       el('span', { cls: 'time', text: formatClock(e.ts_ms) }),
       el('span', { cls: 'kind ' + cls, text: label + (fresh ? ' •' : ''), title: fresh ? 'in the last 5 seconds' : '' }),
       el('span', { cls: 'what', text }));
   });
-  const list = document.getElementById('timeline');
-  if (items.length === 0) list.replaceChildren(el('li', { cls: 'empty', text: 'no events yet' }));
-  else list.replaceChildren(...items);
+  replaceRows(document.getElementById('timeline'), items, 'no events yet', 1);
 }
 
 const QUOTE_CHANGE = { current: 'resting', placed: '+ placed', replaced: '⇄ replaced', refreshed: '↻ refreshed', withdrawn: '✖ withdrawn' };
@@ -417,7 +488,7 @@ function renderQuoteUpdates(updates, ticks) {
   const rows = updates.map((u) => {
     const tickSize = ticks.get(u.symbol) || '1';
     const side = (price, qty) => price === null || price === undefined ? '—' : formatQty(qty) + ' @ ' + formatTicks(price, tickSize);
-    return el('tr', { data: { quoteUpdate: u.seq, symbol: u.symbol, change: u.change } },
+    return el('tr', { data: { key: u.seq, quoteUpdate: u.seq, symbol: u.symbol, change: u.change } },
       el('td', { cls: 'time', text: formatClock(u.observed_at_ms) }),
       el('td', { cls: 'sym', text: u.symbol }),
       el('td', { cls: u.change === 'withdrawn' ? 'badtext' : '', text: QUOTE_CHANGE[u.change] || u.change }),
@@ -429,7 +500,7 @@ function renderQuoteUpdates(updates, ticks) {
 }
 
 function renderFills(fills, ticks) {
-  const rows = fills.map((f) => el('tr', { data: { fill: f.fill_id, seq: f.seq, symbol: f.symbol } },
+  const rows = fills.map((f) => el('tr', { data: { key: f.fill_id + '|' + f.seq, fill: f.fill_id, seq: f.seq, symbol: f.symbol } },
     el('td', { cls: 'time', text: formatClock(f.ts_ms) }),
     num(String(f.seq)),
     el('td', { cls: 'sym', text: f.symbol }),
@@ -449,10 +520,10 @@ function showUnreachable(reason) {
   if (failingSince === null) failingSince = Date.now();
   const box = document.getElementById('connection');
   box.dataset.state = 'unreachable';
-  box.textContent = '✖ dashboard server unreachable';
+  setText(box, '✖ dashboard server unreachable');
   document.body.dataset.state = 'unreachable';
-  document.getElementById('banners').replaceChildren(el('p', { cls: 'banner bad', data: { banner: 'unreachable' },
-    text: '✖ No answer from the dashboard server since ' + formatClock(failingSince) + ' (' + reason + '): the figures below are frozen.' }));
+  morphChildren(document.getElementById('banners'), [el('p', { cls: 'banner bad', data: { banner: 'unreachable' },
+    text: '✖ No answer from the dashboard server since ' + formatClock(failingSince) + ' (' + reason + '): the figures below are frozen.' })]);
   for (const wrap of document.querySelectorAll('.lease[data-deadline]')) delete wrap.dataset.deadline;
 }
 
@@ -479,9 +550,5 @@ async function poll() {
   }
 }
 
-if (typeof document !== 'undefined' && document.getElementById('symbols')) {
-  setInterval(tickCountdowns, 100);
-  poll();
-}
 """#
 }

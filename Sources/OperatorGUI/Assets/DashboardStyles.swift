@@ -70,6 +70,46 @@ tr.alert > th:first-child, tr.alert > td:first-child { box-shadow: inset 5px 0 0
 .time { color: var(--muted); font-variant-numeric: tabular-nums; }
 .side-buy { color: var(--good); font-weight: 600; } .side-sell { color: var(--bad); font-weight: 600; }
 .empty { color: var(--muted); font-style: italic; }
+.span-7 { grid-column: span 7; }
+@media (max-width: 1100px) { .span-7 { grid-column: span 12; } }
+#symbols tbody tr[data-symbol] { cursor: pointer; }
+#symbols tbody tr.selected > * { background: var(--info-bg); }
+#symbols tbody tr.selected > th:first-child { box-shadow: inset 5px 0 0 var(--info); }
+#symbols tbody tr.alert.selected > * { background: var(--warn-bg); }
+#symbols tbody tr:focus-visible { outline: 3px solid var(--info); outline-offset: -3px; }
+.hint { font-style: italic; }
+td.spark { padding-top: 0; padding-bottom: 0; }
+svg.spark { display: block; width: 130px; height: 26px; }
+.band-key { display: inline-block; width: .9rem; height: .6rem; background: #b9d3f0; border: 1px solid #7ea6d6; margin-right: .25rem; vertical-align: middle; }
+svg.chart { display: block; width: 100%; height: 150px; }
+svg.chart.large { height: 210px; }
+svg.chart .grid { stroke: #e2e7ec; stroke-width: 1; }
+svg.chart .zero { stroke: #8a96a3; stroke-width: 1; }
+svg.chart .axis, svg.chart .nodata { fill: var(--muted); font-size: 11px; font-variant-numeric: tabular-nums; }
+svg .band { fill: #b9d3f0; stroke: #7ea6d6; stroke-width: .6; }
+svg .line { fill: none; stroke: var(--ink); stroke-width: 1.6; stroke-linejoin: round; }
+svg .line.ref { stroke: #16191d; }
+svg.spark .line.ref { stroke-width: 1.2; }
+svg .line.pnl { stroke: #1e4e8c; }
+svg .line.realized { stroke: #14632f; }
+svg .line.net { stroke: #7a3e00; }
+.chart-pair { display: grid; grid-template-columns: 1fr 1fr; gap: .6rem; }
+figure { margin: .3rem 0 0; }
+figcaption { font-size: .82rem; color: var(--muted); margin-bottom: .1rem; }
+.legend { display: flex; flex-wrap: wrap; gap: .3rem 1rem; font-size: .82rem; color: var(--ink); margin-top: .25rem; }
+.legend .key { display: inline-flex; align-items: center; gap: .3rem; font-variant-numeric: tabular-nums; }
+.swatch { display: inline-block; width: .9rem; height: .75rem; border-radius: 2px; }
+.swatch.line { height: .25rem; }
+.swatch.unheld { background: var(--bad-line); }
+.swatch.unquoted { height: .3rem; background: var(--bad); }
+.legend .marker { color: var(--ink); font-size: .8rem; }
+svg.timeline-chart { height: auto; }
+svg .lane-label { font-size: 12px; font-weight: 700; fill: var(--ink); }
+svg rect.unheld { fill: var(--bad-line); }
+svg rect.unquoted { fill: var(--bad); }
+svg .bar-label { font-size: 11px; font-weight: 700; fill: #ffffff; pointer-events: none; }
+svg .failover-line { stroke: var(--ink); stroke-width: 2; }
+svg .failover-mark { fill: var(--ink); }
 footer { padding: .3rem 1rem 1rem; color: var(--muted); font-size: .8rem; }
 """#
 }
