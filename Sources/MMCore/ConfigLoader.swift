@@ -47,22 +47,7 @@ extension ClusterConfig {
 
     /// Every key a file, `MM_*` variable or `--set` may name; `symbols.NAME.*` keys are
     /// checked against `symbols.names`.
-    public static let knownKeys: Set<String> = [
-        "seed", "listen.host", "listen.port_base", "nodes.count", "symbols.names",
-        "exchange.price_interval_ms", "exchange.price_band_ticks", "exchange.max_step_ticks",
-        "exchange.max_order_qty", "exchange.max_price_ticks",
-        "flow.interval_ms", "flow.cross_pct", "flow.max_qty",
-        "coordinator.presence_ttl_ms", "coordinator.grant_ttl_ms", "coordinator.backend", "coordinator.replicas",
-        "coordinator.etcd.endpoints", "coordinator.etcd.prefix", "coordinator.etcd.local_members", "coordinator.etcd.request_timeout_ms",
-        "state.backend", "state.replicas", "state.postgres.url", "state.postgres.password_file",
-        "node.heartbeat_interval_ms", "node.renew_interval_ms", "node.safety_margin_ms",
-        "node.deadman_timeout_ms", "node.refresh_interval_ms",
-        "quoting.spread_ticks", "quoting.skew_ticks_at_limit", "quoting.size_lots", "quoting.position_limit_lots",
-        "supervisor.backoff_initial_ms", "supervisor.backoff_max_ms", "supervisor.stable_after_ms",
-        "supervisor.max_restarts", "supervisor.restart_period_ms", "supervisor.stop_grace_ms",
-        "supervisor.ready_timeout_ms", "supervisor.log_max_bytes", "supervisor.log_keep",
-        "http.max_body_bytes", "http.client_timeout_ms",
-    ]
+    public static let knownKeys: Set<String> = Set(orderedKeys)
     public static let symbolKeys: Set<String> = ["base_price", "tick_size", "lot_size"]
 
     /// Resolves the configuration. `path == nil` means embedded defaults (plus env and

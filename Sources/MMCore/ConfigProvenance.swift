@@ -33,8 +33,8 @@ public struct ConfigValueOrigin: Sendable, Hashable {
 }
 
 extension ClusterConfig {
-    /// Every key of `knownKeys` in the order `etc/mmctl.yaml` documents them; per-symbol keys
-    /// follow `symbols.names`.
+    /// Every key a file, `MM_*` variable or `--set` may name (`knownKeys` is this list as a
+    /// set), in the order `etc/mmctl.yaml` documents them; per-symbol keys follow `symbols.names`.
     public static let orderedKeys: [String] = [
         "seed", "listen.host", "listen.port_base", "nodes.count", "symbols.names",
         "exchange.price_interval_ms", "exchange.price_band_ticks", "exchange.max_step_ticks",
