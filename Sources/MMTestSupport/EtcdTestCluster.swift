@@ -189,23 +189,7 @@ public final class EtcdTestServer: Sendable {
     public let logPath: String
 
     init(_ launch: Launch) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: launch.binary)
-        process.arguments = launch.arguments
-        if !FileManager.default.fileExists(atPath: launch.logPath) {
-            _ = FileManager.default.createFile(atPath: launch.logPath, contents: nil)
-        }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: launch.logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw HarnessError("cannot start \(launch.binary) for etcd member \(launch.name): \(error)")
-        }
-        self.process = process
+        process = try Process.startLogging(launch.binary, launch.arguments, to: launch.logPath, what: "etcd member \(launch.name)")
         name = launch.name
         clientURL = launch.clientURL
         dataDirectory = launch.dataDirectory

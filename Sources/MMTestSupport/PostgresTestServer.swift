@@ -133,23 +133,10 @@ public final class PostgresTestServer: Sendable {
             "-c", "max_connections=300", "-c", "shared_buffers=32MB",
             "-c", "logging_collector=off", "-c", "log_min_messages=warning",
         ])
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         var environment = ProcessInfo.processInfo.environment
         environment["LC_ALL"] = "C"
-        process.environment = environment
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw HarnessError("cannot start \(executable) for the test PostgreSQL: \(error)")
-        }
+        let process = try Process.startLogging(
+            executable, arguments, to: logPath, what: "the test PostgreSQL", directory: directory, environment: environment)
         self.process.withLock { $0 = process }
     }
 

@@ -143,16 +143,7 @@ public final class MMDProcess: Sendable {
     }
 
     public static func launch(arguments: [String], logPath: String) throws -> MMDProcess {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestPaths.mmd)
-        process.arguments = arguments
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try Process.startLogging(TestPaths.mmd, arguments, to: logPath, what: "mmd \(arguments.first ?? "")")
         return MMDProcess(process: process, logPath: logPath)
     }
 
@@ -283,4 +274,34 @@ public func sigtermDuringLongPoll(
     timing.pollEndedAfter = endedAt - start
     timing.pollError = error
     return timing
+}
+
+extension Process {
+    /// Starts a server for a test: stdout and stderr appended to `logPath` (created if absent,
+    /// so a restart's output follows the previous run's), stdin from /dev/null. A failure to
+    /// start is a `HarnessError` naming `what`.
+    static func startLogging(
+        _ executable: String, _ arguments: [String], to logPath: String, what: String,
+        directory: String? = nil, environment: [String: String]? = nil
+    ) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if let environment { process.environment = environment }
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw HarnessError("cannot start \(executable) for \(what): \(error)")
+        }
+        return process
+    }
 }

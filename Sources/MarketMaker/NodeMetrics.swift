@@ -1,6 +1,5 @@
 import MMCore
 import MMServiceKit
-import Synchronization
 
 /// A node's domain metrics (names and meaning in docs/API.md, "Metrics"). They mirror the
 /// node's own `NodeCounters` (what `GET /v1/status` shows): every change of those counters is
@@ -15,8 +14,6 @@ final class NodeMetrics: Sendable {
     private let renewFailures: MetricCounter
     private let heartbeatFailures: MetricCounter
     private let deadmanFailures: MetricCounter
-    /// Labelled families, one child per label value seen (codes and reasons are bounded sets).
-    private let labelled = Mutex<[String: MetricCounter]>([:])
 
     private init() {
         quotesSent = ServiceMetrics.counter("mm_node_quotes_sent_total", "Quote replacements the exchange accepted from this node.")
@@ -50,14 +47,9 @@ final class NodeMetrics: Sendable {
         for (value, count) in new {
             let delta = count - (old[value] ?? 0)
             guard delta > 0 else { continue }
-            let counter = labelled.withLock { children in
-                let key = name + "|" + value
-                if let existing = children[key] { return existing }
-                let made = ServiceMetrics.counter(name, help, labels: [(label, value)])
-                children[key] = made
-                return made
-            }
-            counter.increment(by: delta)
+            // The registry returns the existing child for a label value it has seen (codes and
+            // reasons are bounded sets), and this runs only when a counter changed.
+            ServiceMetrics.counter(name, help, labels: [(label, value)]).increment(by: delta)
         }
     }
 }
