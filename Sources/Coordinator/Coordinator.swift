@@ -12,7 +12,9 @@ public enum CoordinatorService {
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
         switch environment.config.coordinator.backend {
         case .embedded:
-            let store = try GRDBCoordinatorStore(path: environment.dataDirectory.databasePath("coordinator"))
+            let store = try GRDBCoordinatorStore(
+                path: environment.dataDirectory.databasePath("coordinator"), retention: EventRetention(retain: environment.config.coordinator.eventsRetain),
+                logger: environment.logger)
             let engine = try await makeCoordinatorEngine(environment, store: store)
             let app = buildCoordinatorApplication(environment, engine: engine)
             try await runService(app, environment: environment, exitWithParent: exitWithParent) { engine.endLongPolls() }
@@ -50,7 +52,8 @@ public func makeEtcdCoordinatorStore(_ environment: ServiceEnvironment, httpClie
     let client = try EtcdClient(
         endpoints: environment.config.etcdEndpoints, httpClient: httpClient,
         configuration: EtcdClient.Configuration(attemptTimeout: timeout / 2, requestTimeout: timeout), logger: environment.logger)
-    return EtcdCoordinatorStore(client: client, prefix: settings.prefix, logger: environment.logger)
+    return EtcdCoordinatorStore(
+        client: client, prefix: settings.prefix, retention: EventRetention(retain: environment.config.coordinator.eventsRetain), logger: environment.logger)
 }
 
 /// A replica over a shared store, with the environment's policy, signing key, clock and logger.
@@ -173,6 +176,9 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
         let limit = try request.queryInt("limit", default: 200, range: 1...1_000)
         let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...coordinatorMaxWaitMs)
         return try await engine.events(after: after, limit: Int(limit), waitMs: waitMs)
+    }
+    router.on(CoordinatorRoutes.eventsBase) { _, _ in
+        try await engine.eventBase()
     }
     return router
 }

@@ -266,18 +266,34 @@ public actor CoordinatorEngine {
             await eventsChanged.wait(after: eventsChanged.version, timeoutMs: waitMs)
         }
         let head = state.headSeq
-        let events: [ClusterEvent]
+        let page: (events: [ClusterEvent], compactedThroughSeq: Int64)
         switch backend {
-        case .embedded(let store): events = try await store.events(after: seq, limit: limit)
+        case .embedded(let store): page = try await store.eventPage(after: seq, limit: limit)
         case .shared(let store):
             // While etcd is known to be failing, say why at once rather than time out.
             if let storeError { throw storeUnavailable(storeError) }
-            do { events = try await store.events(after: seq, limit: limit) } catch {
+            do { page = try await store.eventPage(after: seq, limit: limit) } catch {
                 storeError = "\(error)"
                 throw storeUnavailable(error)
             }
         }
-        return EventPage(events: events, headSeq: head)
+        return EventPage(events: page.events, headSeq: head, compactedThroughSeq: page.compactedThroughSeq)
+    }
+
+    /// The compaction base of the event log: what the events pruned by retention established.
+    public func eventBase() async throws -> EventLogBase {
+        let head = state.headSeq
+        let base: (compactedThroughSeq: Int64, grants: GrantLogFold)
+        switch backend {
+        case .embedded(let store): base = try await store.eventBase()
+        case .shared(let store):
+            if let storeError { throw storeUnavailable(storeError) }
+            do { base = try await store.eventBase() } catch {
+                storeError = "\(error)"
+                throw storeUnavailable(error)
+            }
+        }
+        return EventLogBase(compactedThroughSeq: base.compactedThroughSeq, headSeq: max(head, base.compactedThroughSeq), grants: base.grants)
     }
 
     /// Graceful shutdown: answers every long-poll and parked acquire now, and every later one

@@ -22,6 +22,19 @@ public protocol SharedCoordinatorStore: Sendable {
     /// Revisions at which some replica changed the state, as they happen, from `after` + 1 on.
     /// Ends (throws) when the connection to the store is lost; the caller watches again.
     func stateRevisions(after revision: Int64) -> AsyncThrowingStream<Int64, any Error>
+    /// Events after `seq` and, read at the same revision, the seq through which the log was
+    /// pruned (0 when nothing was), so a reader below it learns of the gap.
+    func eventPage(after seq: Int64, limit: Int) async throws -> (events: [ClusterEvent], compactedThroughSeq: Int64)
+    /// The compaction base: through which seq events were pruned and their fold.
+    func eventBase() async throws -> (compactedThroughSeq: Int64, grants: GrantLogFold)
+}
+
+extension SharedCoordinatorStore {
+    /// A store that never prunes (test doubles).
+    public func eventPage(after seq: Int64, limit: Int) async throws -> (events: [ClusterEvent], compactedThroughSeq: Int64) {
+        (try await events(after: seq, limit: limit), 0)
+    }
+    public func eventBase() async throws -> (compactedThroughSeq: Int64, grants: GrantLogFold) { (0, GrantLogFold()) }
 }
 
 public enum SharedStoreError: Error, CustomStringConvertible {
@@ -54,14 +67,20 @@ public struct EtcdCoordinatorStore: SharedCoordinatorStore {
 
     public let client: EtcdClient
     public let prefix: String
+    public let retention: EventRetention
     let logger: Logger
+    private let compaction = CompactionScheduler()
 
-    public init(client: EtcdClient, prefix: String, logger: Logger) {
+    public init(client: EtcdClient, prefix: String, retention: EventRetention = .default, logger: Logger) {
         self.client = client
         self.prefix = prefix
+        self.retention = retention
         self.logger = logger
     }
 
+    /// The compaction base: outside `state/` (so pruning never conflicts with, or is refused
+    /// by, the state's transaction) and outside `events/` (so no event range reads it).
+    var baseKey: String { prefix + "compaction/events-base" }
     var headKey: String { prefix + "state/head" }
     var statePrefix: String { prefix + "state/" }
     var eventsPrefix: String { prefix + "events/" }
@@ -145,7 +164,102 @@ public struct EtcdCoordinatorStore: SharedCoordinatorStore {
             EtcdCompare(key: Array(statePrefix.utf8), rangeEnd: EtcdKeys.prefixRangeEnd(statePrefix), .less, .modRevision(revision + 1)),
         ]
         let response = try await client.txn(compare: compare, success: operations)
-        return response.succeeded ? response.header.revision : nil
+        guard response.succeeded else { return nil }
+        // Pruning runs beside the decisions, never inside their transaction: a commit that
+        // finds the log due only starts it.
+        compaction.startIfDue(head: next.head.headSeq, retention: retention) { [self] in
+            do { _ = try await compact() } catch {
+                logger.warning("pruning the coordinator's event log in etcd failed (retried after a later commit): \(error)")
+            }
+        }
+        return response.header.revision
+    }
+
+    /// The stored compaction base, as written (format 1).
+    struct StoredBase: Codable, Hashable {
+        var format: Int = 1
+        var compactedThroughSeq: Int64
+        var grants: GrantLogFold
+    }
+
+    private func readBase() async throws -> (base: StoredBase?, modRevision: Int64) {
+        guard let keyValue = try await client.get(baseKey) else { return (nil, 0) }
+        return (try decodeBase(keyValue), keyValue.modRevision)
+    }
+
+    private func decodeBase(_ keyValue: EtcdKeyValue) throws -> StoredBase {
+        let base: StoredBase = try decode(keyValue)
+        guard base.format == 1 else { throw SharedStoreError.foreignValue(key: baseKey, reason: "base format \(base.format), this version reads 1") }
+        return base
+    }
+
+    /// Prunes whole `events/SEQ` keys (one commit's events each) until at most
+    /// `retention.retain` events (plus the rest of one commit) remain, a batch of keys per
+    /// transaction. Each transaction folds its events onto the stored base and replaces the
+    /// base and deletes the keys together, compared on the base's revision, so two replicas
+    /// pruning at once cannot both apply a batch (the loser reads the new base and goes on).
+    /// Returns how many events were pruned.
+    @discardableResult
+    public func compact() async throws -> Int {
+        var pruned = 0
+        for _ in 0..<10_000 {
+            let (stored, baseRevision) = try await readBase()
+            let through = stored?.compactedThroughSeq ?? 0
+            compaction.noteCompacted(through: through)
+            guard let headValue = try await client.get(headKey) else { return pruned }
+            let head: CoordinatorSnapshot.Head = try decode(headValue)
+            let limitSeq = head.headSeq - retention.retain
+            guard limitSeq > through else { return pruned }
+            // Keys are named by their last event's seq, so every key up to eventKey(limitSeq)
+            // holds only events at or below it.
+            let request = EtcdRangeRequest(key: Array(eventKey(through + 1).utf8), rangeEnd: Array(eventKey(limitSeq + 1).utf8), limit: Int64(retention.batch))
+            let keyValues = try await client.range(request).keyValues
+            guard let lastKey = keyValues.last, let newThrough = Int64(lastKey.keyString.dropFirst(eventsPrefix.count)) else { return pruned }
+            var fold = stored?.grants ?? GrantLogFold()
+            var count = 0
+            for keyValue in keyValues {
+                do {
+                    let batch: [ClusterEvent] = try decode(keyValue)
+                    for event in batch where event.seq > through {
+                        _ = fold.apply(event)
+                        count += 1
+                    }
+                } catch {
+                    // Unreadable for every reader alike (`events(after:)` skips it too), so the
+                    // base stays the fold of exactly what readers could see.
+                    logger.error("pruning an event record the coordinator cannot read: \(error)")
+                }
+            }
+            let base = StoredBase(compactedThroughSeq: newThrough, grants: fold)
+            let response = try await client.txn(
+                compare: [.modRevisionEquals(baseKey, baseRevision)],
+                success: [
+                    .put(EtcdPutRequest(baseKey, try encode(base))),
+                    .deleteRange(EtcdDeleteRangeRequest(key: Array(eventsPrefix.utf8), rangeEnd: Array(eventKey(newThrough + 1).utf8))),
+                ])
+            if response.succeeded {
+                compaction.noteCompacted(through: newThrough)
+                pruned += count
+            }
+        }
+        return pruned
+    }
+
+    /// The events after `seq` and the base's seq, in one read-only transaction (one revision),
+    /// so a page can never start past a gap that its `compacted_through_seq` does not show.
+    public func eventPage(after seq: Int64, limit: Int) async throws -> (events: [ClusterEvent], compactedThroughSeq: Int64) {
+        let request = EtcdRangeRequest(key: Array(eventKey(seq + 1).utf8), rangeEnd: EtcdKeys.prefixRangeEnd(eventsPrefix), limit: Int64(limit))
+        let response = try await client.txn(compare: [], success: [.get(baseKey), .range(request)])
+        guard response.responses.count == 2 else {
+            throw SharedStoreError.foreignValue(key: eventsPrefix, reason: "etcd answered \(response.responses.count) results to a read of 2")
+        }
+        let through = try response.responses[0].keyValues?.first.map { try decodeBase($0).compactedThroughSeq } ?? 0
+        return (decodeEvents(response.responses[1].keyValues ?? [], after: seq, limit: limit), through)
+    }
+
+    public func eventBase() async throws -> (compactedThroughSeq: Int64, grants: GrantLogFold) {
+        guard let base = try await readBase().base else { return (0, GrantLogFold()) }
+        return (base.compactedThroughSeq, base.grants)
     }
 
     public func currentRevision() async throws -> Int64 {
@@ -156,8 +270,12 @@ public struct EtcdCoordinatorStore: SharedCoordinatorStore {
         // A key holds one commit's events and is named by the last one's seq, so the first key
         // at or after `after + 1` holds event `after + 1` if it exists.
         let request = EtcdRangeRequest(key: Array(eventKey(seq + 1).utf8), rangeEnd: EtcdKeys.prefixRangeEnd(eventsPrefix), limit: Int64(limit))
+        return decodeEvents(try await client.range(request).keyValues, after: seq, limit: limit)
+    }
+
+    private func decodeEvents(_ keyValues: [EtcdKeyValue], after seq: Int64, limit: Int) -> [ClusterEvent] {
         var result: [ClusterEvent] = []
-        for keyValue in try await client.range(request).keyValues {
+        for keyValue in keyValues {
             do {
                 let batch: [ClusterEvent] = try decode(keyValue)
                 result += batch.filter { $0.seq > seq }

@@ -19,8 +19,13 @@ public enum CoordinatorRoutes {
     public static let authorityOf = RouteSpec.read("/v1/authority/{symbol}")
     /// `?after=SEQ&limit=N&wait_ms=W`.
     public static let events = RouteSpec.read("/v1/events")
+    /// What the events pruned by retention established (`EventLogBase`): a reader folds the
+    /// retained events onto it instead of needing the whole history.
+    public static let eventsBase = RouteSpec.read("/v1/events/base")
 
-    public static let all: [RouteSpec] = [heartbeat, leave, death, members, assignments, acquire, renew, release, renewBatch, authority, authorityOf, events]
+    public static let all: [RouteSpec] = [
+        heartbeat, leave, death, members, assignments, acquire, renew, release, renewBatch, authority, authorityOf, events, eventsBase,
+    ]
 }
 
 public enum CoordinatorErrorCode {
@@ -246,9 +251,233 @@ public struct AuthorityList: Codable, Sendable, Hashable {
 public struct EventPage: Codable, Sendable, Hashable {
     public var events: [ClusterEvent]
     public var headSeq: Int64
-    public init(events: [ClusterEvent], headSeq: Int64) {
+    /// Coordinator only (absent elsewhere): events with seq ≤ this were pruned by retention
+    /// (`coordinator.events.retain`), 0 when none were. Read together with `events`, so when
+    /// `after` is below it the page starts at the first retained event and the gap is said,
+    /// not silently skipped; `GET /v1/events/base` holds what the pruned events established.
+    public var compactedThroughSeq: Int64?
+    public init(events: [ClusterEvent], headSeq: Int64, compactedThroughSeq: Int64? = nil) {
         self.events = events
         self.headSeq = headSeq
+        self.compactedThroughSeq = compactedThroughSeq
+    }
+
+    /// True when events after `after` were pruned before this page was read (a reader that
+    /// needs every event must start again from `GET /v1/events/base`).
+    public func skipsPrunedEvents(after: Int64) -> Bool { (compactedThroughSeq ?? 0) > after }
+}
+
+/// `GET /v1/events/base`: the compaction base of the coordinator's event log. Retention
+/// deletes the oldest events in batches; before it does, it folds them into `grants`, in the
+/// same transaction as the delete. So `grants` continued with every retained event (seq >
+/// `compactedThroughSeq`) is exactly the fold of the whole history, which is what makes the
+/// grant check incremental (docs/architecture/check.md).
+public struct EventLogBase: Codable, Sendable, Hashable {
+    /// Events with seq ≤ this are no longer in the log; 0 when nothing was pruned.
+    public var compactedThroughSeq: Int64
+    /// The log's head when this was read.
+    public var headSeq: Int64
+    /// The fold of every pruned event.
+    public var grants: GrantLogFold
+
+    public init(compactedThroughSeq: Int64, headSeq: Int64, grants: GrantLogFold) {
+        self.compactedThroughSeq = compactedThroughSeq
+        self.headSeq = headSeq
+        self.grants = grants
+    }
+}
+
+/// Grant lifetimes folded over the coordinator's event log, one event at a time in seq order:
+/// per symbol the open grant, the last ended one and the highest token, plus running counts of
+/// what broke the rules. It is the whole state `grants_never_overlap` needs to judge the next
+/// event, so the coordinator can persist it when it prunes events (`EventLogBase`) and the
+/// checker can continue from it; both run this one function, so they cannot disagree.
+///
+/// A grant's lifetime is [grant.ts_ms, end) where end is the `release`/`revoke` ts_ms, the
+/// `grant_expired` expires_at_ms (every silent renewal included), or — if the coordinator
+/// restarted while it was open — the restart's `coordinator_started.expires_at_ms` (nothing
+/// is granted for one TTL after a restart and every renewal happened before it), unless its
+/// holder re-adopts it (`adopt`, same token), which reopens that very grant.
+public struct GrantLogFold: Codable, Sendable, Hashable {
+    /// A grant with no end event yet.
+    public struct OpenGrant: Codable, Sendable, Hashable {
+        public var node: String
+        public var fencingToken: Int64
+        public var grantedAtMs: EpochMs
+        /// Seq of the `grant` or `adopt` event that opened it.
+        public var grantSeq: Int64
+        public init(node: String, fencingToken: Int64, grantedAtMs: EpochMs, grantSeq: Int64) {
+            self.node = node
+            self.fencingToken = fencingToken
+            self.grantedAtMs = grantedAtMs
+            self.grantSeq = grantSeq
+        }
+    }
+
+    /// The last grant that ended, and when.
+    public struct EndedGrant: Codable, Sendable, Hashable {
+        public var node: String
+        public var fencingToken: Int64
+        public var endMs: EpochMs
+        public init(node: String, fencingToken: Int64, endMs: EpochMs) {
+            self.node = node
+            self.fencingToken = fencingToken
+            self.endMs = endMs
+        }
+    }
+
+    /// One symbol's grant history, as far as the next event's verdict depends on it.
+    public struct SymbolGrants: Codable, Sendable, Hashable {
+        public var symbol: String
+        public var highestToken: Int64?
+        public var open: OpenGrant?
+        public var lastEnded: EndedGrant?
+        public init(symbol: String, highestToken: Int64? = nil, open: OpenGrant? = nil, lastEnded: EndedGrant? = nil) {
+            self.symbol = symbol
+            self.highestToken = highestToken
+            self.open = open
+            self.lastEnded = lastEnded
+        }
+    }
+
+    /// What one event broke, as one human-readable line.
+    public enum Violation: Sendable, Hashable {
+        /// A grant (or re-adoption) while another grant of the symbol was live.
+        case overlap(String)
+        /// A token not above every earlier one of its symbol (or a re-adoption of an old one).
+        case tokenNotIncreasing(String)
+        /// An end event for a grant that was never open.
+        case unmatchedEnd(String)
+    }
+
+    /// Every event folded (all kinds).
+    public var events: Int64 = 0
+    /// The seq of the last event folded (0 before any).
+    public var throughSeq: Int64 = 0
+    public var grants: Int64 = 0
+    public var coordinatorStarts: Int64 = 0
+    public var overlapping: Int64 = 0
+    public var tokensNotIncreasing: Int64 = 0
+    public var unmatchedEnds: Int64 = 0
+    /// Per symbol; encoded as an array sorted by symbol (stable JSON, symbols never rewritten
+    /// as keys).
+    public private(set) var symbols: [String: SymbolGrants] = [:]
+
+    public init() {}
+
+    public var held: Bool { overlapping == 0 && tokensNotIncreasing == 0 && unmatchedEnds == 0 }
+    public var openGrants: Int { symbols.values.reduce(0) { $0 + ($1.open == nil ? 0 : 1) } }
+    public var symbolsWithTokens: Int { symbols.values.reduce(0) { $0 + ($1.highestToken == nil ? 0 : 1) } }
+
+    /// Folds one event (callers go in seq order) and says what it broke: nothing, or one line
+    /// per rule (a grant can both overlap and repeat a token).
+    public mutating func apply(_ event: ClusterEvent) -> [Violation] {
+        events += 1
+        throughSeq = max(throughSeq, event.seq)
+        switch event.kind {
+        case "grant":
+            guard let symbol = event.symbol, let token = event.fencingToken else { return [] }
+            grants += 1
+            let node = event.node ?? "?"
+            var entry = symbols[symbol] ?? SymbolGrants(symbol: symbol)
+            var violations: [Violation] = []
+            if let previous = entry.open {
+                violations.append(.overlap(
+                    "\(symbol): grant #\(token) to \(node) at \(event.tsMs) (event \(event.seq)) while #\(previous.fencingToken) of \(previous.node) (event \(previous.grantSeq)) was never ended"))
+            } else if let previous = entry.lastEnded, event.tsMs < previous.endMs {
+                violations.append(.overlap(
+                    "\(symbol): grant #\(token) to \(node) at \(event.tsMs) (event \(event.seq)) starts \(previous.endMs - event.tsMs) ms before #\(previous.fencingToken) of \(previous.node) ended at \(previous.endMs)"))
+            }
+            if let highest = entry.highestToken, token <= highest {
+                violations.append(.tokenNotIncreasing("\(symbol): grant token \(token) (event \(event.seq)) is not above the earlier \(highest)"))
+            }
+            entry.highestToken = max(entry.highestToken ?? token, token)
+            entry.open = OpenGrant(node: node, fencingToken: token, grantedAtMs: event.tsMs, grantSeq: event.seq)
+            symbols[symbol] = entry
+            return counted(violations)
+        case "adopt":
+            guard let symbol = event.symbol, let token = event.fencingToken else { return [] }
+            let node = event.node ?? "?"
+            var entry = symbols[symbol] ?? SymbolGrants(symbol: symbol)
+            var violations: [Violation] = []
+            if let previous = entry.open {
+                violations.append(.overlap(
+                    "\(symbol): #\(token) re-adopted by \(node) at \(event.tsMs) (event \(event.seq)) while #\(previous.fencingToken) of \(previous.node) (event \(previous.grantSeq)) was never ended"))
+            } else if let highest = entry.highestToken, token != highest {
+                violations.append(.tokenNotIncreasing("\(symbol): re-adopted token \(token) (event \(event.seq)) is not the latest one \(highest)"))
+            } else if let previous = entry.lastEnded, previous.fencingToken == token, previous.node != node {
+                violations.append(.overlap("\(symbol): #\(token) of \(previous.node) re-adopted by another node, \(node) (event \(event.seq))"))
+            }
+            entry.highestToken = max(entry.highestToken ?? token, token)
+            entry.open = OpenGrant(node: node, fencingToken: token, grantedAtMs: event.tsMs, grantSeq: event.seq)
+            symbols[symbol] = entry
+            return counted(violations)
+        case "release", "revoke", "grant_expired":
+            guard let symbol = event.symbol else { return [] }
+            var entry = symbols[symbol] ?? SymbolGrants(symbol: symbol)
+            guard let current = entry.open, current.fencingToken == event.fencingToken else {
+                // An end for a grant never seen open: harmless if it is a duplicate close of the
+                // last grant; otherwise the log is not telling a consistent story.
+                guard entry.lastEnded?.fencingToken != event.fencingToken else { return [] }
+                return counted([.unmatchedEnd("\(symbol): \(event.kind) of token \(event.fencingToken.map(String.init) ?? "?") (event \(event.seq)) for no open grant")])
+            }
+            let end = event.kind == "grant_expired" ? (event.expiresAtMs ?? event.tsMs) : event.tsMs
+            entry.lastEnded = EndedGrant(node: current.node, fencingToken: current.fencingToken, endMs: end)
+            entry.open = nil
+            symbols[symbol] = entry
+            return []
+        case "coordinator_started":
+            coordinatorStarts += 1
+            let quietUntil = event.expiresAtMs ?? event.tsMs
+            for (symbol, entry) in symbols {
+                guard let open = entry.open else { continue }
+                symbols[symbol]?.lastEnded = EndedGrant(node: open.node, fencingToken: open.fencingToken, endMs: quietUntil)
+                symbols[symbol]?.open = nil
+            }
+            return []
+        default:
+            return []
+        }
+    }
+
+    private mutating func counted(_ violations: [Violation]) -> [Violation] {
+        for violation in violations {
+            switch violation {
+            case .overlap: overlapping += 1
+            case .tokenNotIncreasing: tokensNotIncreasing += 1
+            case .unmatchedEnd: unmatchedEnds += 1
+            }
+        }
+        return violations
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case events, throughSeq, grants, coordinatorStarts, overlapping, tokensNotIncreasing, unmatchedEnds, symbols
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        events = try container.decode(Int64.self, forKey: .events)
+        throughSeq = try container.decode(Int64.self, forKey: .throughSeq)
+        grants = try container.decode(Int64.self, forKey: .grants)
+        coordinatorStarts = try container.decode(Int64.self, forKey: .coordinatorStarts)
+        overlapping = try container.decode(Int64.self, forKey: .overlapping)
+        tokensNotIncreasing = try container.decode(Int64.self, forKey: .tokensNotIncreasing)
+        unmatchedEnds = try container.decode(Int64.self, forKey: .unmatchedEnds)
+        let list = try container.decode([SymbolGrants].self, forKey: .symbols)
+        symbols = Dictionary(list.map { ($0.symbol, $0) }, uniquingKeysWith: { _, last in last })
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(events, forKey: .events)
+        try container.encode(throughSeq, forKey: .throughSeq)
+        try container.encode(grants, forKey: .grants)
+        try container.encode(coordinatorStarts, forKey: .coordinatorStarts)
+        try container.encode(overlapping, forKey: .overlapping)
+        try container.encode(tokensNotIncreasing, forKey: .tokensNotIncreasing)
+        try container.encode(unmatchedEnds, forKey: .unmatchedEnds)
+        try container.encode(symbols.values.sorted { $0.symbol < $1.symbol }, forKey: .symbols)
     }
 }
 
@@ -327,5 +556,9 @@ public struct CoordinatorClient: PresenceRegistry, DeathNotifier, AuthorityProvi
         try await endpoint.call(
             .GET, CoordinatorRoutes.events.path, query: [("after", "\(seq)"), ("limit", "\(limit)"), ("wait_ms", "\(waitMs)")],
             timeoutMs: endpoint.longPollTimeoutMs(waitMs: waitMs))
+    }
+    /// The compaction base of the event log (what the pruned events established).
+    public func eventsBase() async throws(ClientError) -> EventLogBase {
+        try await endpoint.call(.GET, CoordinatorRoutes.eventsBase.path)
     }
 }
