@@ -16,8 +16,11 @@ public struct CheckReport: Codable, Sendable, Hashable {
     public var invariants: [InvariantResult]
     /// "service: reason" for every service that could not be read.
     public var unreachable: [String]
+    /// `incremental` (digests and folds the services keep) or `full` (every fill read).
+    public var mode: CheckMode
 
-    public init(ok: Bool, exitCode: Int32, checkedAtMs: EpochMs, elapsedMs: Int64, invariants: [InvariantResult], unreachable: [String]) {
+    public init(ok: Bool, exitCode: Int32, checkedAtMs: EpochMs, elapsedMs: Int64, invariants: [InvariantResult], unreachable: [String], mode: CheckMode = .incremental) {
+        self.mode = mode
         self.ok = ok
         self.exitCode = exitCode
         self.checkedAtMs = checkedAtMs
@@ -43,7 +46,7 @@ public struct CheckReport: Codable, Sendable, Hashable {
         }
         for problem in unreachable { lines.append("UNREACHABLE  \(problem)") }
         lines.append(
-            ok ? "all \(invariants.count) invariants held (\(elapsedMs) ms)"
+            ok ? "all \(invariants.count) invariants held (\(mode.rawValue), \(elapsedMs) ms)"
                 : unreachable.isEmpty ? "\(invariants.filter { !$0.held }.count) invariant(s) BROKEN" : "check incomplete: a service is unreachable")
         return lines.joined(separator: "\n")
     }
@@ -73,11 +76,13 @@ public struct ClusterChecker: Sendable {
     public let connection: ClusterConnection
     public let tolerances: CheckTolerances
     public let clock: any EpochClock
+    public let mode: CheckMode
 
-    public init(connection: ClusterConnection, tolerances: CheckTolerances = CheckTolerances(), clock: any EpochClock = MonotonicEpochClock()) {
+    public init(connection: ClusterConnection, tolerances: CheckTolerances = CheckTolerances(), clock: any EpochClock = MonotonicEpochClock(), mode: CheckMode = .incremental) {
         self.connection = connection
         self.tolerances = tolerances
         self.clock = clock
+        self.mode = mode
     }
 
     public func run() async -> CheckReport {
@@ -85,17 +90,17 @@ public struct ClusterChecker: Sendable {
         do {
             let results = try await checkAll()
             let code = CheckReport.exitCode(invariants: results, unreachable: [])
-            return CheckReport(ok: code == 0, exitCode: code, checkedAtMs: started, elapsedMs: clock.nowMs() - started, invariants: results, unreachable: [])
+            return CheckReport(ok: code == 0, exitCode: code, checkedAtMs: started, elapsedMs: clock.nowMs() - started, invariants: results, unreachable: [], mode: mode)
         } catch let error as ServiceUnreachable {
-            return CheckReport(ok: false, exitCode: 4, checkedAtMs: started, elapsedMs: clock.nowMs() - started, invariants: [], unreachable: [error.description])
+            return CheckReport(ok: false, exitCode: 4, checkedAtMs: started, elapsedMs: clock.nowMs() - started, invariants: [], unreachable: [error.description], mode: mode)
         } catch {
-            return CheckReport(ok: false, exitCode: 4, checkedAtMs: started, elapsedMs: clock.nowMs() - started, invariants: [], unreachable: ["\(error)"])
+            return CheckReport(ok: false, exitCode: 4, checkedAtMs: started, elapsedMs: clock.nowMs() - started, invariants: [], unreachable: ["\(error)"], mode: mode)
         }
     }
 
     func checkAll() async throws -> [InvariantResult] {
-        let fills = try await checkFills()
-        let positions = try await checkPositions()
+        let fills = mode == .full ? try await checkFills() : try await checkFillDigests()
+        let positions = mode == .full ? try await checkPositions() : try await checkPositionsAgainstFold()
         let grants = Invariants.grantsNeverOverlap(events: try await LogReader.coordinatorEvents(connection.coordinator))
         let stale = try await checkStaleTokens()
         let quoted = try await checkQuotes()
@@ -125,6 +130,64 @@ public struct ClusterChecker: Sendable {
             if clock.nowMs() >= deadline { return cursor }
             try? await Task.sleep(for: .milliseconds(50))
         }
+    }
+
+    /// Incremental: the ledger's and the exchange's chain heads at the end of the ledger's
+    /// gap-free prefix. Re-read a few times while a fill is in flight between the two.
+    func checkFillDigests() async throws -> InvariantResult {
+        let head = try await LogReader.exchangeHead(connection.exchange)
+        let drained = try await waitForIngest(through: head)
+        var result: InvariantResult?
+        for attempt in 0..<max(1, tolerances.positionAttempts) {
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(200)) }
+            let ledger = try await fetch("state") { () async throws(ClientError) in try await connection.state.ledgerDigest() }
+            let exchangeHead: String? = try await fetch("exchange") { () async throws(ClientError) -> String? in
+                do throws(ClientError) {
+                    return try await connection.exchange.fillDigest(through: ledger.chainedThroughSeq).fillLogSha256
+                } catch {
+                    if case .api(404, _) = error { return nil }
+                    throw error
+                }
+            }
+            result = Invariants.fillChainsAgree(exchangeHeadSeq: head, ledger: ledger, exchangeHeadAtLedgerEnd: exchangeHead)
+            if result!.held { break }
+        }
+        var final = result!
+        if let cursor = drained {
+            final.offending.insert("ingest cursor still at \(cursor), exchange head \(head), after \(tolerances.ingestDrainTimeoutMs) ms", at: 0)
+            final.counts["ingest_lag"] = head - cursor
+        }
+        return final
+    }
+
+    /// Incremental: each position against the exchange's fold at the position's last fill;
+    /// a symbol the fold's short history no longer covers is folded from the ledger's own
+    /// fills of that symbol (as `--full` does for every symbol).
+    func checkPositionsAgainstFold() async throws -> InvariantResult {
+        var outcome: (result: InvariantResult, uncomparable: [String])?
+        var positions: [Position] = []
+        for attempt in 0..<max(1, tolerances.positionAttempts) {
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(200)) }
+            positions = try await fetch("state") { () async throws(ClientError) in try await connection.state.positions() }.positions
+            let fold = try await fetch("exchange") { () async throws(ClientError) in try await connection.exchange.fillFold() }
+            outcome = Invariants.positionsMatchExchangeFold(positions: positions, fold: fold)
+            if outcome!.result.held && outcome!.uncomparable.isEmpty { break }
+        }
+        guard var (result, uncomparable) = outcome else { return try await checkPositions() }
+        if !uncomparable.isEmpty {
+            let selected = Set(uncomparable)
+            var fills: [Fill] = []
+            for symbol in uncomparable { fills += try await LogReader.ledger(connection.state, symbol: symbol) }
+            let folded = Invariants.positionsMatchFold(positions: positions.filter { selected.contains($0.symbol) }, ledgerFills: fills)
+            if !folded.held {
+                result.held = false
+                result.summary += "; " + folded.summary + " (folded from the ledger)"
+                result.offending += folded.offending
+            }
+            result.counts["folded_from_ledger"] = Int64(uncomparable.count)
+            uncomparable = []
+        }
+        return result
     }
 
     func checkPositions() async throws -> InvariantResult {

@@ -127,11 +127,12 @@ enum LogReader {
         try await fetch("exchange") { () async throws(ClientError) in try await exchange.fills(after: 0, limit: 1, waitMs: 0) }.headSeq
     }
 
-    static func ledger(_ state: TradingStateClient) async throws -> [Fill] {
+    /// The whole ledger, or one symbol's fills.
+    static func ledger(_ state: TradingStateClient, symbol: String? = nil) async throws -> [Fill] {
         var fills: [Fill] = []
         var after: Int64 = 0
         while true {
-            let page = try await fetch("state") { () async throws(ClientError) in try await state.ledger(after: after, limit: 5_000) }
+            let page = try await fetch("state") { () async throws(ClientError) in try await state.ledger(symbol: symbol, after: after, limit: 5_000) }
             fills += page.fills
             guard let next = page.nextAfter, !page.fills.isEmpty else { break }
             after = next
@@ -139,15 +140,37 @@ enum LogReader {
         return fills
     }
 
-    static func coordinatorEvents(_ coordinator: CoordinatorClient, after start: Int64 = 0) async throws -> [ClusterEvent] {
-        var events: [ClusterEvent] = []
-        var after = start
-        while true {
-            let page = try await fetch("coordinator") { () async throws(ClientError) in try await coordinator.events(after: after, limit: 1_000, waitMs: 0) }
-            events += page.events
-            guard let last = page.events.last, last.seq < page.headSeq else { break }
-            after = last.seq
+    /// The compaction base, then every event after it. Retention may prune while the pages are
+    /// read; a page that reports pruning past where it was asked to start (`compacted_through_seq`
+    /// above `after`) means a gap, so the read starts again from the newer base rather than
+    /// judge an incomplete history. A coordinator without the base route (404, an older
+    /// version) never prunes: its whole log is read as before.
+    static func coordinatorEvents(_ coordinator: CoordinatorClient, attempts: Int = 5) async throws -> CoordinatorEventHistory {
+        for _ in 0..<max(1, attempts) {
+            let base: EventLogBase? = try await fetch("coordinator") { () async throws(ClientError) -> EventLogBase? in
+                do throws(ClientError) {
+                    return try await coordinator.eventsBase()
+                } catch {
+                    if case .api(404, _) = error { return nil }
+                    throw error
+                }
+            }
+            let start = base?.compactedThroughSeq ?? 0
+            var events: [ClusterEvent] = []
+            var after = start
+            var outran = false
+            while true {
+                let page = try await fetch("coordinator") { () async throws(ClientError) in try await coordinator.events(after: after, limit: 1_000, waitMs: 0) }
+                if page.skipsPrunedEvents(after: after) {
+                    outran = true
+                    break
+                }
+                events += page.events
+                guard let last = page.events.last, last.seq < page.headSeq else { break }
+                after = last.seq
+            }
+            if !outran { return CoordinatorEventHistory(base: start > 0 ? base : nil, events: events) }
         }
-        return events
+        throw ServiceUnreachable(service: "coordinator", reason: EventLogOutran(attempts: attempts).description)
     }
 }

@@ -192,81 +192,53 @@ public enum Invariants {
     /// happened before the restart, so none reaches past restart + one grant TTL — unless its
     /// holder re-adopts it (`adopt`, same token), which reopens that very grant: it must be the
     /// last grant of the symbol, and no other grant may have started since.
+    /// The rules are `GrantLogFold.apply`, the same fold the coordinator stores when it prunes.
     public static func grantsNeverOverlap(events: [ClusterEvent]) -> InvariantResult {
-        var open: [String: GrantLifetime] = [:]
-        var lastEnd: [String: (end: EpochMs, token: Int64, node: String)] = [:]
-        var highestToken: [String: Int64] = [:]
+        grantsNeverOverlap(base: nil, events: events)
+    }
+
+    /// The check over a compacted log: the base the coordinator stored when it pruned, then
+    /// the retained events.
+    public static func grantsNeverOverlap(events history: CoordinatorEventHistory) -> InvariantResult {
+        grantsNeverOverlap(base: history.base, events: history.events)
+    }
+
+    /// Continues the fold from `base` (nil: from the beginning) with every event after
+    /// `base.compactedThroughSeq`. The verdict and counts equal those of the whole log, since
+    /// the base is exactly the fold of the pruned events; only the evidence lines of
+    /// violations among the pruned events are gone (they are counted, and said to be pruned).
+    public static func grantsNeverOverlap(base: EventLogBase?, events: [ClusterEvent]) -> InvariantResult {
+        var fold = base?.grants ?? GrantLogFold()
+        let compactedThrough = base?.compactedThroughSeq ?? 0
         var overlaps = Evidence()
         var nonIncreasing = Evidence()
         var orphanEnds = Evidence()
-        var grants: Int64 = 0
-        var restarts: Int64 = 0
-
-        func close(_ grant: GrantLifetime, at end: EpochMs) {
-            lastEnd[grant.symbol] = (end, grant.fencingToken, grant.node)
-            open[grant.symbol] = nil
+        if let base, !base.grants.held {
+            let pruned = base.grants
+            overlaps.add(
+                "\(pruned.overlapping) overlapping grants, \(pruned.tokensNotIncreasing) tokens not increasing, \(pruned.unmatchedEnds) ends of unknown grants among the \(pruned.events) events pruned through seq \(compactedThrough) (details pruned with them)")
         }
-
-        for event in events.sorted(by: { $0.seq < $1.seq }) {
-            switch event.kind {
-            case "grant":
-                guard let symbol = event.symbol, let token = event.fencingToken else { continue }
-                grants += 1
-                let node = event.node ?? "?"
-                if let previous = open[symbol] {
-                    overlaps.add(
-                        "\(symbol): grant #\(token) to \(node) at \(event.tsMs) (event \(event.seq)) while #\(previous.fencingToken) of \(previous.node) (event \(previous.grantSeq)) was never ended")
-                } else if let previous = lastEnd[symbol], event.tsMs < previous.end {
-                    overlaps.add(
-                        "\(symbol): grant #\(token) to \(node) at \(event.tsMs) (event \(event.seq)) starts \(previous.end - event.tsMs) ms before #\(previous.token) of \(previous.node) ended at \(previous.end)")
+        for event in events.sorted(by: { $0.seq < $1.seq }) where event.seq > compactedThrough {
+            for violation in fold.apply(event) {
+                switch violation {
+                case .overlap(let line): overlaps.add(line)
+                case .tokenNotIncreasing(let line): nonIncreasing.add(line)
+                case .unmatchedEnd(let line): orphanEnds.add(line)
                 }
-                if let highest = highestToken[symbol], token <= highest {
-                    nonIncreasing.add("\(symbol): grant token \(token) (event \(event.seq)) is not above the earlier \(highest)")
-                }
-                highestToken[symbol] = max(highestToken[symbol] ?? token, token)
-                open[symbol] = GrantLifetime(symbol: symbol, node: node, fencingToken: token, grantedAtMs: event.tsMs, endMs: nil, grantSeq: event.seq)
-            case "adopt":
-                guard let symbol = event.symbol, let token = event.fencingToken else { continue }
-                let node = event.node ?? "?"
-                if let previous = open[symbol] {
-                    overlaps.add(
-                        "\(symbol): #\(token) re-adopted by \(node) at \(event.tsMs) (event \(event.seq)) while #\(previous.fencingToken) of \(previous.node) (event \(previous.grantSeq)) was never ended")
-                } else if let highest = highestToken[symbol], token != highest {
-                    nonIncreasing.add("\(symbol): re-adopted token \(token) (event \(event.seq)) is not the latest one \(highest)")
-                } else if let previous = lastEnd[symbol], previous.token == token, previous.node != node {
-                    overlaps.add("\(symbol): #\(token) of \(previous.node) re-adopted by another node, \(node) (event \(event.seq))")
-                }
-                highestToken[symbol] = max(highestToken[symbol] ?? token, token)
-                open[symbol] = GrantLifetime(symbol: symbol, node: node, fencingToken: token, grantedAtMs: event.tsMs, endMs: nil, grantSeq: event.seq)
-            case "release", "revoke", "grant_expired":
-                guard let symbol = event.symbol else { continue }
-                guard let current = open[symbol], current.fencingToken == event.fencingToken else {
-                    // An end for a grant we never saw open: harmless if it is a duplicate close
-                    // of the last grant; otherwise the log is not telling a consistent story.
-                    if lastEnd[symbol]?.token != event.fencingToken {
-                        orphanEnds.add("\(symbol): \(event.kind) of token \(event.fencingToken.map(String.init) ?? "?") (event \(event.seq)) for no open grant")
-                    }
-                    continue
-                }
-                let end = event.kind == "grant_expired" ? (event.expiresAtMs ?? event.tsMs) : event.tsMs
-                close(current, at: end)
-            case "coordinator_started":
-                restarts += 1
-                let quietUntil = event.expiresAtMs ?? event.tsMs
-                for grant in open.values { close(grant, at: quietUntil) }
-            default:
-                continue
             }
         }
-        let held = overlaps.total == 0 && nonIncreasing.total == 0 && orphanEnds.total == 0
+        let held = fold.held
+        let starts = fold.coordinatorStarts
         let summary = held
-            ? "\(grants) grants over \(highestToken.count) symbols, none overlapping, tokens strictly increasing (\(restarts) coordinator starts)"
-            : "\(overlaps.total) overlapping grants, \(nonIncreasing.total) tokens not increasing, \(orphanEnds.total) ends of unknown grants"
+            ? "\(fold.grants) grants over \(fold.symbolsWithTokens) symbols, none overlapping, tokens strictly increasing (\(starts) coordinator starts)"
+                + (compactedThrough > 0 ? "; events through seq \(compactedThrough) from the coordinator's compaction base" : "")
+            : "\(fold.overlapping) overlapping grants, \(fold.tokensNotIncreasing) tokens not increasing, \(fold.unmatchedEnds) ends of unknown grants"
         return InvariantResult(
             name: .grantsNeverOverlap, held: held, summary: summary,
             counts: [
-                "events": Int64(events.count), "grants": grants, "overlapping": overlaps.total, "tokens_not_increasing": nonIncreasing.total,
-                "unmatched_ends": orphanEnds.total, "coordinator_starts": restarts, "open_grants": Int64(open.count),
+                "events": fold.events, "grants": fold.grants, "overlapping": fold.overlapping, "tokens_not_increasing": fold.tokensNotIncreasing,
+                "unmatched_ends": fold.unmatchedEnds, "coordinator_starts": starts, "open_grants": Int64(fold.openGrants),
+                "compacted_through_seq": compactedThrough,
             ],
             offending: Array((overlaps.lines + nonIncreasing.lines + orphanEnds.lines).prefix(InvariantResult.evidenceLimit)))
     }

@@ -9,17 +9,29 @@ public enum ExchangeService {
     /// answering 200 means "replayed"), then serves.
     public static func run(_ environment: ServiceEnvironment, exitWithParent: Bool) async throws {
         let journal = try GRDBExchangeJournal(path: environment.dataDirectory.databasePath("exchange"))
-        let core = try makeCore(environment, journal: journal)
+        let started = ContinuousClock.now
+        let core = try makeCore(environment, journal: journal, snapshots: snapshotStore(environment))
+        try await ExchangeRecovery.verifyStoredHead(journal: journal, digest: await core.digestForVerification())
         let stats = await core.stats()
-        environment.logger.info("exchange journal replayed: \(stats.journalSeq) records, \(stats.fillCount) fills, fill log \(stats.fillLogSha256)")
+        let elapsed = ContinuousClock.now - started
+        environment.logger.info(
+            "exchange recovered in \(elapsed.formatted(.units(allowed: [.milliseconds]))) from \(core.recovery): \(stats.journalSeq) records, \(stats.fillCount) fills, fill log \(stats.fillLogSha256)")
         let router = buildExchangeRouter(environment, core: core)
         let app = buildApplication(environment, router: router, services: core.services())
         try await runService(app, environment: environment, exitWithParent: exitWithParent) { core.endLongPolls() }
+        // Every service has stopped and the journal flushed: a snapshot now makes the next
+        // start replay nothing.
+        if let snapshot = await core.finalSnapshot() { core.writeSnapshot(snapshot) }
     }
 
-    public static func makeCore(_ environment: ServiceEnvironment, journal: any ExchangeJournal) throws -> ExchangeCore {
+    public static func snapshotStore(_ environment: ServiceEnvironment) -> ExchangeSnapshotStore {
+        ExchangeSnapshotStore(directory: environment.dataDirectory.file("exchange-snapshots"), keep: Int(environment.config.exchange.snapshotKeep))
+    }
+
+    public static func makeCore(_ environment: ServiceEnvironment, journal: any ExchangeJournal, snapshots: ExchangeSnapshotStore? = nil) throws -> ExchangeCore {
         let signer = try GrantSigner(dataDirectory: environment.dataDirectory)
-        return try ExchangeCore(config: environment.config, signer: signer, clock: environment.clock, journal: journal, logger: environment.logger)
+        return try ExchangeCore(
+            config: environment.config, signer: signer, clock: environment.clock, journal: journal, snapshots: snapshots, logger: environment.logger)
     }
 
     /// The common routes plus every exchange route.

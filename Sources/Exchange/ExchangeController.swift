@@ -35,12 +35,22 @@ public struct ExchangeController: Sendable {
             let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
             let limit = try request.queryInt("limit", default: Self.defaultFillPageLimit, range: 1...Self.maxFillPageLimit)
             let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...Self.maxFillWaitMs)
-            var page = await core.fillPage(after: after, limit: Int(limit))
+            var page = try await core.fillPage(after: after, limit: Int(limit))
             if page.fills.isEmpty && waitMs > 0 {
                 await core.waitForFills(after: after, timeoutMs: waitMs)
-                page = await core.fillPage(after: after, limit: Int(limit))
+                page = try await core.fillPage(after: after, limit: Int(limit))
             }
             return page
+        }
+        router.on(ExchangeRoutes.fillFold) { _, _ in await core.fillFold() }
+        router.on(ExchangeRoutes.fillDigest) { request, _ in
+            let published = await core.stats().fillCount
+            let through = try request.queryInt("through", default: published, range: 0...Int64.max)
+            guard let head = try await core.fillChainHead(through: through) else {
+                throw APIError(status: 404, code: ExchangeErrorCode.unknownFill,
+                               message: "fill \(through) is not published yet (the published head is \(published))", details: ["head_seq": "\(published)"])
+            }
+            return FillLogHead(throughSeq: through, fillLogSha256: head)
         }
         router.on(ExchangeRoutes.replaceQuote) { request, context in
             let symbol = try context.pathParameter("symbol")

@@ -26,10 +26,26 @@ public actor ExchangeCore {
     private var lastFlowIndex: Int64
     private var deadmen: [String: EpochMs] = [:]
     private var rejections: [String: Int64] = [:]
-    private var publishedFillCount = 0
-    private var digest = FillLogDigest()
-    private var fillMarks: [(journalSeq: Int64, fillCount: Int)] = []
-    private var markedFillCount = 0
+    /// Chain over every fill made so far, published or not (a fill is chained, and its head
+    /// stored with it, when the command that made it is applied).
+    private var digest: FillLogDigest
+    /// The fold of every fill made, for checkers (`GET /v1/fills/fold`).
+    private var fold: FoldHistory
+    /// Fills made but not yet durable, oldest first, with the journal seq that made each.
+    private var unpublished: [(journalSeq: Int64, fill: Fill)] = []
+    private var publishedFillCount: Int64
+    private var publishedDigestHex: String
+    /// The newest published fills, for consumers at the head (the state's ingest); older
+    /// ones are read from the journal's fill table, so memory does not grow with history.
+    private var recentFills: [Fill] = []
+    public static let recentFillCapacity = 4_096
+    /// Where snapshots go (nil: none are written) and the journal seq of the last one asked for.
+    let snapshots: ExchangeSnapshotStore?
+    private var lastSnapshotSeq: Int64
+    private let snapshotRequests: AsyncStream<ExchangeSnapshot>.Continuation
+    let pendingSnapshots: AsyncStream<ExchangeSnapshot>
+    /// How the books were rebuilt at startup, for the log and `/v1/stats`.
+    public nonisolated let recovery: ExchangeRecovery.Summary
     /// Signalled whenever fills are published; `/v1/fills` long-polls wait on it.
     private let fillsPublished = ChangeSignal()
     let metrics: ExchangeMetrics
@@ -41,14 +57,25 @@ public actor ExchangeCore {
 
     /// Replays `journal` and returns a core whose books and fill log are exactly those the
     /// journal describes, with every fill published.
-    public init(config: ClusterConfig, signer: GrantSigner, clock: any EpochClock, journal: any ExchangeJournal, logger: Logger = Logger(label: "mm.exchange")) throws {
+    public init(
+        config: ClusterConfig, signer: GrantSigner, clock: any EpochClock, journal: any ExchangeJournal, snapshots: ExchangeSnapshotStore? = nil,
+        logger: Logger = Logger(label: "mm.exchange")
+    ) throws {
         self.config = config
         self.signer = signer
         self.clock = clock
         self.logger = logger
-        let recovered = try ExchangeRecovery.replay(config: config, journal: journal)
+        let recovered = try ExchangeRecovery.recover(config: config, journal: journal, snapshots: snapshots, logger: logger)
         state = recovered.state
         audit = recovered.audit
+        digest = recovered.digest
+        fold = recovered.fold
+        publishedFillCount = recovered.digest.count
+        publishedDigestHex = recovered.digest.hexDigest()
+        recovery = recovered.summary
+        self.snapshots = config.exchange.snapshotEveryRecords > 0 ? snapshots : nil
+        lastSnapshotSeq = recovered.summary.snapshotSeq ?? 0
+        (pendingSnapshots, snapshotRequests) = AsyncStream.makeStream(of: ExchangeSnapshot.self, bufferingPolicy: .bufferingNewest(1))
         firstStartMs = try journal.firstStartMs(recordingIfAbsent: clock.nowMs())
         metrics = ExchangeMetrics(symbols: config.symbolNames)
         let commitLatency = metrics.journalCommit
@@ -56,9 +83,7 @@ public actor ExchangeCore {
         paths = config.symbols.map { ReferencePricePath(seed: config.seed, spec: $0, settings: config.exchange) }
         flow = ExternalFlowGenerator(config: config)
         lastFlowIndex = recovered.state.lastFlowIndex
-        for fill in recovered.state.fills { digest.append(fill) }
-        publishedFillCount = recovered.state.fills.count
-        markedFillCount = publishedFillCount
+        recentFills = recovered.recentFills
         // Dead-man timers live in memory. So that no quote outlives its owner across an
         // exchange restart, every node with resting orders gets a fresh timer: it re-arms
         // within one renewal round if it is alive.
@@ -85,13 +110,52 @@ public actor ExchangeCore {
         for entry in entries {
             state.apply(entry, tsMs: now)
             audit.observe(entry)
-            committer.enqueue(JournalRecord(seq: state.journalSeq, tsMs: now, entry: entry))
+            let made = state.takeNewFills()
+            var stored: [StoredFill] = []
+            stored.reserveCapacity(made.count)
+            for fill in made {
+                stored.append(StoredFill.chaining(fill, onto: &digest))
+                fold.apply(fill)
+                unpublished.append((state.journalSeq, fill))
+            }
+            committer.enqueue(JournalRecord(seq: state.journalSeq, tsMs: now, entry: entry), fills: stored)
         }
-        if state.fills.count > markedFillCount {
-            markedFillCount = state.fills.count
-            fillMarks.append((state.journalSeq, markedFillCount))
+        if snapshots != nil, state.journalSeq - lastSnapshotSeq >= config.exchange.snapshotEveryRecords {
+            lastSnapshotSeq = state.journalSeq
+            // A value copy (copy-on-write): the writer encodes it once it is durable, while
+            // this actor goes on mutating its own.
+            snapshotRequests.yield(currentSnapshot())
         }
         return state.journalSeq
+    }
+
+    /// The state as of the last applied record, for a snapshot.
+    func currentSnapshot() -> ExchangeSnapshot {
+        ExchangeSnapshot(journalSeq: state.journalSeq, state: state.persisted, audit: audit, digest: digest, fold: fold)
+    }
+
+    /// Writes `snapshot` (already durable in the journal) and applies journal retention.
+    /// A failure is logged, not fatal: the journal is still the truth, and the next
+    /// snapshot or a longer replay covers it.
+    public nonisolated func writeSnapshot(_ snapshot: ExchangeSnapshot) {
+        guard let snapshots else { return }
+        let started = ContinuousClock.now
+        do {
+            let oldestKept = try snapshots.write(snapshot, config: config)
+            if config.exchange.journalRetain == .snapshots { try committer.journal.pruneRecords(through: oldestKept) }
+            let elapsed = ContinuousClock.now - started
+            logger.info("exchange snapshot written at journal seq \(snapshot.journalSeq) (\(snapshot.digest.count) fills) in \(elapsed.formatted(.units(allowed: [.milliseconds])))")
+        } catch {
+            logger.error("exchange snapshot at journal seq \(snapshot.journalSeq) not written: \(error); restarts replay from the previous one")
+        }
+    }
+
+    /// The state for a final snapshot at shutdown, or nil when not everything applied is
+    /// durable (the journal failed): a snapshot must never hold what the journal does not.
+    public func finalSnapshot() -> ExchangeSnapshot? {
+        guard snapshots != nil, committer.durableSeq == state.journalSeq, state.journalSeq > lastSnapshotSeq else { return nil }
+        lastSnapshotSeq = state.journalSeq
+        return currentSnapshot()
     }
 
     public func replaceQuote(symbol: String, _ request: QuoteRequest) throws(APIError) -> (Quote, journalSeq: Int64) {
@@ -222,32 +286,75 @@ public actor ExchangeCore {
 
     /// Called by the flush loop once every record up to `journalSeq` is durable.
     public func markDurable(_ journalSeq: Int64) {
-        var newCount = publishedFillCount
-        while let first = fillMarks.first, first.journalSeq <= journalSeq {
-            newCount = first.fillCount
-            fillMarks.removeFirst()
+        var durable = 0
+        while durable < unpublished.count, unpublished[durable].journalSeq <= journalSeq { durable += 1 }
+        guard durable > 0 else { return }
+        for (_, fill) in unpublished[..<durable] {
+            metrics.fills[fill.symbol]?.increment()
+            recentFills.append(fill)
         }
-        guard newCount > publishedFillCount else { return }
-        for index in publishedFillCount..<newCount {
-            digest.append(state.fills[index])
-            metrics.fills[state.fills[index].symbol]?.increment()
-        }
-        publishedFillCount = newCount
-        metrics.publishedFillSeq.set(Int64(newCount))
+        publishedFillCount = unpublished[durable - 1].fill.seq
+        // The head through the last published fill: the chain of everything made, minus the
+        // fills still waiting, is not recomputable, so the head travels with the last one.
+        publishedDigestHex = durable == unpublished.count ? digest.hexDigest() : publishedDigestHexThrough(durable)
+        unpublished.removeFirst(durable)
+        if recentFills.count > 2 * Self.recentFillCapacity { recentFills.removeFirst(recentFills.count - Self.recentFillCapacity) }
+        metrics.publishedFillSeq.set(publishedFillCount)
         metrics.staleAccepted.set(audit.staleAccepted)
         fillsPublished.signal()
     }
 
-    public func fillPage(after: Int64, limit: Int) -> FillPage {
-        let start = Int(min(max(after, 0), Int64(publishedFillCount)))
-        let end = min(start + limit, publishedFillCount)
-        return FillPage(fills: Array(state.fills[start..<end]), headSeq: Int64(publishedFillCount))
+    /// Chain head through `unpublished[count - 1]`: recomputed from the published head (rare:
+    /// only when a batch became durable while later commands were already applied).
+    private func publishedDigestHexThrough(_ count: Int) -> String {
+        guard var chain = FillLogDigest(headHex: publishedDigestHex, count: publishedFillCount) else { return publishedDigestHex }
+        for (_, fill) in unpublished[..<count] { chain.append(fill) }
+        return chain.hexDigest()
+    }
+
+    /// Where a page of fills after `after` comes from: memory when it is among the newest,
+    /// otherwise the journal's fill table (read outside the actor by the caller).
+    public enum FillSource: Sendable {
+        case page(FillPage)
+        case storage(after: Int64, limit: Int, headSeq: Int64)
+    }
+
+    public func fillSource(after: Int64, limit: Int) -> FillSource {
+        let start = min(max(after, 0), publishedFillCount)
+        let count = Int(min(Int64(max(limit, 0)), publishedFillCount - start))
+        let oldestInMemory = publishedFillCount - Int64(recentFills.count)
+        guard start >= oldestInMemory else { return .storage(after: start, limit: count, headSeq: publishedFillCount) }
+        let first = recentFills.count - Int(publishedFillCount - start)
+        return .page(FillPage(fills: Array(recentFills[first..<first + count]), headSeq: publishedFillCount))
+    }
+
+    /// A page of published fills, from memory or storage.
+    public nonisolated func fillPage(after: Int64, limit: Int) async throws -> FillPage {
+        switch await fillSource(after: after, limit: limit) {
+        case .page(let page): return page
+        case .storage(let after, let limit, let head):
+            return FillPage(fills: try await committer.journal.fills(after: after, limit: limit), headSeq: head)
+        }
+    }
+
+    /// The fold per symbol through the published head (positions of unpublished fills left out).
+    public func fillFold() -> FillFold {
+        let published = publishedFillCount
+        return FillFold(publishedSeq: published, positions: fold.recent.mapValues { $0.filter { $0.lastFillSeq <= published } })
+    }
+
+    /// The fill-log chain head through published fill `seq` (nil beyond the published head).
+    public nonisolated func fillChainHead(through seq: Int64) async throws -> String? {
+        let (published, head) = await (publishedFillCount, publishedDigestHex)
+        guard seq >= 0, seq <= published else { return nil }
+        if seq == published { return head }
+        return try await committer.journal.fillChainHead(through: seq)
     }
 
     /// Suspends until a fill with seq > after is published, `timeoutMs` passes, the task is
     /// cancelled or `endLongPolls()` was called.
     public func waitForFills(after: Int64, timeoutMs: Int64) async {
-        guard Int64(publishedFillCount) <= after, timeoutMs > 0 else { return }
+        guard publishedFillCount <= after, timeoutMs > 0 else { return }
         // The ticket is read in the same actor turn as the check, so a publish in between is seen.
         await fillsPublished.wait(after: fillsPublished.version, timeoutMs: timeoutMs)
     }
@@ -291,46 +398,159 @@ public actor ExchangeCore {
         var tokens: [String: Int64] = [:]
         for (index, spec) in config.symbols.enumerated() where state.highestTokens[index] > 0 { tokens[spec.symbol] = state.highestTokens[index] }
         return ExchangeStats(
-            fillCount: Int64(publishedFillCount), fillLogSha256: digest.hexDigest(), orderCount: state.orderCount,
+            fillCount: publishedFillCount, fillLogSha256: publishedDigestHex, orderCount: state.orderCount,
             journalSeq: committer.durableSeq, rejections: rejections, highestTokens: tokens, staleAccepted: audit.staleAccepted)
     }
 
     /// The whole state, for tests.
     public var snapshot: ExchangeState { state }
+
+    /// The chain over every fill made, checked against the fill table at startup.
+    public func digestForVerification() -> FillLogDigest { digest }
 }
 
-/// Rebuilding state from a journal: the live startup and `mmd exchange replay` share it.
+/// Rebuilding state from snapshots and the journal: the live startup and `mmd exchange replay`
+/// share it.
 public enum ExchangeRecovery {
     public struct Result: Sendable {
         public var state: ExchangeState
         public var audit: FencingAudit
+        public var digest: FillLogDigest
+        public var fold: FoldHistory
+        /// The newest fills (at most `ExchangeCore.recentFillCapacity`), for the fill cache.
+        public var recentFills: [Fill]
+        public var summary: Summary
     }
 
-    /// Applies every record (or, with `throughFill`, only until that many fills exist).
-    public static func replay(config: ClusterConfig, journal: any ExchangeJournal, throughFill: Int64? = nil) throws -> Result {
-        var state = ExchangeState(config: config)
-        var audit = FencingAudit()
-        try journal.forEachRecord { record in
-            if let throughFill, Int64(state.fills.count) >= throughFill { return false }
+    /// What recovery did, said once in the log.
+    public struct Summary: Sendable, Hashable, CustomStringConvertible {
+        /// The snapshot continued from (nil: a full replay from the journal's start).
+        public var snapshotSeq: Int64?
+        public var replayedRecords: Int64
+        /// Snapshots skipped and why, newest first.
+        public var rejectedSnapshots: [String]
+        public var backfilledFills: Int64
+
+        public var description: String {
+            var text = snapshotSeq.map { "snapshot at journal seq \($0) + \(replayedRecords) journal records" } ?? "full replay of \(replayedRecords) journal records"
+            if backfilledFills > 0 { text += ", \(backfilledFills) fills stored that the fill table lacked" }
+            for rejected in rejectedSnapshots { text += "; skipped \(rejected)" }
+            return text
+        }
+    }
+
+    /// The newest usable snapshot plus the journal after it; an unusable snapshot (damaged,
+    /// another version or configuration, or not continued by the journal) is skipped with a
+    /// warning, down to a full replay. Fills the fill table lacks (a journal from before it
+    /// existed) are stored on the way; a fill table that disagrees with the journal is an error.
+    public static func recover(config: ClusterConfig, journal: any ExchangeJournal, snapshots: ExchangeSnapshotStore?, logger: Logger? = nil) throws -> Result {
+        var rejected: [String] = []
+        if let snapshots {
+            for candidate in snapshots.candidates() {
+                do {
+                    let snapshot = try snapshots.load(candidate.path, config: config)
+                    let state = try ExchangeState(config: config, restoring: snapshot.state)
+                    let result = try replayTail(config: config, journal: journal, from: state, audit: snapshot.audit, digest: snapshot.digest,
+                                                fold: snapshot.fold, snapshotSeq: snapshot.journalSeq, rejected: rejected)
+                    return result
+                } catch let error as SnapshotError {
+                    rejected.append("\(candidate.path) (\(error))")
+                } catch let error as JournalError {
+                    rejected.append("\(candidate.path) (\(error))")
+                }
+                logger?.warning("exchange snapshot not used: \(rejected.last ?? "")")
+            }
+        }
+        return try replayTail(config: config, journal: journal, from: ExchangeState(config: config), audit: FencingAudit(), digest: FillLogDigest(),
+                              fold: FoldHistory(), snapshotSeq: nil, rejected: rejected)
+    }
+
+    static func replayTail(
+        config: ClusterConfig, journal: any ExchangeJournal, from start: ExchangeState, audit startAudit: FencingAudit, digest startDigest: FillLogDigest,
+        fold startFold: FoldHistory, snapshotSeq: Int64?, rejected: [String]
+    ) throws -> Result {
+        var state = start
+        var audit = startAudit
+        var digest = startDigest
+        var fold = startFold
+        if let bounds = try journal.recordBounds(), bounds.last < state.journalSeq {
+            throw JournalError.corrupt(seq: bounds.last, reason: "the snapshot is at journal seq \(state.journalSeq) but the journal ends at \(bounds.last)")
+        }
+        let storedHead = try journal.storedFillHead()
+        var backfill: [StoredFill] = []
+        var backfilled: Int64 = 0
+        var recent: [Fill] = []
+        var replayed: Int64 = 0
+        try journal.forEachRecord(after: state.journalSeq) { record in
             state.apply(record.entry, tsMs: record.tsMs)
             audit.observe(record.entry)
+            replayed += 1
+            for fill in state.takeNewFills() {
+                let stored = StoredFill.chaining(fill, onto: &digest)
+                fold.apply(fill)
+                recent.append(fill)
+                if fill.seq > storedHead { backfill.append(stored) }
+            }
+            if recent.count > 2 * ExchangeCore.recentFillCapacity { recent.removeFirst(recent.count - ExchangeCore.recentFillCapacity) }
+            if backfill.count >= 10_000 {
+                try journal.backfill(backfill)
+                backfilled += Int64(backfill.count)
+                backfill.removeAll(keepingCapacity: true)
+            }
             return true
         }
-        return Result(state: state, audit: audit)
+        try journal.backfill(backfill)
+        backfilled += Int64(backfill.count)
+        if storedHead > digest.count {
+            throw JournalError.corrupt(seq: state.journalSeq, reason: "the fill table holds fills up to seq \(storedHead) but the journal makes only \(digest.count)")
+        }
+        if recent.count < ExchangeCore.recentFillCapacity, digest.count > Int64(recent.count) {
+            // Fills before the snapshot come from the table, so the cache starts full.
+            let need = min(Int64(ExchangeCore.recentFillCapacity - recent.count), digest.count - Int64(recent.count))
+            let before = try journal.storedFills(after: digest.count - Int64(recent.count) - need, limit: Int(need))
+            recent = before + recent
+        }
+        return Result(
+            state: state, audit: audit, digest: digest, fold: fold, recentFills: Array(recent.suffix(ExchangeCore.recentFillCapacity)),
+            summary: Summary(snapshotSeq: snapshotSeq, replayedRecords: replayed, rejectedSnapshots: rejected, backfilledFills: backfilled))
     }
 
-    /// `<sha256 hex> <fill count>` of fills 1…N (N = every fill, or `throughSeq`).
+    /// The chain head the fill table stores for `seq` must be the one the journal recomputes:
+    /// checked at the recovered head, so a fill table that disagrees with the journal stops
+    /// the exchange instead of serving fills no replay would make.
+    public static func verifyStoredHead(journal: any ExchangeJournal, digest: FillLogDigest) async throws {
+        guard digest.count > 0, let stored = try await journal.fillChainHead(through: digest.count) else { return }
+        guard stored == digest.hexDigest() else {
+            throw JournalError.corrupt(seq: digest.count, reason: "the fill table's chain head for fill \(digest.count) is \(stored), the journal replays to \(digest.hexDigest())")
+        }
+    }
+
+    /// `<sha256 hex> <fill count>` of fills 1…N (N = every fill, or `throughSeq`), by a full
+    /// replay of the journal (which `exchange.journal.retain: all` keeps).
     public static func digestLine(config: ClusterConfig, journal: any ExchangeJournal, throughSeq: Int64?) throws -> String {
         if let throughSeq, throughSeq < 0 { throw ReplayError("--through-seq must be ≥ 0 (got \(throughSeq))") }
-        let result = try replay(config: config, journal: journal, throughFill: throughSeq)
-        let available = Int64(result.state.fills.count)
-        let count = throughSeq ?? available
-        guard count <= available else {
-            throw ReplayError("the journal holds only \(available) fills; --through-seq \(count) is beyond its end")
-        }
+        var state = ExchangeState(config: config)
         var digest = FillLogDigest()
-        for fill in result.state.fills.prefix(Int(count)) { digest.append(fill) }
-        return "\(digest.hexDigest()) \(count)"
+        var head: FillLogDigest?
+        if throughSeq == 0 { head = digest }
+        do {
+            try journal.forEachRecord(after: 0) { record in
+                state.apply(record.entry, tsMs: record.tsMs)
+                for fill in state.takeNewFills() {
+                    digest.append(fill)
+                    if digest.count == throughSeq { head = digest }
+                }
+                return head == nil
+            }
+        } catch let error as JournalError {
+            if case .pruned = error { throw ReplayError("\(error)") }
+            throw error
+        }
+        if let throughSeq {
+            guard let head else { throw ReplayError("the journal holds only \(digest.count) fills; --through-seq \(throughSeq) is beyond its end") }
+            return "\(head.hexDigest()) \(throughSeq)"
+        }
+        return "\(digest.hexDigest()) \(digest.count)"
     }
 }
 

@@ -10,22 +10,69 @@ public protocol ExchangeJournal: Sendable {
     /// The exchange's first-start time: recorded on the very first open, returned ever after.
     /// The reference-price tick index counts from it, so a restart resumes the same path.
     func firstStartMs(recordingIfAbsent nowMs: EpochMs) throws -> EpochMs
-    /// Appends records (consecutive seqs following the last one) in one transaction.
-    func append(_ records: [JournalRecord]) async throws
-    /// Every record in seq order; `body` returns false to stop early.
-    func forEachRecord(_ body: (JournalRecord) throws -> Bool) throws
+    /// Appends records (consecutive seqs following the last one) and the fills they made
+    /// (consecutive seqs too), in one transaction: a fill is stored exactly when the record
+    /// that made it is.
+    func append(_ records: [JournalRecord], fills: [StoredFill]) async throws
+    /// Every record after `seq` in seq order; `body` returns false to stop early. Throws
+    /// `JournalError.pruned` when records after `seq` were deleted by retention.
+    func forEachRecord(after seq: Int64, _ body: (JournalRecord) throws -> Bool) throws
+    /// The lowest record seq kept (nil: no record), and the highest.
+    func recordBounds() throws -> (first: Int64, last: Int64)?
+    /// Deletes records with seq ≤ `seq` (journal retention; a snapshot covers them).
+    func pruneRecords(through seq: Int64) throws
+
+    /// The highest fill seq stored (0: none).
+    func storedFillHead() throws -> Int64
+    /// Stores fills made by records already journaled (recovery backfills a journal written
+    /// before fills had their own table).
+    func backfill(_ fills: [StoredFill]) throws
+    /// Up to `limit` stored fills with seq > `after`, in seq order (blocking: for startup).
+    func storedFills(after seq: Int64, limit: Int) throws -> [Fill]
+    /// The same, without blocking a task's thread (for serving).
+    func fills(after seq: Int64, limit: Int) async throws -> [Fill]
+    /// The fill-log chain head through fill `seq` (hex), nil when that fill is not stored.
+    func fillChainHead(through seq: Int64) async throws -> String?
+}
+
+extension ExchangeJournal {
+    public func forEachRecord(_ body: (JournalRecord) throws -> Bool) throws { try forEachRecord(after: 0, body) }
+}
+
+/// A fill as stored: its canonical bytes (what is hashed and served) and the chain head
+/// through it.
+public struct StoredFill: Sendable, Hashable {
+    public var fill: Fill
+    public var canonical: Data
+    public var chainHead: [UInt8]
+
+    public init(fill: Fill, canonical: Data, chainHead: [UInt8]) {
+        self.fill = fill
+        self.canonical = canonical
+        self.chainHead = chainHead
+    }
+
+    /// Chains `fill` onto `digest` and returns it as stored.
+    public static func chaining(_ fill: Fill, onto digest: inout FillLogDigest) -> StoredFill {
+        let canonical = FillLogDigest.canonical(fill)
+        digest.append(canonical: canonical)
+        return StoredFill(fill: fill, canonical: canonical, chainHead: digest.head)
+    }
 }
 
 public enum JournalError: Error, CustomStringConvertible {
     case corrupt(seq: Int64, reason: String)
     case gap(expected: Int64, found: Int64)
     case missing(String)
+    case pruned(after: Int64, firstKept: Int64)
 
     public var description: String {
         switch self {
         case .corrupt(let seq, let reason): "journal record \(seq) cannot be decoded (\(reason)); the journal is damaged, restore it from a backup"
         case .gap(let expected, let found): "journal jumps from seq \(expected - 1) to \(found); the journal is damaged"
         case .missing(let path): "no exchange journal at \(path): is --data-dir the cluster's data directory?"
+        case .pruned(let after, let firstKept):
+            "journal records \(after + 1)…\(firstKept - 1) were deleted by exchange.journal.retain: snapshots; only a snapshot at seq ≥ \(firstKept - 1) can be continued (a full replay needs exchange.journal.retain: all)"
         }
     }
 }
@@ -63,6 +110,11 @@ public final class GRDBExchangeJournal: ExchangeJournal {
                         body TEXT NOT NULL
                     );
                     CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                    CREATE TABLE IF NOT EXISTS fills (
+                        seq INTEGER PRIMARY KEY,
+                        body TEXT NOT NULL,
+                        chain BLOB NOT NULL
+                    );
                     """)
             }
         }
@@ -79,8 +131,8 @@ public final class GRDBExchangeJournal: ExchangeJournal {
         }
     }
 
-    public func append(_ records: [JournalRecord]) async throws {
-        guard !records.isEmpty else { return }
+    public func append(_ records: [JournalRecord], fills: [StoredFill]) async throws {
+        guard !records.isEmpty || !fills.isEmpty else { return }
         let encoder = MMJSON.makeEncoder()
         let rows = try records.map { record in
             let body = try record.entry.hotPathJSON() ?? Array(encoder.encode(record.entry))
@@ -91,17 +143,29 @@ public final class GRDBExchangeJournal: ExchangeJournal {
             for row in rows {
                 try statement.execute(arguments: [row.0, row.1, row.2, row.3])
             }
+            try Self.insert(fills, db)
         }
     }
 
-    public func forEachRecord(_ body: (JournalRecord) throws -> Bool) throws {
+    private static func insert(_ fills: [StoredFill], _ db: Database) throws {
+        guard !fills.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: "INSERT INTO fills (seq, body, chain) VALUES (?, ?, ?)")
+        for stored in fills {
+            try statement.execute(arguments: [stored.fill.seq, String(decoding: stored.canonical, as: UTF8.self), Data(stored.chainHead)])
+        }
+    }
+
+    public func forEachRecord(after start: Int64, _ body: (JournalRecord) throws -> Bool) throws {
         let decoder = MMJSON.makeDecoder()
         try database.read { db in
-            let rows = try Row.fetchCursor(db, sql: "SELECT seq, ts_ms, body FROM journal ORDER BY seq")
-            var expected: Int64 = 1
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, ts_ms, body FROM journal WHERE seq > ? ORDER BY seq", arguments: [start])
+            var expected: Int64 = start + 1
             while let row = try rows.next() {
                 let seq: Int64 = row["seq"]
-                guard seq == expected else { throw JournalError.gap(expected: expected, found: seq) }
+                guard seq == expected else {
+                    if expected == start + 1 { throw JournalError.pruned(after: start, firstKept: seq) }
+                    throw JournalError.gap(expected: expected, found: seq)
+                }
                 expected += 1
                 let text: String = row["body"]
                 let entry: JournalEntry
@@ -112,11 +176,59 @@ public final class GRDBExchangeJournal: ExchangeJournal {
             }
         }
     }
+
+    public func recordBounds() throws -> (first: Int64, last: Int64)? {
+        try database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT MIN(seq) AS first, MAX(seq) AS last FROM journal"),
+                  let first: Int64 = row["first"], let last: Int64 = row["last"] else { return nil }
+            return (first, last)
+        }
+    }
+
+    public func pruneRecords(through seq: Int64) throws {
+        try database.write { db in try db.execute(sql: "DELETE FROM journal WHERE seq <= ?", arguments: [seq]) }
+    }
+
+    public func storedFillHead() throws -> Int64 {
+        try database.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM fills") } ?? 0
+    }
+
+    public func backfill(_ fills: [StoredFill]) throws {
+        try database.write { db in try Self.insert(fills, db) }
+    }
+
+    static let fillPageSQL = "SELECT body FROM fills WHERE seq > ? ORDER BY seq LIMIT ?"
+
+    public func storedFills(after seq: Int64, limit: Int) throws -> [Fill] {
+        try Self.decodeFills(database.read { db in try String.fetchAll(db, sql: Self.fillPageSQL, arguments: [seq, limit]) })
+    }
+
+    public func fills(after seq: Int64, limit: Int) async throws -> [Fill] {
+        try Self.decodeFills(await database.read { db in try String.fetchAll(db, sql: Self.fillPageSQL, arguments: [seq, limit]) })
+    }
+
+    static func decodeFills(_ bodies: [String]) throws -> [Fill] {
+        let decoder = MMJSON.makeDecoder()
+        return try bodies.map { try decoder.decode(Fill.self, from: Data($0.utf8)) }
+    }
+
+    public func fillChainHead(through seq: Int64) async throws -> String? {
+        if seq == 0 { return FillLogDigest.emptyHead.lowercaseHex }
+        let chain = try await database.read { db in try Data.fetchOne(db, sql: "SELECT chain FROM fills WHERE seq = ?", arguments: [seq]) }
+        return chain.map { $0.lowercaseHex }
+    }
 }
 
 /// A journal in memory: for tests and the in-process benchmark only (nothing survives).
 public final class InMemoryExchangeJournal: ExchangeJournal {
-    private let storage = Mutex<(firstStart: EpochMs?, records: [JournalRecord])>((nil, []))
+    private struct Storage {
+        var firstStart: EpochMs?
+        var records: [JournalRecord] = []
+        /// Seq of `records[0]` minus one (records before it were pruned).
+        var prunedThrough: Int64 = 0
+        var fills: [StoredFill] = []
+    }
+    private let storage = Mutex(Storage())
     /// Set to make the next appends fail (tests of the failure path).
     public let failAppends = Mutex(false)
 
@@ -130,14 +242,53 @@ public final class InMemoryExchangeJournal: ExchangeJournal {
         }
     }
 
-    public func append(_ records: [JournalRecord]) async throws {
+    public func append(_ records: [JournalRecord], fills: [StoredFill]) async throws {
         if failAppends.withLock({ $0 }) { throw JournalError.missing("in-memory journal set to fail") }
-        storage.withLock { $0.records.append(contentsOf: records) }
+        storage.withLock {
+            $0.records.append(contentsOf: records)
+            $0.fills.append(contentsOf: fills)
+        }
     }
 
-    public func forEachRecord(_ body: (JournalRecord) throws -> Bool) throws {
-        let records = storage.withLock { $0.records }
-        for record in records where try !body(record) { return }
+    public func forEachRecord(after start: Int64, _ body: (JournalRecord) throws -> Bool) throws {
+        let (records, prunedThrough) = storage.withLock { ($0.records, $0.prunedThrough) }
+        if start < prunedThrough { throw JournalError.pruned(after: start, firstKept: prunedThrough + 1) }
+        for record in records.dropFirst(Int(start - prunedThrough)) where try !body(record) { return }
+    }
+
+    public func recordBounds() throws -> (first: Int64, last: Int64)? {
+        storage.withLock { state in
+            guard let first = state.records.first, let last = state.records.last else { return nil }
+            return (first.seq, last.seq)
+        }
+    }
+
+    public func pruneRecords(through seq: Int64) throws {
+        storage.withLock { state in
+            let drop = Int(max(0, min(seq - state.prunedThrough, Int64(state.records.count))))
+            state.records.removeFirst(drop)
+            state.prunedThrough += Int64(drop)
+        }
+    }
+
+    public func storedFillHead() throws -> Int64 { storage.withLock { $0.fills.last?.fill.seq ?? 0 } }
+
+    public func backfill(_ fills: [StoredFill]) throws { storage.withLock { $0.fills.append(contentsOf: fills) } }
+
+    public func fills(after seq: Int64, limit: Int) async throws -> [Fill] { try storedFills(after: seq, limit: limit) }
+
+    public func storedFills(after seq: Int64, limit: Int) throws -> [Fill] {
+        storage.withLock { state in
+            let start = Int(max(0, min(seq, Int64(state.fills.count))))
+            return state.fills[start..<min(start + max(limit, 0), state.fills.count)].map(\.fill)
+        }
+    }
+
+    public func fillChainHead(through seq: Int64) async throws -> String? {
+        if seq == 0 { return FillLogDigest.emptyHead.lowercaseHex }
+        return storage.withLock { state in
+            seq >= 1 && seq <= Int64(state.fills.count) ? state.fills[Int(seq - 1)].chainHead.lowercaseHex : nil
+        }
     }
 
     public var records: [JournalRecord] { storage.withLock { $0.records } }

@@ -50,6 +50,26 @@ public struct JournalFlushService: Service {
     }
 }
 
+/// Writes each snapshot the core asks for once the journal holds everything it covers (a
+/// snapshot must never contain an effect a crash could take back). Only the newest request
+/// is kept while one is being written.
+public struct SnapshotWriterService: Service {
+    let core: ExchangeCore
+
+    public init(core: ExchangeCore) { self.core = core }
+
+    public func run() async throws {
+        let core = self.core
+        guard core.snapshots != nil else { return }
+        try await cancelWhenGracefulShutdown {
+            for await snapshot in core.pendingSnapshots {
+                do { try await core.committer.waitDurable(snapshot.journalSeq) } catch { return }
+                core.writeSnapshot(snapshot)
+            }
+        }
+    }
+}
+
 extension ExchangeCore {
     /// Every long-running loop of the exchange: group commit, external flow, dead-man
     /// sweeps and price ticks.
@@ -57,6 +77,7 @@ extension ExchangeCore {
         let core = self
         return [
             JournalFlushService(core: core),
+            SnapshotWriterService(core: core),
             PeriodicService(name: "external-flow", intervalMs: max(1, config.flow.intervalMs / 2)) { await core.generateFlow() },
             PeriodicService(name: "deadman-sweep", intervalMs: 20) { await core.sweepDeadmen() },
             PeriodicService(name: "price-ticks", intervalMs: config.exchange.priceIntervalMs) { await core.advancePrices() },

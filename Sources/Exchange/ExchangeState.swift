@@ -2,7 +2,7 @@ import Foundation
 import MMCore
 
 /// The market maker's quote on one symbol as the state machine tracks it.
-struct QuoteState: Sendable, Hashable {
+struct QuoteState: Sendable, Hashable, Codable {
     var node: String
     var token: Int64
     var bidId: Int64?
@@ -12,7 +12,7 @@ struct QuoteState: Sendable, Hashable {
 
 /// A plain order's lifetime record: the live ack, the ack as first returned (what an
 /// idempotent resubmission gets back) and what identifies a resubmission.
-struct PlainOrderState: Sendable, Hashable {
+struct PlainOrderState: Sendable, Hashable, Codable {
     var symbol: Int
     var owner: OwnerIndex
     var token: Int64
@@ -48,7 +48,11 @@ public struct ExchangeState: Sendable {
     public private(set) var highestTokens: [Int64]
     private(set) var plainOrders: [Int64: PlainOrderState] = [:]
     private var clientOrders: [String: Int64] = [:]
-    public private(set) var fills: [Fill] = []
+    /// Fills made since the last `takeNewFills()`. The exchange core takes them after every
+    /// command (to chain, store and publish them), so this never holds history.
+    public private(set) var newFills: [Fill] = []
+    /// Fills ever made: the seq of the next one is `fillCount + 1`.
+    public private(set) var fillCount: Int64 = 0
     /// Sequence number of the last applied journal entry.
     public private(set) var journalSeq: Int64 = 0
     /// Orders ever accepted into the engine (quote sides, plain and external orders).
@@ -70,6 +74,59 @@ public struct ExchangeState: Sendable {
 
     public init(config: ClusterConfig) {
         self.init(symbols: config.symbols, maxOrderQty: config.exchange.maxOrderQty, maxPriceTicks: config.exchange.maxPriceTicks)
+    }
+
+    /// Hands over the fills made since the last call, in seq order.
+    public mutating func takeNewFills() -> [Fill] {
+        defer { newFills.removeAll(keepingCapacity: true) }
+        return newFills
+    }
+
+    // MARK: - Snapshots
+
+    /// Everything `apply` has built up, for a snapshot. The configuration-derived parts
+    /// (symbols, limits) are not in it: a snapshot is restored onto the same configuration,
+    /// which `ExchangeSnapshot` checks through its fingerprint.
+    public struct Persisted: Codable, Sendable, Hashable {
+        var engine: MatchingEngine
+        var nodes: [String]
+        var quotes: [QuoteState?]
+        var highestTokens: [Int64]
+        var plainOrders: [Int64: PlainOrderState]
+        var clientOrders: [String: Int64]
+        var fillCount: Int64
+        var journalSeq: Int64
+        var orderCount: Int64
+        var lastFlowIndex: Int64
+        var nextOrderId: Int64
+    }
+
+    /// The state as a snapshot holds it. Call between commands (no untaken fills).
+    public var persisted: Persisted {
+        Persisted(engine: engine, nodes: nodes, quotes: quotes, highestTokens: highestTokens, plainOrders: plainOrders, clientOrders: clientOrders,
+                  fillCount: fillCount, journalSeq: journalSeq, orderCount: orderCount, lastFlowIndex: lastFlowIndex, nextOrderId: nextOrderId)
+    }
+
+    /// Restores a snapshot's state onto this configuration. Throws when its shape does not
+    /// fit (another symbol count): the caller then falls back to a replay.
+    public init(config: ClusterConfig, restoring persisted: Persisted) throws(SnapshotError) {
+        self.init(config: config)
+        let count = symbols.count
+        guard persisted.engine.books.count == count, persisted.quotes.count == count, persisted.highestTokens.count == count else {
+            throw .mismatch("the snapshot has \(persisted.engine.books.count) books, the configuration \(count) symbols")
+        }
+        engine = persisted.engine
+        nodes = persisted.nodes
+        nodeIndex = Dictionary(uniqueKeysWithValues: persisted.nodes.enumerated().map { ($1, OwnerIndex($0)) })
+        quotes = persisted.quotes
+        highestTokens = persisted.highestTokens
+        plainOrders = persisted.plainOrders
+        clientOrders = persisted.clientOrders
+        fillCount = persisted.fillCount
+        journalSeq = persisted.journalSeq
+        orderCount = persisted.orderCount
+        lastFlowIndex = persisted.lastFlowIndex
+        nextOrderId = persisted.nextOrderId
     }
 
     // MARK: - Reading
@@ -322,10 +379,10 @@ public struct ExchangeState: Sendable {
                                filledQty: 0, status: .resting, fillIds: [], acceptedAtMs: tsMs)
             plainOrders[id] = PlainOrderState(symbol: symbol, owner: owner, token: token, ack: ack, originalAck: ack, timeInForce: tif)
             clientOrders[Self.clientKey(node, clientOrderId)] = id
-            let firstFill = fills.count
+            let firstFill = newFills.count
             let outcome = submit(symbol: symbol, id: id, side: side, price: price, qty: qty, tif: tif, owner: owner, token: token, takerKind: "O", tsMs: tsMs)
             ack.filledQty = outcome.filledQty
-            ack.fillIds = fills[firstFill...].map(\.fillId)
+            ack.fillIds = newFills[firstFill...].map(\.fillId)
             ack.status = outcome.restingQty > 0 ? .resting
                 : outcome.filledQty == qty ? .filled
                 : outcome.filledQty > 0 ? .partiallyFilledCancelled : .cancelled
@@ -413,13 +470,14 @@ public struct ExchangeState: Sendable {
     }
 
     private mutating func record(_ engineFill: EngineFill, takerId: String, tsMs: EpochMs) {
-        let seq = Int64(fills.count) + 1
+        fillCount += 1
+        let seq = fillCount
         let makerIsPlain = plainOrders[engineFill.makerId] != nil
         let fill = Fill(
             fillId: "F\(seq)", seq: seq, symbol: symbols[engineFill.symbol].symbol, side: engineFill.makerSide, price: engineFill.price,
             qty: engineFill.qty, makerOrderId: "\(makerIsPlain ? "O" : "Q")\(engineFill.makerId)", takerOrderId: takerId,
             node: engineFill.makerOwner >= 0 ? nodes[Int(engineFill.makerOwner)] : "external", fencingToken: engineFill.makerToken, tsMs: tsMs)
-        fills.append(fill)
+        newFills.append(fill)
         if makerIsPlain {
             plainOrders[engineFill.makerId]?.ack.filledQty += engineFill.qty
             plainOrders[engineFill.makerId]?.ack.fillIds.append(fill.fillId)

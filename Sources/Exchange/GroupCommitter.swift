@@ -11,6 +11,7 @@ import Synchronization
 public final class GroupCommitter: Sendable {
     private struct State {
         var pending: [JournalRecord] = []
+        var pendingFills: [StoredFill] = []
         var durableSeq: Int64 = 0
         var waiters: [(seq: Int64, continuation: CheckedContinuation<Void, any Error>)] = []
         var failure: String?
@@ -33,9 +34,13 @@ public final class GroupCommitter: Sendable {
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Records must arrive with consecutive seqs, in the order they were applied.
-    public func enqueue(_ record: JournalRecord) {
-        state.withLock { $0.pending.append(record) }
+    /// Records must arrive with consecutive seqs, in the order they were applied, each with
+    /// the fills it made (stored in the same transaction).
+    public func enqueue(_ record: JournalRecord, fills: [StoredFill] = []) {
+        state.withLock {
+            $0.pending.append(record)
+            $0.pendingFills.append(contentsOf: fills)
+        }
         wake.yield()
     }
 
@@ -72,14 +77,17 @@ public final class GroupCommitter: Sendable {
     /// Writes everything pending now as one transaction.
     public func flush(onDurable: @Sendable (Int64) async -> Void) async throws {
         while true {
-            let batch = state.withLock { state -> [JournalRecord] in
-                defer { state.pending.removeAll(keepingCapacity: true) }
-                return state.pending
+            let (batch, fills) = state.withLock { state -> ([JournalRecord], [StoredFill]) in
+                defer {
+                    state.pending.removeAll(keepingCapacity: true)
+                    state.pendingFills.removeAll(keepingCapacity: true)
+                }
+                return (state.pending, state.pendingFills)
             }
             guard let last = batch.last else { return }
             do {
                 let started = ContinuousClock.now
-                try await journal.append(batch)
+                try await journal.append(batch, fills: fills)
                 recordCommit(ContinuousClock.now - started)
             } catch {
                 let waiters = state.withLock { state in

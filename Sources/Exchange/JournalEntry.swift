@@ -90,7 +90,7 @@ public struct JournalRecord: Sendable, Hashable {
 /// The independent check behind `stale_accepted`: fed every journaled record, it counts
 /// fenced commands whose token is lower than one accepted earlier for the same symbol.
 /// It shares no code with the admission check, so a bug there shows up here as a non-zero.
-public struct FencingAudit: Sendable {
+public struct FencingAudit: Sendable, Hashable, Codable {
     public private(set) var highest: [String: Int64] = [:]
     public private(set) var staleAccepted: Int64 = 0
 

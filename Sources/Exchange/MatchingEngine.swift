@@ -5,7 +5,7 @@ public typealias OwnerIndex = Int32
 public let externalOwner: OwnerIndex = -1
 
 /// A resting order as the engine holds it. `qty` is what still rests.
-public struct EngineOrder: Sendable, Hashable {
+public struct EngineOrder: Sendable, Hashable, Codable {
     public var id: Int64
     public var side: Side
     public var price: Ticks
@@ -55,7 +55,7 @@ public struct SubmitOutcome: Sendable, Hashable {
 /// shifting the array on every fill; a cancelled order's id stays behind as a tombstone
 /// (it is gone from the book's dictionary, so matching skips it) until the level is
 /// compacted, which makes cancel O(1) instead of a scan of the level.
-struct PriceLevel: Sendable {
+struct PriceLevel: Sendable, Hashable, Codable {
     var price: Ticks
     var ids: [Int64]
     var head: Int
@@ -68,7 +68,7 @@ struct PriceLevel: Sendable {
 
 /// One side of a book, levels sorted so that the best price is LAST (bids ascending, asks
 /// descending): matching and cancelling at the touch are O(1) array-end operations.
-struct BookSide: Sendable {
+struct BookSide: Sendable, Hashable, Codable {
     let isBid: Bool
     var levels: [PriceLevel] = []
 
@@ -96,7 +96,7 @@ struct BookSide: Sendable {
 }
 
 /// One symbol's central limit order book with price-time priority.
-public struct OrderBook: Sendable {
+public struct OrderBook: Sendable, Hashable, Codable {
     var bids = BookSide(isBid: true)
     var asks = BookSide(isBid: false)
     /// Every resting order of this book by id.
@@ -230,7 +230,7 @@ public struct OrderBook: Sendable {
 
 /// Every symbol's book, addressed by the symbol's index in the cluster config. Pure and
 /// deterministic: no clock, no I/O; the same calls in the same order give the same fills.
-public struct MatchingEngine: Sendable {
+public struct MatchingEngine: Sendable, Hashable, Codable {
     public private(set) var books: [OrderBook]
 
     public init(symbolCount: Int) {

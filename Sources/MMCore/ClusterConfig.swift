@@ -22,6 +22,21 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
         public var maxOrderQty: Int64
         /// Largest price accepted, in ticks.
         public var maxPriceTicks: Int64
+        /// A snapshot of the books is written every this many journal records (0: never), so
+        /// a restart replays only the journal after it.
+        public var snapshotEveryRecords: Int64 = 20_000
+        /// Snapshots kept; the older ones are the fallback when the newest is damaged.
+        public var snapshotKeep: Int64 = 2
+        /// Whether journal records older than the oldest kept snapshot are deleted.
+        public var journalRetain: JournalRetention = .all
+    }
+
+    public enum JournalRetention: String, Codable, Sendable, Hashable, CaseIterable {
+        /// Keep every record: `mmd exchange replay` can rebuild the fill log from the start.
+        case all
+        /// Delete records covered by the oldest kept snapshot: the journal stays the size of
+        /// a few snapshot intervals. Fills themselves stay in their own table.
+        case snapshots
     }
 
     public struct FlowSettings: Codable, Sendable, Hashable {
@@ -42,13 +57,40 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
         /// Coordinator processes: 1 with `embedded`; with `etcd`, 3 unless set (1...5).
         public var replicas: Int
         public var etcd: EtcdSettings
+        /// `coordinator.events.retain`: how many of the most recent events the event log keeps.
+        /// Older ones are pruned in the background, in batches, after being folded into the
+        /// log's compaction base (`GET /v1/events/base`), so memory and disk do not grow with
+        /// history while `mmctl check` still judges every grant.
+        public var eventsRetain: Int64
 
-        public init(presenceTtlMs: Int64, grantTtlMs: Int64, backend: CoordinatorBackend = .embedded, replicas: Int = 1, etcd: EtcdSettings = EtcdSettings()) {
+        public static let defaultEventsRetain: Int64 = 100_000
+
+        public init(
+            presenceTtlMs: Int64, grantTtlMs: Int64, backend: CoordinatorBackend = .embedded, replicas: Int = 1, etcd: EtcdSettings = EtcdSettings(),
+            eventsRetain: Int64 = CoordinatorSettings.defaultEventsRetain
+        ) {
             self.presenceTtlMs = presenceTtlMs
             self.grantTtlMs = grantTtlMs
             self.backend = backend
             self.replicas = replicas
             self.etcd = etcd
+            self.eventsRetain = eventsRetain
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case presenceTtlMs, grantTtlMs, backend, replicas, etcd, eventsRetain
+        }
+
+        // Written by hand only so an `effective-config.json` from before `events_retain`
+        // existed still reads (as the default) instead of failing every mmctl command.
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            presenceTtlMs = try container.decode(Int64.self, forKey: .presenceTtlMs)
+            grantTtlMs = try container.decode(Int64.self, forKey: .grantTtlMs)
+            backend = try container.decode(CoordinatorBackend.self, forKey: .backend)
+            replicas = try container.decode(Int.self, forKey: .replicas)
+            etcd = try container.decode(EtcdSettings.self, forKey: .etcd)
+            eventsRetain = try container.decodeIfPresent(Int64.self, forKey: .eventsRetain) ?? Self.defaultEventsRetain
         }
     }
 

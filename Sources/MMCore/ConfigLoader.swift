@@ -166,7 +166,8 @@ extension ClusterConfig {
                     endpoints: try await strings("coordinator.etcd.endpoints", d.coordinator.etcd.endpoints),
                     prefix: try await string("coordinator.etcd.prefix", d.coordinator.etcd.prefix),
                     localMembers: Int(try await int("coordinator.etcd.local_members", Int64(d.coordinator.etcd.localMembers))),
-                    requestTimeoutMs: try await int("coordinator.etcd.request_timeout_ms", d.coordinator.etcd.requestTimeoutMs)))
+                    requestTimeoutMs: try await int("coordinator.etcd.request_timeout_ms", d.coordinator.etcd.requestTimeoutMs)),
+                eventsRetain: try await int("coordinator.events.retain", d.coordinator.eventsRetain))
         }
 
         func stateSettings() async throws(ConfigError) -> StateSettings {
@@ -200,6 +201,13 @@ extension ClusterConfig {
                 basePrice: basePrice,
                 lotSize: try await int("symbols.\(name).lot_size", fallback.lotSize)))
         }
+        func journalRetention() async throws(ConfigError) -> ClusterConfig.JournalRetention {
+            let name = try await string("exchange.journal.retain", d.exchange.journalRetain.rawValue)
+            guard let retention = ClusterConfig.JournalRetention(rawValue: name) else {
+                throw ConfigError(key: "exchange.journal.retain", reason: "must be 'all' or 'snapshots' (got '\(name)')", source: source)
+            }
+            return retention
+        }
         return ClusterConfig(
             seed: try await int("seed", d.seed),
             listen: Listen(host: try await string("listen.host", d.listen.host), portBase: Int(try await int("listen.port_base", Int64(d.listen.portBase)))),
@@ -210,7 +218,10 @@ extension ClusterConfig {
                 priceBandTicks: try await int("exchange.price_band_ticks", d.exchange.priceBandTicks),
                 maxStepTicks: try await int("exchange.max_step_ticks", d.exchange.maxStepTicks),
                 maxOrderQty: try await int("exchange.max_order_qty", d.exchange.maxOrderQty),
-                maxPriceTicks: try await int("exchange.max_price_ticks", d.exchange.maxPriceTicks)),
+                maxPriceTicks: try await int("exchange.max_price_ticks", d.exchange.maxPriceTicks),
+                snapshotEveryRecords: try await int("exchange.snapshot.every_records", d.exchange.snapshotEveryRecords),
+                snapshotKeep: try await int("exchange.snapshot.keep", d.exchange.snapshotKeep),
+                journalRetain: try await journalRetention()),
             flow: FlowSettings(
                 intervalMs: try await int("flow.interval_ms", d.flow.intervalMs),
                 crossPct: try await int("flow.cross_pct", d.flow.crossPct),
@@ -263,6 +274,11 @@ extension ClusterConfig {
             try require(spec.lotSize > 0, "symbols.\(spec.symbol).lot_size", "must be > 0")
         }
         try require(exchange.priceIntervalMs >= 10, "exchange.price_interval_ms", "must be ≥ 10")
+        try require(exchange.snapshotEveryRecords == 0 || (exchange.snapshotEveryRecords >= 100 && exchange.snapshotEveryRecords <= 100_000_000),
+                    "exchange.snapshot.every_records", "must be 0 (no snapshots) or in 100...100000000")
+        try require(exchange.snapshotKeep >= 1 && exchange.snapshotKeep <= 100, "exchange.snapshot.keep", "must be in 1...100")
+        try require(exchange.journalRetain == .all || exchange.snapshotEveryRecords > 0, "exchange.journal.retain",
+                    "'snapshots' needs exchange.snapshot.every_records > 0 (no snapshot would ever cover the pruned records)")
         try require(exchange.priceBandTicks >= 1, "exchange.price_band_ticks", "must be ≥ 1")
         try require(exchange.maxStepTicks >= 1 && exchange.maxStepTicks <= exchange.priceBandTicks, "exchange.max_step_ticks", "must be in 1...price_band_ticks")
         try require(exchange.maxOrderQty >= 1 && exchange.maxOrderQty <= 1_000_000_000, "exchange.max_order_qty", "must be in 1...1000000000")
@@ -277,6 +293,8 @@ extension ClusterConfig {
         try require(coordinator.backend == .etcd || coordinator.replicas == 1, "coordinator.replicas",
                     "must be 1 with coordinator.backend=embedded (its SQLite file has one writer); use coordinator.backend=etcd for replicas")
         try require([1, 3, 5].contains(coordinator.etcd.localMembers), "coordinator.etcd.local_members", "must be 1, 3 or 5 (got \(coordinator.etcd.localMembers))")
+        try require(coordinator.eventsRetain >= 100, "coordinator.events.retain",
+                    "must be ≥ 100 (got \(coordinator.eventsRetain)): the most recent events are what `mmctl events` and the GUI show")
         try require(coordinator.etcd.prefix.hasPrefix("/") && coordinator.etcd.prefix.hasSuffix("/") && coordinator.etcd.prefix.count >= 2,
                     "coordinator.etcd.prefix", "must start and end with '/', e.g. \"/mm/\" (got '\(coordinator.etcd.prefix)')")
         for endpoint in coordinator.etcd.endpoints {

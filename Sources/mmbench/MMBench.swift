@@ -7,6 +7,6 @@ struct MMBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mmbench",
         abstract: "Benchmarks for the market-maker cluster (see docs/PERFORMANCE.md).",
-        subcommands: [ExchangeBench.self, StateBench.self, CoordinatorBench.self, NodeBench.self, StatusBench.self]
+        subcommands: [ExchangeBench.self, ExchangeRestartBench.self, StateBench.self, CoordinatorBench.self, NodeBench.self, StatusBench.self]
     )
 }

@@ -53,12 +53,15 @@ func withFlushing<T: Sendable>(_ core: ExchangeCore, _ body: () async throws -> 
 struct StateDriver {
     var state: ExchangeState
     var journal: [(EpochMs, JournalEntry)] = []
+    /// Every fill made, in seq order (the state itself hands them over and keeps none).
+    var fills: [Fill] = []
 
     init(config: ClusterConfig) { state = ExchangeState(config: config) }
 
     mutating func commit(_ entries: [JournalEntry], at ts: EpochMs = Fixture.startMs) {
         for entry in entries {
             state.apply(entry, tsMs: ts)
+            fills += state.takeNewFills()
             journal.append((ts, entry))
         }
     }

@@ -59,6 +59,10 @@ import Testing
         ("quoting:\n  spread_ticks: 0\n", "quoting.spread_ticks", "never crossed"),
         ("node:\n  renew_interval_ms: 1500\n", "node.renew_interval_ms", "half"),
         ("listen:\n  port_base: 80\n", "listen.port_base", "1024"),
+        ("exchange:\n  snapshot:\n    every_records: 5\n", "exchange.snapshot.every_records", "100...100000000"),
+        ("exchange:\n  snapshot:\n    keep: 0\n", "exchange.snapshot.keep", "1...100"),
+        ("exchange:\n  journal:\n    retain: some\n", "exchange.journal.retain", "'all' or 'snapshots'"),
+        ("exchange:\n  journal:\n    retain: snapshots\n  snapshot:\n    every_records: 0\n", "exchange.journal.retain", "every_records > 0"),
         ("- just\n- a list\n", "--config", "mapping"),
         ("seed: [unclosed\n", "--config", "YAML"),
     ])

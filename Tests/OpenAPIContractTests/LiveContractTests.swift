@@ -189,7 +189,7 @@ struct LiveContractTests {
             // External flow hits the bid: one fill.
             #expect(await core.submitExternal(ExternalOrderIntent(symbol: "ACME", side: .sell, price: 9_990, qty: 2, flowIndex: 1, aggressive: true)))
             var waited = 0
-            while await core.fillPage(after: 0, limit: 1).fills.isEmpty, waited < 400 {
+            while try await core.fillPage(after: 0, limit: 1).fills.isEmpty, waited < 400 {
                 try await Task.sleep(for: .milliseconds(5))
                 waited += 1
             }
@@ -277,6 +277,7 @@ struct LiveContractTests {
             try await probe.call(.delete, "/v1/members/{node}", as: .node)
             try await probe.call(.get, "/v1/events", "/v1/events?after=0&limit=100")
             try await probe.call(.get, "/v1/events", "/v1/events?limit=1001", expect: 400)
+            try await probe.call(.get, "/v1/events/base")
         }
     }
 

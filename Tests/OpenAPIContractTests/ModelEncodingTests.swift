@@ -20,6 +20,11 @@ enum Models {
     static let fullEvent = ClusterEvent(seq: 40, tsMs: t0 - 1_000, kind: "grant", symbol: "ACME", node: "n1", fencingToken: 7, expiresAtMs: t0 + 1_000, detail: "granted for 2000 ms")
     static let minimalEvent = ClusterEvent(seq: 41, tsMs: t0 - 900, kind: "rebalance", detail: "ACME:n1→n2")
 
+    static let fullEventLogBase: EventLogBase = {
+        var fold = GrantLogFold()
+        _ = fold.apply(fullEvent)
+        return EventLogBase(compactedThroughSeq: 40, headSeq: 41, grants: fold)
+    }()
     static let fullQuoteView = ClusterSnapshot.QuoteView(node: "n1", fencingToken: 7, bid: 10_003, bidQty: 5, ask: 10_007, askQty: 5, updatedAtMs: t0 - 50)
     static let minimalQuoteView = ClusterSnapshot.QuoteView(node: "n1", fencingToken: 7, bid: nil, bidQty: 0, ask: nil, askQty: 0, updatedAtMs: t0 - 50)
 
@@ -69,6 +74,13 @@ enum Models {
             version: 18, ingesting: true),
          IngestStatus(cursor: 0, exchangeHeadSeq: nil, lag: nil, ledgerFillCount: 0, lastBatchAtMs: nil, lastError: nil)),
         ("#/components/schemas/ClusterEvent", fullEvent, minimalEvent),
+        ("#/components/schemas/EventPage", EventPage(events: [fullEvent], headSeq: 41, compactedThroughSeq: 12), EventPage(events: [], headSeq: 0)),
+        ("#/components/schemas/SymbolGrants",
+         GrantLogFold.SymbolGrants(
+            symbol: "ACME", highestToken: 7, open: .init(node: "n1", fencingToken: 7, grantedAtMs: t0, grantSeq: 40),
+            lastEnded: .init(node: "n2", fencingToken: 6, endMs: t0 - 5)),
+         GrantLogFold.SymbolGrants(symbol: "BOLT")),
+        ("#/components/schemas/EventLogBase", fullEventLogBase, EventLogBase(compactedThroughSeq: 0, headSeq: 0, grants: GrantLogFold())),
         ("#/components/schemas/NodePresence",
          NodePresence(node: "n1", address: "http://127.0.0.1:7411", joinedAtMs: t0, lastHeartbeatMs: t0, expiresAtMs: t0 + 2_000, expiresInMs: 2_000, status: .alive, incarnation: "5f3a"),
          NodePresence(node: "n1", address: "http://127.0.0.1:7411", joinedAtMs: t0, lastHeartbeatMs: t0, expiresAtMs: t0, expiresInMs: 0, status: .left)),

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 // MARK: Exchange: reference prices, matching, quotes, fills. Only the exchange creates fills.
@@ -15,9 +16,14 @@ public enum ExchangeRoutes {
     public static let book = RouteSpec.read("/v1/book/{symbol}")
     /// `?after=SEQ&limit=N&wait_ms=W`: fills with seq > after, long-polling up to W ms.
     public static let fills = RouteSpec.read("/v1/fills")
+    /// `?through=SEQ`: the fill-log chain head through fill SEQ (default: the published head).
+    public static let fillDigest = RouteSpec.read("/v1/fills/digest")
+    /// The exchange's own fold of its fill log per symbol (the last few positions each), so
+    /// a checker compares the ledger's positions without reading every fill.
+    public static let fillFold = RouteSpec.read("/v1/fills/fold")
     public static let stats = RouteSpec.read("/v1/stats")
 
-    public static let all: [RouteSpec] = [symbols, prices, price, quotes, replaceQuote, cancelQuote, submitOrder, cancelOrder, deadman, book, fills, stats]
+    public static let all: [RouteSpec] = [symbols, prices, price, quotes, replaceQuote, cancelQuote, submitOrder, cancelOrder, deadman, book, fills, fillDigest, fillFold, stats]
 }
 
 /// Error codes only the exchange returns (besides the common ones in `APIError`).
@@ -29,6 +35,7 @@ public enum ExchangeErrorCode {
     public static let absurdSize = "absurd_size"                // 400
     public static let crossedQuote = "crossed_quote"            // 400
     public static let unknownOrder = "unknown_order"            // 404
+    public static let unknownFill = "unknown_fill"              // 404
     public static let orderNotOpen = "order_not_open"           // 409
     public static let wouldSelfTrade = "would_self_trade"       // 409
     public static let clientOrderIdReused = "client_order_id_reused" // 409
@@ -110,9 +117,67 @@ public struct FillPage: Codable, Sendable, Hashable {
     }
 }
 
+/// The fill-log chain head through one fill: comparing two logs' heads at the same seq
+/// compares every fill up to it.
+public struct FillLogHead: Codable, Sendable, Hashable {
+    public var throughSeq: Int64
+    /// `FillLogDigest` head through `through_seq` (64 hex digits).
+    public var fillLogSha256: String
+
+    public init(throughSeq: Int64, fillLogSha256: String) {
+        self.throughSeq = throughSeq
+        self.fillLogSha256 = fillLogSha256
+    }
+}
+
+/// The fold (`PositionFold`) of a fill log per symbol, remembering the last `depth` positions
+/// each symbol passed through. A ledger's position of a symbol names its last fill seq; the
+/// fold's position with the same last fill seq is what it must equal. Pure: the exchange
+/// feeds it every fill in seq order, and a snapshot carries it.
+public struct FoldHistory: Codable, Sendable, Hashable {
+    public static let depth = 32
+    /// Oldest first, at most `depth` per symbol.
+    public private(set) var recent: [String: [Position]]
+    public private(set) var foldedThroughSeq: Int64
+
+    public init() {
+        recent = [:]
+        foldedThroughSeq = 0
+    }
+
+    public mutating func apply(_ fill: Fill) {
+        var history = recent[fill.symbol] ?? []
+        let current = history.last ?? .flat(fill.symbol)
+        history.append(PositionFold.apply(fill, to: current, version: fill.seq))
+        if history.count > Self.depth { history.removeFirst(history.count - Self.depth) }
+        recent[fill.symbol] = history
+        foldedThroughSeq = max(foldedThroughSeq, fill.seq)
+    }
+
+}
+
+/// `GET /v1/fills/fold`: the exchange's fold through its published head.
+public struct FillFold: Codable, Sendable, Hashable {
+    public var publishedSeq: Int64
+    /// Per symbol, the last positions the fold passed through, oldest first.
+    public var positions: [String: [Position]]
+
+    public init(publishedSeq: Int64, positions: [String: [Position]]) {
+        self.publishedSeq = publishedSeq
+        self.positions = positions
+    }
+
+    /// The state with last fill `seq` (flat for 0 when the symbol's first fold state is in view).
+    public func position(_ symbol: String, lastFillSeq seq: Int64) -> Position? {
+        let history = positions[symbol] ?? []
+        if seq == 0 { return history.isEmpty || history.first?.fillCount == 1 ? .flat(symbol) : nil }
+        return history.last { $0.lastFillSeq == seq }
+    }
+}
+
 public struct ExchangeStats: Codable, Sendable, Hashable {
     public var fillCount: Int64
-    /// SHA-256 over fills 1…fill_count, each as canonical JSON plus "\n" (see `FillLogDigest`).
+    /// The fill-log chain head through fill `fill_count` (see `FillLogDigest`).
     public var fillLogSha256: String
     public var orderCount: Int64
     public var journalSeq: Int64
@@ -133,22 +198,50 @@ public struct ExchangeStats: Codable, Sendable, Hashable {
     }
 }
 
-/// The byte-exact fill-log digest shared by the live exchange, `mmd exchange replay` and checkers.
-public struct FillLogDigest {
-    private var hasher = IncrementalSHA256()
-    public private(set) var count: Int64 = 0
+/// The byte-exact fill-log digest shared by the live exchange, the ledger, `mmd exchange
+/// replay` and checkers: a hash chain, head(0) = 32 zero bytes and
+/// head(n) = SHA-256(head(n-1) ‖ canonical JSON of fill n ‖ "\n").
+///
+/// A chain rather than one SHA-256 over the whole log because its state is the 32-byte head:
+/// it can be stored beside each fill, saved in a snapshot and resumed, and two logs can be
+/// compared at any seq in O(1) (the check compares the exchange's head at the ledger's
+/// cursor with the ledger's own), which a running SHA-256 (unserialisable) cannot.
+public struct FillLogDigest: Sendable, Hashable {
+    public private(set) var head: [UInt8]
+    public private(set) var count: Int64
 
-    public init() {}
+    public static let emptyHead = [UInt8](repeating: 0, count: 32)
 
-    public mutating func append(_ fill: Fill) {
-        // Canonical: sorted keys, snake_case, no whitespace, then one newline.
-        let encoded = (try? MMJSON.encode(fill)) ?? Data()
-        hasher.update(encoded)
-        hasher.update(Data("\n".utf8))
+    public init() {
+        head = Self.emptyHead
+        count = 0
+    }
+
+    /// Resumes a chain from a stored head (hex, 64 characters) after `count` fills.
+    public init?(headHex: String, count: Int64) {
+        guard count >= 0, let bytes = [UInt8](lowercaseHex: headHex), bytes.count == 32 else { return nil }
+        head = bytes
+        self.count = count
+    }
+
+    /// The canonical bytes of `fill` (sorted keys, snake_case, no whitespace): what is hashed,
+    /// and what the exchange stores as the fill's body.
+    public static func canonical(_ fill: Fill) -> Data { (try? MMJSON.encode(fill)) ?? Data() }
+
+    public mutating func append(_ fill: Fill) { append(canonical: Self.canonical(fill)) }
+
+    public mutating func append(canonical: Data) {
+        var hasher = SHA256()
+        hasher.update(data: head)
+        hasher.update(data: canonical)
+        hasher.update(data: Self.newline)
+        head = Array(hasher.finalize())
         count += 1
     }
 
-    public func hexDigest() -> String { hasher.hexDigest() }
+    private static let newline = Data("\n".utf8)
+
+    public func hexDigest() -> String { head.lowercaseHex }
 }
 
 // MARK: Interfaces
@@ -202,6 +295,13 @@ public struct ExchangeClient: OrderEntry, ReferencePriceSource, FillLogSource {
         try await endpoint.call(
             .GET, ExchangeRoutes.fills.path, query: [("after", "\(seq)"), ("limit", "\(limit)"), ("wait_ms", "\(waitMs)")],
             timeoutMs: endpoint.timeoutMs + waitMs)
+    }
+    public func fillFold() async throws(ClientError) -> FillFold {
+        try await endpoint.call(.GET, ExchangeRoutes.fillFold.path)
+    }
+    /// The chain head through fill `seq` (nil: the published head).
+    public func fillDigest(through seq: Int64? = nil) async throws(ClientError) -> FillLogHead {
+        try await endpoint.call(.GET, ExchangeRoutes.fillDigest.path, query: seq.map { [("through", "\($0)")] } ?? [])
     }
     public func symbols() async throws(ClientError) -> [SymbolSpec] {
         try await endpoint.call(.GET, ExchangeRoutes.symbols.path, as: SymbolList.self).symbols

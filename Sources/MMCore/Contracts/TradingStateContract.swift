@@ -11,8 +11,10 @@ public enum TradingStateRoutes {
     /// `?symbol=&after=SEQ&limit=N`: pages through the ledger in seq order.
     public static let ledger = RouteSpec.read("/v1/fills")
     public static let ingest = RouteSpec.read("/v1/ingest")
+    /// The ledger's fill-log chain head over its gap-free prefix, for the incremental check.
+    public static let ledgerDigest = RouteSpec.read("/v1/fills/digest")
 
-    public static let all: [RouteSpec] = [recordFills, positions, position, ledger, ingest]
+    public static let all: [RouteSpec] = [recordFills, positions, position, ledger, ingest, ledgerDigest]
 }
 
 public enum TradingStateErrorCode {
@@ -35,6 +37,27 @@ public struct RecordFillsResult: Codable, Sendable, Hashable {
         self.recorded = recorded
         self.duplicates = duplicates
         self.version = version
+    }
+}
+
+/// The ledger's running fill-log chain (`FillLogDigest`) over fills 1…`chained_through_seq`,
+/// the longest gap-free prefix it holds, kept up to date in the same transaction as the fills.
+/// Equal to the exchange's head at the same seq ⇔ the ledger holds exactly the exchange's
+/// fills 1…that seq, each once and unaltered.
+public struct LedgerDigest: Codable, Sendable, Hashable {
+    /// The ingest cursor (every fill up to it was ingested in order).
+    public var cursor: Int64
+    public var chainedThroughSeq: Int64
+    /// Chain head through `chained_through_seq` (64 hex digits).
+    public var fillLogSha256: String
+    /// Fills the ledger holds in all (pushed fills ahead of the cursor included).
+    public var fillCount: Int64
+
+    public init(cursor: Int64, chainedThroughSeq: Int64, fillLogSha256: String, fillCount: Int64) {
+        self.cursor = cursor
+        self.chainedThroughSeq = chainedThroughSeq
+        self.fillLogSha256 = fillLogSha256
+        self.fillCount = fillCount
     }
 }
 
@@ -136,5 +159,8 @@ public struct TradingStateClient: FillRecorder, PositionSource {
     }
     public func ingest() async throws(ClientError) -> IngestStatus {
         try await endpoint.call(.GET, TradingStateRoutes.ingest.path)
+    }
+    public func ledgerDigest() async throws(ClientError) -> LedgerDigest {
+        try await endpoint.call(.GET, TradingStateRoutes.ledgerDigest.path)
     }
 }
