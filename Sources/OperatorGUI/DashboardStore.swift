@@ -119,8 +119,8 @@ public final class DashboardStore: Sendable {
     }
 
     /// The charts' history: samples taken after `sinceMs`, spans and markers in full.
-    public func history(sinceMs: EpochMs, nowMs: EpochMs) -> HistoryPage {
-        state.value.history.page(sinceMs: sinceMs, nowMs: nowMs)
+    public func history(sinceMs: EpochMs, nowMs: EpochMs, samplesOf: Set<String>? = nil) -> HistoryPage {
+        state.value.history.page(sinceMs: sinceMs, nowMs: nowMs, samplesOf: samplesOf)
     }
 
     /// How many frames pages have fetched: whether anyone is watching (and, in tests, when a

@@ -38,8 +38,8 @@ public enum GUIRoutes {
     public static let dashboard = "/api/dashboard"
     /// `?limit=N&symbol=S`: the quote changes the GUI observed, newest first.
     public static let quoteUpdates = "/api/quote-updates"
-    /// `?since_ms=T`: the charts' bounded session history (samples after T; spans and
-    /// failover markers in full).
+    /// `?since_ms=T&symbols=A,B`: the charts' bounded session history (samples after T, of
+    /// the listed symbols when `symbols` is given; spans and failover markers in full).
     public static let history = "/api/history"
 
     public static let all = [page, script, styles, view, dashboard, quoteUpdates, history]
@@ -103,7 +103,9 @@ public func buildGUIRouter(_ environment: ServiceEnvironment, store: DashboardSt
     authorized.openGet(GUIRoutes.history) { request, _ in
         try hostGuard.check(request)
         let since = try request.queryInt("since_ms", default: 0, range: 0...Int64.max)
-        return noStore(try jsonResponse(store.history(sinceMs: since, nowMs: clock.nowMs())))
+        // Names that are not symbols select nothing: the page only ever asks for rows it shows.
+        let samplesOf = request.queryString("symbols").map { Set($0.split(separator: ",").map(String.init)) }
+        return noStore(try jsonResponse(store.history(sinceMs: since, nowMs: clock.nowMs(), samplesOf: samplesOf)))
     }
     return authorized
 }

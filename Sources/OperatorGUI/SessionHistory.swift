@@ -308,8 +308,10 @@ public struct SessionHistory: Sendable, Hashable {
         if entry.unquoted.count > Self.maxSpans { entry.unquoted.removeFirst(entry.unquoted.count - Self.maxSpans) }
     }
 
-    /// Samples taken after `sinceMs`; spans and markers in full.
-    public func page(sinceMs: EpochMs, nowMs: EpochMs) -> HistoryPage {
+    /// Samples taken after `sinceMs`; spans and markers in full. With `samplesOf`, samples only
+    /// of those symbols (the rest listed with none): a page showing 50 of 1,000 symbols loads
+    /// 50 symbols' window, not 1,000 (`?symbols=`).
+    public func page(sinceMs: EpochMs, nowMs: EpochMs, samplesOf: Set<String>? = nil) -> HistoryPage {
         HistoryPage(
             serverNowMs: nowMs, resolutionMs: resolutionMs, capacity: Int64(capacity), windowMs: windowMs, sinceMs: sinceMs,
             pnlScale: Int64(pnlScale),
@@ -317,7 +319,8 @@ public struct SessionHistory: Sendable, Hashable {
             symbols: symbolOrder.compactMap { symbol in
                 series[symbol].map { entry in
                     HistoryPage.SymbolHistory(
-                        symbol: symbol, tickSize: entry.tickSize, samples: entry.samples.suffix { $0.tMs <= sinceMs },
+                        symbol: symbol, tickSize: entry.tickSize,
+                        samples: (samplesOf?.contains(symbol) ?? true) ? entry.samples.suffix { $0.tMs <= sinceMs } : [],
                         authority: entry.authority, unquoted: entry.unquoted, failovers: entry.failovers)
                 }
             })

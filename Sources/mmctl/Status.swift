@@ -3,21 +3,31 @@ import CurlClient
 import Foundation
 import MMCommandLine
 import MMCore
-import Rainbow
 import ProcessKit
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the whole cluster: processes, members, assignments, authority, quotes, positions, fills, events.",
-        discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering; 4 supervisor unreachable; 64 usage (e.g. an unknown SYMBOL). Prices are shown as money (ticks × tick size, as the dashboard shows them) unless --ticks. -o json (--json) prints the documented snapshot schema (docs/API.md); --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal or with -o json.")
+        discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering; 4 supervisor unreachable; 64 usage (e.g. an unknown SYMBOL, or a --symbols pattern that matches none). Prices are shown as money (ticks × tick size, as the dashboard shows them) unless --ticks. SYMBOL and --symbols take names or globs (* any run, ? one character; case-sensitive; comma-separated). The text view shows at most --limit symbol rows (default \(StatusRenderer.defaultSymbolLimit); with --watch, as many as fit the terminal) and counts the rest; when rows are cut they are ordered symbols without holder or quote first, then most fills (--sort). -o json (--json) prints the documented snapshot schema (docs/API.md) with every matching symbol unless --limit; --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal or with -o json.")
 
     @OptionGroup var cluster: ClusterOptionGroup
 
     @OptionGroup var output: OutputOptions
 
-    @Argument(help: ArgumentHelp("Only these symbols (their quotes, positions, fills and events; totals over them).", valueName: "symbol"),
+    @Argument(help: ArgumentHelp("Only these symbols (their quotes, positions, fills and events; totals over them). A name or a glob.", valueName: "symbol"),
               completion: .custom(CompletionValues.symbols))
     var symbols: [String] = []
+
+    @Option(name: .customLong("symbols"),
+            help: ArgumentHelp("Only symbols matching PATTERN: * any run, ? one character, case-sensitive; a comma-separated list; repeatable. Same filter as SYMBOL.", valueName: "pattern"),
+            completion: .custom(CompletionValues.symbols))
+    var symbolPatterns: [String] = []
+
+    @Option(help: ArgumentHelp("At most N symbol rows (text: default \(StatusRenderer.defaultSymbolLimit), or what fits the terminal with --watch; JSON: all); 0 shows all.", valueName: "n"))
+    var limit: Int?
+
+    @Option(help: ArgumentHelp("Symbol row order: auto (busiest first only when rows are cut), busiest (without holder or quote first, then most fills), config (as configured).", valueName: "order"))
+    var sort: SymbolOrder = .auto
 
     @Flag(help: "Keep redrawing (q or Ctrl-C to quit).")
     var watch = false
@@ -34,40 +44,61 @@ struct Status: AsyncParsableCommand {
     func validate() throws {
         _ = try DurationParser.option(interval, named: "--interval", atLeast: 100)
         _ = try DurationParser.option(timeout, named: "--timeout")
+        if let limit, limit < 0 { throw ValidationError("--limit must be 0 (all) or more, not \(limit)") }
+        _ = try selection()
+    }
+
+    /// Positional names and `--symbols` patterns: one selection, one filter.
+    func selection() throws -> SymbolSelection {
+        do {
+            return try SymbolSelection(parsing: symbols + symbolPatterns)
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 
     func run() async throws {
         try await runReportingFailures {
             let config = try await cluster.resolveConfig()
-            let unknown = symbols.filter { config.symbol($0) == nil }
-            if !unknown.isEmpty {
-                throw CLIFailure(ExitStatus.usage, "\(unknown.joined(separator: ", ")): not a symbol of this cluster (\(config.symbolNames.joined(separator: ", ")))")
-            }
+            let selection = try selection()
+            let unmatched = selection.resolve(against: config.symbolNames).unmatched
+            if !unmatched.isEmpty { throw CLIFailure(ExitStatus.usage, Self.unmatchedMessage(unmatched, names: config.symbolNames)) }
             let token = try cluster.token(.observer)
             let builder = ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport(), timeoutMs: try DurationParser.option(timeout, named: "--timeout"))
-            let selection = Set(symbols)
             let view: @Sendable () async -> ClusterSnapshot = {
-                let snapshot = await builder.snapshot()
-                return selection.isEmpty ? snapshot : snapshot.limited(to: selection)
+                await builder.snapshot().selecting(selection)
             }
             let stdoutIsTTY = isatty(STDOUT_FILENO) == 1
             let color = stdoutIsTTY && ProcessInfo.processInfo.environment["NO_COLOR"].map(\.isEmpty) ?? true
-            let renderer = StatusRenderer(dataDirectory: cluster.dataDirectory.path, color: color, ticks: ticks)
+            let renderer = StatusRenderer(dataDirectory: cluster.dataDirectory.path, color: color, ticks: ticks,
+                                          symbolLimit: limit ?? StatusRenderer.defaultSymbolLimit, order: sort)
             if watch {
                 let intervalMs = try DurationParser.option(interval, named: "--interval", atLeast: 100)
                 if stdoutIsTTY && !output.json {
-                    return await WatchScreen(snapshot: view, renderer: renderer, intervalMs: intervalMs).run()
+                    return await WatchScreen(snapshot: view, renderer: renderer, intervalMs: intervalMs, fitSymbolsToScreen: limit == nil).run()
                 }
                 return await watchNDJSON(snapshot: view, intervalMs: intervalMs)
             }
             let snapshot = await view()
             if output.json {
-                writeStdout(String(decoding: try MMJSON.encode(snapshot, pretty: true), as: UTF8.self) + "\n")
+                try writeJSON(StatusDocument(snapshot, order: sort, limit: limit))
             } else {
                 writeStdout(renderer.render(snapshot, previous: nil).joined(separator: "\n") + "\n")
             }
             return Self.exitCode(snapshot)
         }
+    }
+
+    /// Names the patterns that select nothing. A cluster may have 1,000 symbols: a few are
+    /// listed as a hint, not all of them.
+    static func unmatchedMessage(_ unmatched: [SymbolPattern], names: [String]) -> String {
+        let shown = names.prefix(12).joined(separator: ", ") + (names.count > 12 ? ", … (\(names.count) symbols; 'mmctl config show' lists them)" : "")
+        let literal = unmatched.filter(\.isLiteral).map(\.text)
+        let globs = unmatched.filter { !$0.isLiteral }.map { "'\($0.text)'" }
+        var parts: [String] = []
+        if !literal.isEmpty { parts.append("\(literal.joined(separator: ", ")): not a symbol of this cluster") }
+        if !globs.isEmpty { parts.append("\(globs.joined(separator: ", ")) \(globs.count == 1 ? "matches" : "match") no symbol of this cluster (patterns are case-sensitive)") }
+        return parts.joined(separator: "; ") + "; its symbols: \(shown)"
     }
 
     static func exitCode(_ snapshot: ClusterSnapshot) -> Int32 {
@@ -84,7 +115,7 @@ struct Status: AsyncParsableCommand {
         while !stop.requested {
             let snapshot = await view()
             last = Self.exitCode(snapshot)
-            guard let line = try? MMJSON.encode(snapshot) else { break }
+            guard let line = try? MMJSON.encode(StatusDocument(snapshot, order: sort, limit: limit)) else { break }
             var data = line
             data.append(0x0a)
             let written = data.withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }

@@ -1,4 +1,5 @@
 import Foundation
+import MMCommandLine
 import MMCore
 import Synchronization
 
@@ -10,6 +11,9 @@ struct WatchScreen {
     let snapshot: @Sendable () async -> ClusterSnapshot
     let renderer: StatusRenderer
     let intervalMs: Int64
+    /// Without an explicit `--limit`: as many symbol rows as the terminal has room for, so
+    /// the fills and events below stay on screen at 1,000 symbols.
+    var fitSymbolsToScreen = false
 
     static let enterAlternateScreen = "\u{1b}[?1049h\u{1b}[?25l"
     static let leaveAlternateScreen = "\u{1b}[?25h\u{1b}[?1049l"
@@ -38,6 +42,16 @@ struct WatchScreen {
 
     private func draw(_ snapshot: ClusterSnapshot, previous: ClusterSnapshot?) {
         let (rows, columns) = terminalSize()
+        var renderer = self.renderer
+        if fitSymbolsToScreen {
+            // The frame's height with a single symbol row tells what everything else takes.
+            var probe = renderer
+            probe.symbolLimit = 1
+            let others = probe.render(snapshot, previous: previous).count - 1
+            let room = rows - 1 - others
+            // (`others` counts the "… more" lines a cut adds, which all rows fitting drops.)
+            renderer.symbolLimit = snapshot.symbols.count <= room + 2 ? nil : max(3, room)
+        }
         var lines = renderer.render(snapshot, previous: previous)
         let footer = "q quits · every \(duration(intervalMs)) · * changed since the last frame"
         if lines.count > rows - 1 { lines = Array(lines.prefix(max(1, rows - 1))) }
@@ -59,6 +73,11 @@ struct WatchScreen {
         return (50, 160)
     }
 }
+
+/// mmctl's names for the shared terminal text helpers (MMCommandLine.TerminalText).
+func duration(_ ms: Int64) -> String { TerminalText.duration(ms) }
+func visibleCount(_ text: String) -> Int { TerminalText.visibleCount(text) }
+func truncateVisible(_ text: String, to width: Int) -> String { TerminalText.truncate(text, to: width) }
 
 func writeRaw(_ text: String) {
     var data = Array(text.utf8)

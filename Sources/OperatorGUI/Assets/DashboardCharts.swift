@@ -14,7 +14,7 @@ const HISTORY_POLL_MS = 1000;
 const NODE_COLOURS = ['#2f63a8', '#7a4fb0', '#1b7a63', '#a8610c', '#4f5d6b', '#a33f7e', '#2f7f9e', '#6b6b1f'];
 const SYMBOL_COLOURS = ['#2f63a8', '#a8610c', '#1b7a63', '#a33f7e', '#4f5d6b', '#7a4fb0', '#2f7f9e', '#6b6b1f'];
 
-const session = { symbols: new Map(), order: [], total: [], pnlScale: 0, windowMs: 1800000, resolutionMs: 1000, lastT: 0, serverNow: 0 };
+const session = { symbols: new Map(), order: [], total: [], pnlScale: 0, windowMs: 1800000, resolutionMs: 1000, lastT: 0, serverNow: 0, kept: null };
 let selectedSymbol = null;
 let historyDrawn = 0;
 let failoversSpoken = null;
@@ -206,6 +206,16 @@ function drawSelected() {
   });
 }
 
+/** The symbols the per-symbol charts draw: those on the symbols table's current page (in
+ * configured order, so lanes do not jump when the busiest order changes), or the first page
+ * until the table has rendered. A lane per symbol of a 1,000-symbol cluster would be unreadable. */
+function chartSymbols() {
+  const visible = symbolTable.visible;
+  if (!visible) return session.order.slice(0, symbolTable.pageSize);
+  const shown = new Set(visible);
+  return session.order.filter((symbol) => shown.has(symbol));
+}
+
 function drawSession() {
   const [t0, t1] = timeDomain();
   const scale = session.pnlScale;
@@ -217,12 +227,13 @@ function drawSession() {
     ],
     format: (v) => formatScaled(v, scale),
   });
-  const series = session.order.map((symbol, index) => ({
+  const charted = chartSymbols();
+  const series = charted.map((symbol, index) => ({
     name: 'net-' + symbol, label: symbol + ' net position (lots)', colour: SYMBOL_COLOURS[index % SYMBOL_COLOURS.length],
     values: session.symbols.get(symbol).samples.map((p) => [p.t_ms, bigOrNull(p.net_qty)]),
   }));
   drawLineChart(document.getElementById('chart-net'), { t0, t1, zero: true, series, format: (v) => formatQty(v, true) });
-  const legend = session.order.map((symbol, index) => {
+  const legend = charted.map((symbol, index) => {
     const samples = session.symbols.get(symbol).samples;
     const last = samples.length ? samples[samples.length - 1].net_qty : null;
     return el('span', { cls: 'key', data: { key: symbol } },
@@ -238,7 +249,8 @@ function drawSession() {
 function drawAuthority() {
   const chart = document.getElementById('chart-authority');
   const laneHeight = 26, top = 4, axis = 18, labelWidth = 74, right = 10;
-  const height = top + session.order.length * laneHeight + axis;
+  const lanes = chartSymbols();
+  const height = top + lanes.length * laneHeight + axis;
   chart.style.height = height + 'px';
   const [width] = chartSize(chart, 1200, height);
   chart.setAttribute('viewBox', '0 0 ' + width + ' ' + height);
@@ -252,7 +264,7 @@ function drawAuthority() {
   const holders = new Set();
   let failovers = 0;
   const recent = [];
-  session.order.forEach((symbol, lane) => {
+  lanes.forEach((symbol, lane) => {
     const entry = session.symbols.get(symbol);
     const y = top + lane * laneHeight;
     const group = svg('g', { class: 'lane', 'data-lane': symbol });
@@ -281,8 +293,6 @@ function drawAuthority() {
     }
     for (const f of entry.failovers) {
       if (f.ts_ms < t0) continue;
-      failovers += 1;
-      recent.push(f);
       const fx = x(f.ts_ms);
       const marker = svg('g', { class: 'failover', 'data-failover': symbol, 'data-from-node': f.from_node, 'data-to-node': f.to_node });
       marker.append(svg('title', {}, symbol + ': failover ' + f.from_node + ' → ' + f.to_node + (f.fencing_token != null ? ' #' + f.fencing_token : '') + ' at ' + formatClock(f.ts_ms) + ' (' + f.from_node + "'s grant " + (f.cause === 'revoke' ? 'revoked' : 'expired') + ' at ' + formatClock(f.ended_at_ms) + ')'));
@@ -293,6 +303,14 @@ function drawAuthority() {
     nodes.push(group);
   });
   chart.replaceChildren(...nodes);
+  // The summary counts every symbol's failovers, not only the lanes on the current page.
+  for (const symbol of session.order) {
+    for (const f of session.symbols.get(symbol).failovers) {
+      if (f.ts_ms < t0) continue;
+      failovers += 1;
+      recent.push(f);
+    }
+  }
   const legend = [...holders].sort().map((node) => el('span', { cls: 'key', data: { key: node } },
     swatch('swatch', nodeColour(node)), node));
   legend.push(el('span', { cls: 'key', data: { key: '~unheld' } }, el('span', { cls: 'swatch unheld', attrs: { 'aria-hidden': 'true' } }), 'no holder'));
@@ -335,7 +353,10 @@ function mergeHistory(page) {
   for (const s of page.symbols) {
     let entry = session.symbols.get(s.symbol);
     if (!entry) { entry = { tick_size: s.tick_size, samples: [], authority: [], unquoted: [], failovers: [], signature: '' }; session.symbols.set(s.symbol, entry); }
-    const fresh = s.samples.filter((p) => p.t_ms > session.lastT);
+    // After the entry's own last sample: a window fetched for a newly shown symbol may
+    // already hold some of what the next incremental answer repeats.
+    const floor = entry.samples.length ? entry.samples[entry.samples.length - 1].t_ms : -Infinity;
+    const fresh = s.samples.filter((p) => p.t_ms > floor);
     if (fresh.length) { entry.samples.push(...fresh); changed = true; newest = Math.max(newest, fresh[fresh.length - 1].t_ms); }
     trim(entry.samples);
     const signature = JSON.stringify([s.authority, s.unquoted, s.failovers]);
@@ -347,12 +368,69 @@ function mergeHistory(page) {
   return changed;
 }
 
+/** Symbols whose samples the page keeps, beyond those it shows: recently shown ones stay
+ * current (a sample a second each), so a row moving across the page boundary in the busiest
+ * order does not cost its whole window again. */
+const HISTORY_KEPT_MIN = 100;
+let historyPolls = 0;
+
+/** The symbols whose samples the charts need now: the table's page and the selected symbol. */
+function wantedSymbols() {
+  const wanted = new Set(symbolTable.visible || []);
+  if (selectedSymbol) wanted.add(selectedSymbol);
+  return wanted;
+}
+
+/** A whole window of samples for symbols just shown: replaces theirs, leaves the cursor
+ * (`lastT`) and the totals to the incremental poll, so nothing between two answers is lost. */
+function mergeWindow(page, only) {
+  const horizon = page.server_now_ms - page.window_ms;
+  let changed = false;
+  for (const s of page.symbols) {
+    const entry = session.symbols.get(s.symbol);
+    if (!only.has(s.symbol) || !entry) continue;
+    entry.samples = s.samples.filter((p) => p.t_ms >= horizon);
+    changed = true;
+  }
+  return changed;
+}
+
+async function fetchHistory(since, symbols, signal) {
+  const response = await fetch('/api/history?since_ms=' + since + '&symbols=' + symbols.join(','), { cache: 'no-store', signal });
+  if (!response.ok) throw new Error('HTTP ' + response.status);
+  return response.json();
+}
+
 async function pollHistory() {
+  // Samples only of the symbols shown (?symbols=): a page of 50 of 1,000 symbols loads 50
+  // symbols' window. Until the table has rendered the page is not known yet.
+  if (symbolTable.visible === null) { setTimeout(pollHistory, 100); return; }
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
   try {
-    const response = await fetch('/api/history?since_ms=' + session.lastT, { cache: 'no-store', signal: controller.signal });
-    if (response.ok && mergeHistory(await response.json())) drawHistory();
+    historyPolls += 1;
+    const kept = session.kept || (session.kept = new Map());
+    const wanted = wantedSymbols();
+    // What is new since the last poll, of every symbol kept current.
+    let changed = mergeHistory(await fetchHistory(session.lastT, [...kept.keys()], controller.signal));
+    for (const symbol of wanted) if (kept.has(symbol)) kept.set(symbol, historyPolls);
+    // The whole window, once, of symbols shown for the first time (or again after eviction).
+    const fresh = [...wanted].filter((symbol) => !kept.has(symbol));
+    if (fresh.length) {
+      if (mergeWindow(await fetchHistory(0, fresh, controller.signal), new Set(fresh))) changed = true;
+      for (const symbol of fresh) kept.set(symbol, historyPolls);
+    }
+    // Bounded: the least recently shown go first (and their samples with them).
+    const cap = Math.max(2 * symbolTable.pageSize, HISTORY_KEPT_MIN);
+    if (kept.size > cap) {
+      const oldest = [...kept.entries()].filter(([symbol]) => !wanted.has(symbol)).sort((a, b) => a[1] - b[1]);
+      for (const [symbol] of oldest.slice(0, kept.size - cap)) {
+        kept.delete(symbol);
+        const entry = session.symbols.get(symbol);
+        if (entry) entry.samples = [];
+      }
+    }
+    if (changed) drawHistory();
   } catch (error) {
     // The dashboard poll reports an unreachable server; the charts just keep their last state.
   } finally {
@@ -377,6 +455,7 @@ function select(symbol) {
     static let startScript = #"""
 
 if (typeof document !== 'undefined' && document.getElementById('symbols')) {
+  initSymbolControls();
   const body = document.querySelector('#symbols tbody');
   body.addEventListener('click', (event) => { const row = event.target.closest('tr[data-symbol]'); if (row) select(row.dataset.symbol); });
   body.addEventListener('keydown', (event) => {

@@ -25,6 +25,26 @@ extension DashboardAssets {
 <main>
   <section class="panel span-12" aria-labelledby="h-symbols">
     <h2 id="h-symbols">Symbols: authority and quotes <span id="symbols-summary" class="summary"></span><span class="summary hint">select a row to chart it</span></h2>
+    <div class="table-controls" role="group" aria-label="which symbols the tables and charts show">
+      <label for="symbol-filter">Filter</label>
+      <input id="symbol-filter" type="search" placeholder="AC or A*,B?" autocomplete="off" spellcheck="false" aria-describedby="symbol-filter-help" aria-controls="symbols positions">
+      <span id="symbol-filter-help" class="hint">comma-separated; * and ? are wildcards, other text matches anywhere</span>
+      <label for="symbol-order">Order</label>
+      <select id="symbol-order" aria-controls="symbols positions">
+        <option value="busiest">busiest first (no holder or quote, then most fills)</option>
+        <option value="config">as configured</option>
+        <option value="name">by name</option>
+      </select>
+      <label for="symbol-page-size">Rows per page</label>
+      <select id="symbol-page-size" aria-controls="symbols positions">
+        <option value="25">25</option><option value="50" selected>50</option><option value="100">100</option><option value="250">250</option>
+      </select>
+      <span class="pager">
+        <button type="button" id="symbol-prev" aria-label="previous page of symbols" aria-controls="symbols positions">‹ previous</button>
+        <span id="symbol-page" data-page="1" data-pages="1" data-matching="0" data-total="0">—</span>
+        <button type="button" id="symbol-next" aria-label="next page of symbols" aria-controls="symbols positions">next ›</button>
+      </span>
+    </div>
     <table id="symbols" class="grid">
       <thead><tr>
         <th scope="col">Symbol</th><th scope="col" class="num">Reference</th><th scope="col">Session: reference, <span class="band-key" aria-hidden="true"></span>bid–ask</th>

@@ -256,6 +256,9 @@ function render(frame, receivedAt) {
   const viewAge = Math.max(0, frame.server_now_ms - view.taken_at_ms);
   receivedAt -= viewAge;
   renderMeta(frame, view);
+  // Kept so the filter, order and page controls re-render at once, without waiting for a poll.
+  symbolTable.lastFrame = frame;
+  symbolTable.lastReceivedAt = receivedAt;
   renderSymbols(view, frame.cluster, receivedAt);
   renderPositions(view);
   renderMembers(view, frame.cluster, receivedAt);
@@ -310,13 +313,130 @@ function renderMeta(frame, view) {
   morphChildren(document.getElementById('meta'), items.map(([label, value]) => el('div', {}, el('dt', { text: label }), el('dd', { text: value }))));
 }
 
+// ---------- which symbols the tables show: filter, order, pages ----------
+// A cluster may have 1,000 symbols: the symbols and positions tables show one page of the
+// matching symbols (and the per-symbol charts follow that page), so a poll builds and patches
+// at most a page of rows, however many symbols there are. The state lives in the URL's
+// fragment (#filter=A*&order=busiest&rows=50&page=2), so a reload or a shared link keeps it.
+
+const PAGE_SIZES = [25, 50, 100, 250];
+const symbolTable = { filter: '', order: 'busiest', pageSize: 50, page: 0, lastFrame: null, lastReceivedAt: 0, visible: null };
+
+/** "a*,B?" → glob terms (* any run, ? one character), other terms match anywhere; upper-cased, as every symbol is. */
+function symbolMatcher(text) {
+  const terms = String(text || '').split(',').map((t) => t.trim().toUpperCase()).filter((t) => t.length > 0);
+  if (!terms.length) return () => true;
+  const tests = terms.map((term) => {
+    if (!/[*?]/.test(term)) return (symbol) => symbol.includes(term);
+    const source = term.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    const pattern = new RegExp('^' + source + '$');
+    return (symbol) => pattern.test(symbol);
+  });
+  return (symbol) => tests.some((test) => test(symbol));
+}
+
+/** The dashboard's amber rows: no holder or no quote. */
+function needsAttention(s) { return !s.authority || !s.quote; }
+
+/**
+ * busiest: rows needing attention first (so a problem is never paged away), then most fills
+ * (position.fill_count), then the configured order; config: as configured; name: A–Z.
+ */
+function arrangeSymbols(symbols, order) {
+  if (order === 'config') return symbols.slice();
+  const keyed = symbols.map((s, index) => ({ s, index, attention: needsAttention(s), fills: (s.position && exactInteger(s.position.fill_count)) || 0n }));
+  keyed.sort(order === 'name'
+    ? (a, b) => (a.s.symbol < b.s.symbol ? -1 : a.s.symbol > b.s.symbol ? 1 : a.index - b.index)
+    : (a, b) => (a.attention !== b.attention ? (a.attention ? -1 : 1) : a.fills !== b.fills ? (a.fills > b.fills ? -1 : 1) : a.index - b.index));
+  return keyed.map((k) => k.s);
+}
+
+/** The matching symbols, arranged, and the current page of them (the page index clamped). */
+function symbolPage(view) {
+  const matches = symbolMatcher(symbolTable.filter);
+  const matching = arrangeSymbols(view.symbols.filter((s) => matches(s.symbol)), symbolTable.order);
+  const pages = Math.max(1, Math.ceil(matching.length / symbolTable.pageSize));
+  symbolTable.page = Math.min(Math.max(0, symbolTable.page), pages - 1);
+  const start = symbolTable.page * symbolTable.pageSize;
+  return { matching, rows: matching.slice(start, start + symbolTable.pageSize), start, pages, total: view.symbols.length };
+}
+
+function readSymbolState() {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+  symbolTable.filter = params.get('filter') || '';
+  const order = params.get('order');
+  if (order === 'busiest' || order === 'config' || order === 'name') symbolTable.order = order;
+  const rows = Number(params.get('rows'));
+  if (PAGE_SIZES.includes(rows)) symbolTable.pageSize = rows;
+  const page = Number(params.get('page'));
+  symbolTable.page = Number.isInteger(page) && page >= 1 ? page - 1 : 0;
+}
+
+function writeSymbolState() {
+  const params = new URLSearchParams();
+  if (symbolTable.filter) params.set('filter', symbolTable.filter);
+  if (symbolTable.order !== 'busiest') params.set('order', symbolTable.order);
+  if (symbolTable.pageSize !== 50) params.set('rows', String(symbolTable.pageSize));
+  if (symbolTable.page > 0) params.set('page', String(symbolTable.page + 1));
+  const text = params.toString();
+  const url = location.pathname + location.search + (text ? '#' + text : '');
+  try { history.replaceState(null, '', url); } catch (error) { /* a file: page in tests */ }
+}
+
+/** Re-renders the two tables and the per-symbol charts from the last frame, at once. */
+function refreshSymbolTables() {
+  writeSymbolState();
+  const frame = symbolTable.lastFrame;
+  if (!frame || !frame.view) return;
+  renderSymbols(frame.view, frame.cluster, symbolTable.lastReceivedAt);
+  renderPositions(frame.view);
+}
+
+function initSymbolControls() {
+  readSymbolState();
+  const filter = document.getElementById('symbol-filter');
+  const order = document.getElementById('symbol-order');
+  const size = document.getElementById('symbol-page-size');
+  filter.value = symbolTable.filter;
+  order.value = symbolTable.order;
+  size.value = String(symbolTable.pageSize);
+  filter.addEventListener('input', () => { symbolTable.filter = filter.value; symbolTable.page = 0; refreshSymbolTables(); });
+  order.addEventListener('change', () => { symbolTable.order = order.value; symbolTable.page = 0; refreshSymbolTables(); });
+  size.addEventListener('change', () => { symbolTable.pageSize = Number(size.value) || 50; symbolTable.page = 0; refreshSymbolTables(); });
+  document.getElementById('symbol-prev').addEventListener('click', () => { symbolTable.page -= 1; refreshSymbolTables(); });
+  document.getElementById('symbol-next').addEventListener('click', () => { symbolTable.page += 1; refreshSymbolTables(); });
+}
+
+function renderPager(page) {
+  const info = document.getElementById('symbol-page');
+  const count = page.matching.length;
+  const filtered = count !== page.total;
+  const text = count === 0
+    ? (page.total ? 'no symbol matches the filter (of ' + page.total + ')' : 'no symbols')
+    : (page.start + 1) + '–' + (page.start + page.rows.length) + ' of ' + count + (filtered ? ' matching (' + page.total + ' in all)' : '') + ' · page ' + (symbolTable.page + 1) + ' of ' + page.pages;
+  setText(info, text);
+  const data = { page: symbolTable.page + 1, pages: page.pages, matching: count, total: page.total, shown: page.rows.length };
+  for (const [key, value] of Object.entries(data)) if (info.dataset[key] !== String(value)) info.dataset[key] = String(value);
+  const prev = document.getElementById('symbol-prev');
+  const next = document.getElementById('symbol-next');
+  if (prev.disabled !== (symbolTable.page === 0)) prev.disabled = symbolTable.page === 0;
+  if (next.disabled !== (symbolTable.page >= page.pages - 1)) next.disabled = symbolTable.page >= page.pages - 1;
+}
+
 function renderSymbols(view, cluster, receivedAt) {
   let withoutHolder = 0, withoutQuote = 0;
-  const rows = view.symbols.map((s) => {
+  for (const s of view.symbols) {
+    if (!s.authority) withoutHolder += 1;
+    if (!s.quote) withoutQuote += 1;
+  }
+  const page = symbolPage(view);
+  renderPager(page);
+  const visible = page.rows.map((s) => s.symbol);
+  const chartsChanged = !symbolTable.visible || symbolTable.visible.join(',') !== visible.join(',');
+  symbolTable.visible = visible;
+  const rows = page.rows.map((s) => {
     const holder = s.authority ? s.authority.node : '';
     const quote = s.quote;
-    if (!s.authority) withoutHolder += 1;
-    if (!quote) withoutQuote += 1;
     const problems = [];
     if (!s.authority) problems.push('no holder');
     if (!quote) problems.push('no quote');
@@ -368,8 +488,10 @@ function renderSymbols(view, cluster, receivedAt) {
     row.append(assigned);
     return row;
   });
-  replaceRows(document.querySelector('#symbols tbody'), rows, 'no symbols configured', 12);
+  replaceRows(document.querySelector('#symbols tbody'), rows, view.symbols.length ? 'no symbol matches the filter' : 'no symbols configured', 12);
   for (const cell of document.querySelectorAll('#symbols td.spark')) if (!cell.firstChild) drawSparkline(cell);
+  // The per-symbol session charts follow the page (a lane per shown symbol, not per symbol).
+  if (chartsChanged && session.serverNow) { drawSession(); drawAuthority(); }
   const summary = document.getElementById('symbols-summary');
   const parts = [view.symbols.length + ' symbols'];
   if (withoutHolder) parts.push('⚠ ' + withoutHolder + ' without holder');
@@ -382,15 +504,24 @@ function renderSymbols(view, cluster, receivedAt) {
   if (document.title !== title) document.title = title;
 }
 
+function emptyPosition(s) {
+  return { net_qty: 0, avg_price: 0, realized_pnl: 0, unrealized_pnl: s.reference_price === null || s.reference_price === undefined ? null : 0, fill_count: 0 };
+}
+
 function renderPositions(view) {
   const realized = [], unrealized = [];
   let fills = 0n, unrealizedComplete = true;
-  const rows = view.symbols.map((s) => {
-    const p = s.position || { net_qty: 0, avg_price: 0, realized_pnl: 0, unrealized_pnl: s.reference_price === null || s.reference_price === undefined ? null : 0, fill_count: 0 };
+  const page = symbolPage(view);
+  // Totals over every matching symbol (all of them without a filter), not just the page.
+  for (const s of page.matching) {
+    const p = s.position || emptyPosition(s);
     realized.push({ amount: p.realized_pnl, tickSize: s.tick_size });
     if (p.unrealized_pnl === null || p.unrealized_pnl === undefined) unrealizedComplete = false;
     else unrealized.push({ amount: p.unrealized_pnl, tickSize: s.tick_size });
     fills += exactInteger(p.fill_count) || 0n;
+  }
+  const rows = page.rows.map((s) => {
+    const p = s.position || emptyPosition(s);
     return el('tr', { data: { key: s.symbol, position: s.symbol, netQty: p.net_qty } },
       el('th', { cls: 'sym', text: s.symbol, attrs: { scope: 'row' } }),
       num(formatQty(p.net_qty, true), { cls: exactInteger(p.net_qty) < 0n ? 'neg' : '', data: { field: 'net' } }),
@@ -402,6 +533,7 @@ function renderPositions(view) {
   });
   replaceRows(document.querySelector('#positions tbody'), rows, 'no positions', 7);
   const totals = document.getElementById('totals');
+  setText(totals.querySelector('th'), page.matching.length === page.total ? 'Total' : 'Total of ' + page.matching.length + ' matching');
   const realizedTotal = sumTicks(realized);
   const unrealizedTotal = sumTicks(unrealized);
   setText(totals.querySelector('[data-field="realized"]'), realizedTotal === null ? '—' : realizedTotal);

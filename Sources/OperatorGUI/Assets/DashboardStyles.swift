@@ -36,6 +36,14 @@ main { display: grid; grid-template-columns: repeat(12, minmax(0, 1fr)); gap: .7
 .panel.scroll { max-height: 24rem; overflow-y: auto; }
 h2 { font-size: 1rem; margin: 0 0 .4rem; display: flex; gap: .6rem; align-items: baseline; flex-wrap: wrap; }
 .summary { font-size: .85rem; font-weight: 400; color: var(--muted); }
+.table-controls { display: flex; flex-wrap: wrap; gap: .35rem .6rem; align-items: center; margin: 0 0 .45rem; font-size: .9rem; }
+.table-controls label { color: var(--muted); font-weight: 600; }
+.table-controls input, .table-controls select, .table-controls button { font: inherit; color: var(--ink); background: var(--panel); border: 1px solid #8a96a3; border-radius: 3px; padding: .15rem .4rem; }
+.table-controls input { width: 12rem; }
+.table-controls .hint { color: var(--muted); font-size: .8rem; }
+.table-controls input:focus-visible, .table-controls select:focus-visible, .table-controls button:focus-visible { outline: 2px solid var(--info); outline-offset: 1px; }
+.table-controls button:disabled { color: var(--muted); border-color: var(--line); }
+.pager { display: inline-flex; gap: .4rem; align-items: center; margin-left: auto; font-variant-numeric: tabular-nums; }
 .summary.bad { color: var(--bad); font-weight: 700; }
 table.grid { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .grid th, .grid td { padding: .28rem .45rem; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }

@@ -1,18 +1,37 @@
 import Foundation
-import MMCommandLine
 import MMCore
-import Rainbow
 
 /// Renders a ClusterSnapshot as the text view of `mmctl status`. Pure: the same snapshot
 /// (and previous snapshot) gives the same lines. Rows that changed since `previous` are
 /// marked with `*` in the first column (and highlighted when colour is on).
-struct StatusRenderer {
-    var dataDirectory: String
-    var color: Bool
-    /// Raw integer ticks (`--ticks`) instead of money (ticks × tick size, integer arithmetic).
-    var ticks = false
+///
+/// Lives here rather than in mmctl so it can be tested (mmctl is an executable). Colour is
+/// plain ANSI SGR, written only when `color` is on.
+public struct StatusRenderer: Sendable {
+    /// The default number of symbol rows of the text view: a 1,000-symbol cluster stays one
+    /// readable screenful; `--limit 0` shows every row.
+    public static let defaultSymbolLimit = 40
+    /// A member's held symbols are listed up to this many, then counted.
+    public static let heldListLimit = 8
 
-    func render(_ snapshot: ClusterSnapshot, previous: ClusterSnapshot?) -> [String] {
+    public var dataDirectory: String
+    public var color: Bool
+    /// Raw integer ticks (`--ticks`) instead of money (ticks × tick size, integer arithmetic).
+    public var ticks = false
+    /// At most this many symbol rows (nil or ≤ 0: all); the rest are counted in one line.
+    public var symbolLimit: Int?
+    /// The rows' order (`--sort`); `auto` is busiest first only when rows are cut.
+    public var order: SymbolOrder
+
+    public init(dataDirectory: String, color: Bool, ticks: Bool = false, symbolLimit: Int? = StatusRenderer.defaultSymbolLimit, order: SymbolOrder = .auto) {
+        self.dataDirectory = dataDirectory
+        self.color = color
+        self.ticks = ticks
+        self.symbolLimit = symbolLimit
+        self.order = order
+    }
+
+    public func render(_ snapshot: ClusterSnapshot, previous: ClusterSnapshot?) -> [String] {
         var lines: [String] = []
         let supervisorText = snapshot.supervisor.map { "supervisor pid \($0.pid), up \(duration($0.uptimeMs))" } ?? paint("supervisor DOWN", \.red)
         lines.append(bold("mmctl status") + "  \(dataDirectory)  \(supervisorText)  at \(clock(snapshot.takenAtMs))")
@@ -46,19 +65,26 @@ struct StatusRenderer {
         let version = snapshot.assignments.map { "assignments v\($0.version)" } ?? "assignments unknown"
         lines.append(bold("MEMBERS") + "  (\(version))")
         if snapshot.members.isEmpty { lines.append("  (none)") }
+        // One pass over the table, not one per member: it has a row per symbol.
+        var heldByNode: [String: [String]] = [:]
+        for (symbol, node) in snapshot.assignments?.symbols ?? [:] { heldByNode[node, default: []].append(symbol) }
         let previousMembers = Dictionary((previous?.members ?? []).map { ($0.node, $0.status) }, uniquingKeysWith: { a, _ in a })
         for member in snapshot.members {
-            let held = snapshot.assignments?.symbols.filter { $0.value == member.node }.map(\.key).sorted() ?? []
+            let held = heldByNode[member.node]?.sorted() ?? []
             let changed = previous != nil && previousMembers[member.node] != member.status
             let status = paint(member.status.rawValue, member.status == .alive ? \.green : \.red)
-            lines.append(row(changed, [member.node, status, "ttl \(duration(member.expiresInMs))", held.joined(separator: " ")], widths: [8, 8, 12, 40]))
+            lines.append(row(changed, [member.node, status, "ttl \(duration(member.expiresInMs))", heldText(held)], widths: [8, 8, 12, 40]))
         }
 
         lines.append("")
         lines.append(bold("SYMBOLS") + (ticks ? "  (prices in ticks, qty in lots, PnL in ticks×lots)" : "  (prices as money: ticks × tick size; qty in lots; PnL in price units × lots)"))
+        let page = SymbolPage(snapshot.symbols, order: order, limit: symbolLimit)
+        var symbolWidths = self.symbolWidths
+        symbolWidths[0] = max(symbolWidths[0], page.shown.map(\.symbol.count).max() ?? 0)
         lines.append(header(["SYMBOL", "REF", "ASSIGNED", "AUTHORITY", "TOKEN", "LEFT", "BID", "ASK", "NET", "AVG", "REALIZED", "UNREAL", "FILLS"], widths: symbolWidths))
         let previousSymbols = Dictionary((previous?.symbols ?? []).map { ($0.symbol, $0) }, uniquingKeysWith: { a, _ in a })
-        for symbol in snapshot.symbols {
+        if snapshot.symbols.isEmpty { lines.append("  (none)") }
+        for symbol in page.shown {
             let old = previousSymbols[symbol.symbol]
             let changed = previous != nil && (old?.authority?.node != symbol.authority?.node || old?.authority?.fencingToken != symbol.authority?.fencingToken
                 || old?.quote?.bid != symbol.quote?.bid || old?.quote?.ask != symbol.quote?.ask || old?.position?.netQty != symbol.position?.netQty
@@ -74,15 +100,25 @@ struct StatusRenderer {
                 symbol.position.map { "\($0.fillCount)" } ?? "?",
             ], widths: symbolWidths))
         }
+        if page.omitted > 0 {
+            // Only with --sort config can a symbol without holder or quote be among the hidden.
+            let hiddenAttention = snapshot.symbols.count(where: SymbolOrder.needsAttention) - page.shown.count(where: SymbolOrder.needsAttention)
+            let warning = hiddenAttention > 0 ? paint(" (\(hiddenAttention) of them without holder or quote)", \.red) : ""
+            lines.append("  … \(page.omitted) more \(page.omitted == 1 ? "symbol" : "symbols")\(warning); use --symbols PATTERN or --limit N (0: all)")
+        }
+        if page.sorted && !page.shown.isEmpty {
+            lines.append("  (\(page.shown.count) of \(snapshot.symbols.count) shown: without holder or quote first, then most fills)")
+        }
         let totals = snapshot.totals
+        let totalLabel = page.omitted > 0 ? "TOTAL of all \(snapshot.symbols.count)" : "TOTAL"
         if ticks {
-            lines.append("  TOTAL realized \(pnl(totals.realizedPnl, nil))  unrealized \(pnl(totals.unrealizedPnl, nil))  fills \(totals.fillCount)")
+            lines.append("  \(totalLabel) realized \(pnl(totals.realizedPnl, nil))  unrealized \(pnl(totals.unrealizedPnl, nil))  fills \(totals.fillCount)")
         } else {
             // Summed at the finest tick scale, as the dashboard sums them.
             let positions = snapshot.symbols.compactMap { symbol in symbol.position.map { (position: $0, tickSize: symbol.tickSize) } }
             let realized = PriceFormat.sum(positions.map { ($0.position.realizedPnl, $0.tickSize) })
             let unrealized = PriceFormat.sum(positions.compactMap { item in item.position.unrealizedPnl.map { ($0, item.tickSize) } })
-            lines.append("  TOTAL realized \(signedMoney(realized))  unrealized \(signedMoney(unrealized))  fills \(totals.fillCount)")
+            lines.append("  \(totalLabel) realized \(signedMoney(realized))  unrealized \(signedMoney(unrealized))  fills \(totals.fillCount)")
         }
 
         lines.append("")
@@ -104,6 +140,12 @@ struct StatusRenderer {
             lines.append(row(previous != nil && event.tsMs > previousEventTime, [clock(event.tsMs), event.kind, event.symbol ?? "", event.node ?? "", event.detail], widths: [12, 14, 6, 4, 80]))
         }
         return lines
+    }
+
+    /// Up to `heldListLimit` names, then a count: at 1,000 symbols a node holds hundreds.
+    private func heldText(_ held: [String]) -> String {
+        guard held.count > Self.heldListLimit else { return held.joined(separator: " ") }
+        return held.prefix(Self.heldListLimit).joined(separator: " ") + " … (\(held.count) symbols)"
     }
 
     let processWidths = [12, 11, 8, 9, 8, 9, 6, 22]
@@ -172,6 +214,30 @@ struct StatusRenderer {
         var parts = tm()
         localtime_r(&seconds, &parts)
         return String(format: "%02d:%02d:%02d.%03d", parts.tm_hour, parts.tm_min, parts.tm_sec, Int(ms % 1_000))
+    }
+}
+
+/// The terminal text helpers mmctl shares with the renderer.
+public enum TerminalText {
+    /// 1h02m, 3m05s, 4.2s, 850ms.
+    public static func duration(_ ms: Int64) -> String { MMCommandLine.duration(ms) }
+    /// Printable width of a string that may contain ANSI escape sequences.
+    public static func visibleCount(_ text: String) -> Int { MMCommandLine.visibleCount(text) }
+    /// Cuts a line to `width` printable columns, keeping escape sequences intact.
+    public static func truncate(_ text: String, to width: Int) -> String { truncateVisible(text, to: width) }
+}
+
+/// ANSI SGR styling (what mmctl used Rainbow for), applied only where the renderer's `color`
+/// is on. Each style resets at its end, so a style inside a highlighted row re-opens the
+/// row's background after itself (`onLightBlack`).
+extension String {
+    fileprivate func sgr(_ code: String) -> String { "\u{1b}[\(code)m" + self + "\u{1b}[0m" }
+    fileprivate var bold: String { sgr("1") }
+    fileprivate var red: String { sgr("31") }
+    fileprivate var green: String { sgr("32") }
+    fileprivate var yellow: String { sgr("33") }
+    fileprivate var onLightBlack: String {
+        "\u{1b}[100m" + replacingOccurrences(of: "\u{1b}[0m", with: "\u{1b}[0m\u{1b}[100m") + "\u{1b}[0m"
     }
 }
 
