@@ -246,17 +246,26 @@ public actor ProcessSupervisor {
     }
 
     /// Start order in tiers: one process per tier, except that consecutive etcd members form
-    /// one tier.
+    /// one tier (none serves before a quorum runs) and so do the nodes: peers that depend
+    /// only on the services started before them, so 20 nodes start in the time of one, not
+    /// the sum of 20 (each waits for its first registration and assignment).
     static func startTiers(_ processes: [ClusterProcess]) -> [[ClusterProcess]] {
         var tiers: [[ClusterProcess]] = []
         for process in processes {
-            if case .etcd = process, let last = tiers.last?.last, case .etcd = last {
+            if let last = tiers.last?.last, Self.startsWith(process, last) {
                 tiers[tiers.count - 1].append(process)
             } else {
                 tiers.append([process])
             }
         }
         return tiers
+    }
+
+    private static func startsWith(_ process: ClusterProcess, _ previous: ClusterProcess) -> Bool {
+        switch (process, previous) {
+        case (.etcd, .etcd), (.node, .node): true
+        default: false
+        }
     }
 
     /// Processes stopped together, as peers: the nodes. Not the etcd members: a leader that
