@@ -19,8 +19,12 @@ public final class GRDBLedgerRepository: LedgerRepository {
 
     private let pool: DatabasePool
     private let symbols: [String]
+    /// Most fills one transaction adds to the fill-log chain (`LedgerChain`).
+    private let chainAdvanceLimit: Int
 
-    public init(path: String, symbols: [String], durability: Durability = .normal) throws {
+    public init(
+        path: String, symbols: [String], durability: Durability = .normal, chainAdvanceLimit: Int = defaultChainAdvanceLimit
+    ) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.label = "state-ledger"
@@ -30,6 +34,7 @@ public final class GRDBLedgerRepository: LedgerRepository {
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         self.symbols = symbols
+        self.chainAdvanceLimit = chainAdvanceLimit
         try Self.migrator.migrate(pool)
         try pool.write { db in
             for symbol in symbols {
@@ -79,15 +84,27 @@ public final class GRDBLedgerRepository: LedgerRepository {
                 INSERT INTO ledger_state (id, version, ingest_cursor, last_batch_at_ms) VALUES (1, 0, 0, NULL);
                 """)
         }
+        migrator.registerMigration("v2: fill-log chain and fill count") { db in
+            // The chain starts empty (head = 32 zero bytes, through 0) and catches up with the
+            // next writes and digest reads, at most `chainAdvanceLimit` fills per transaction,
+            // so opening a big v1 ledger stays quick. Counting the fills is one pass over the
+            // table's b-tree, once.
+            try db.execute(sql: """
+                ALTER TABLE ledger_state ADD COLUMN fill_count INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE ledger_state ADD COLUMN chain_through INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE ledger_state ADD COLUMN chain_head BLOB NOT NULL DEFAULT X'\(String(repeating: "00", count: 32))';
+                UPDATE ledger_state SET fill_count = (SELECT count(*) FROM fills);
+                """)
+        }
         return migrator
     }
 
     // MARK: Writes
 
     public func record(_ fills: [Fill], atMs: EpochMs) async throws -> LedgerCommit {
-        let symbols = self.symbols
+        let symbols = self.symbols, limit = chainAdvanceLimit
         return try await pool.write { db in
-            var batch = try BatchWriter(db: db, symbols: symbols)
+            var batch = try BatchWriter(db: db, symbols: symbols, chainAdvanceLimit: limit)
             // Seq order, so positions fold in the exchange's order whatever order the pusher used.
             for fill in fills.sorted(by: { $0.seq < $1.seq }) {
                 if let rejection = try batch.apply(fill, atMs: atMs) { throw rejection }
@@ -98,9 +115,9 @@ public final class GRDBLedgerRepository: LedgerRepository {
     }
 
     public func ingest(_ fills: [Fill], atMs: EpochMs) async throws -> IngestCommit {
-        let symbols = self.symbols
+        let symbols = self.symbols, limit = chainAdvanceLimit
         return try await pool.write { db in
-            var batch = try BatchWriter(db: db, symbols: symbols)
+            var batch = try BatchWriter(db: db, symbols: symbols, chainAdvanceLimit: limit)
             var cursor = batch.state.cursor
             var stoppedAt: LedgerRejection?
             for fill in fills {
@@ -152,6 +169,70 @@ public final class GRDBLedgerRepository: LedgerRepository {
 
     public func cursorState() async throws -> LedgerCursorState {
         try await pool.read { db in try Self.loadState(db) }
+    }
+
+    public func digest() async throws -> LedgerDigest {
+        let (current, behind) = try await pool.read { db in
+            let digest = try Self.loadDigest(db)
+            // The fill after the chain's end is there: a remainder the writes left (migration
+            // from v1, or the per-transaction limit). Otherwise the chain is as far as it goes.
+            let next = try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM fills WHERE seq = ?)"), arguments: [digest.chainedThroughSeq + 1]) ?? false
+            return (digest, next)
+        }
+        guard behind else { return current }
+        let limit = chainAdvanceLimit
+        return try await pool.write { db in
+            let stored = try Self.loadChain(db)
+            var chain = try Self.chain(stored, limit: limit)
+            try Self.advance(&chain, db: db)
+            if chain.advanced > 0 {
+                try db.cachedStatement(sql: "UPDATE ledger_state SET chain_through = ?, chain_head = ? WHERE id = 1")
+                    .execute(arguments: [chain.through, Data(chain.head)])
+            }
+            return try Self.loadDigest(db)
+        }
+    }
+
+    // MARK: Fill-log chain
+
+    static func loadChain(_ db: Database) throws -> StoredChain {
+        guard let row = try Row.fetchOne(db, sql: "SELECT chain_through, chain_head, fill_count FROM ledger_state WHERE id = 1") else {
+            throw LedgerStorageError.missingStateRow
+        }
+        let head: Data = row["chain_head"]
+        return StoredChain(through: row["chain_through"], head: [UInt8](head), fillCount: row["fill_count"])
+    }
+
+    static func chain(_ stored: StoredChain, limit: Int) throws -> LedgerChain {
+        guard let chain = LedgerChain(through: stored.through, head: stored.head, limit: limit) else {
+            throw LedgerStorageError.corruptRow("ledger_state has chain_through \(stored.through) and a chain_head of \(stored.head.count) bytes, not 32")
+        }
+        return chain
+    }
+
+    static func loadDigest(_ db: Database) throws -> LedgerDigest {
+        let stored = try loadChain(db)
+        let state = try loadState(db)
+        let resumed = try Self.chain(stored, limit: 1)  // validates the stored head
+        return LedgerDigest(cursor: state.cursor, chainedThroughSeq: resumed.through, fillLogSha256: resumed.digest.hexDigest(), fillCount: stored.fillCount)
+    }
+
+    /// Extends `chain` from the table: runs of consecutive seqs after its end, read a page at
+    /// a time, until a gap, the table's end or the per-transaction limit. The window keeps
+    /// only the gap-free run (seq = after + row number), so a gap costs no decoding.
+    static func advance(_ chain: inout LedgerChain, db: Database) throws {
+        while chain.nextReadCount > 0 {
+            let count = chain.nextReadCount
+            let after = chain.through
+            let rows = try Row.fetchAll(
+                db.cachedStatement(sql: """
+                    SELECT * FROM (SELECT *, row_number() OVER (ORDER BY seq) AS rn FROM fills WHERE seq > ? AND seq <= ?)
+                    WHERE seq = ? + rn ORDER BY seq
+                    """), arguments: [after, after + Int64(count), after])
+            chain.extend(with: try rows.map(fill(from:)))
+            if chain.through < after + Int64(count) { return }
+        }
     }
 
     // MARK: Row mapping
@@ -209,12 +290,18 @@ private struct BatchWriter {
     var refold: Set<String> = []
     var recorded: [String] = []
     var duplicates: [String] = []
+    /// The fills this batch inserted, to extend the chain without reading them back.
+    var inserted: [Fill] = []
+    let storedChain: StoredChain
+    var chain: LedgerChain
 
-    init(db: Database, symbols: [String]) throws {
+    init(db: Database, symbols: [String], chainAdvanceLimit: Int) throws {
         self.db = db
         self.symbols = symbols
         state = try GRDBLedgerRepository.loadState(db)
         positions = try GRDBLedgerRepository.loadPositions(db)
+        storedChain = try GRDBLedgerRepository.loadChain(db)
+        chain = try GRDBLedgerRepository.chain(storedChain, limit: chainAdvanceLimit)
     }
 
     /// Applies one fill; returns why it was refused (nothing of it written), or nil.
@@ -239,6 +326,7 @@ private struct BatchWriter {
                 fill.node, fill.fencingToken, fill.tsMs, state.version, atMs,
             ])
         recorded.append(fill.fillId)
+        inserted.append(fill)
         changed.insert(fill.symbol)
         let current = positions[fill.symbol] ?? .flat(fill.symbol)
         if fill.seq > current.lastFillSeq {
@@ -271,8 +359,17 @@ private struct BatchWriter {
         }
         if let cursor { state.cursor = cursor }
         if !recorded.isEmpty || !duplicates.isEmpty { state.lastBatchAtMs = atMs }
-        try db.cachedStatement(sql: "UPDATE ledger_state SET version = ?, ingest_cursor = ?, last_batch_at_ms = ? WHERE id = 1")
-            .execute(arguments: [state.version, state.cursor, state.lastBatchAtMs])
+        // The chain: first the fills just inserted (in memory, the usual case: they continue
+        // it), then whatever the table holds after its new end (fills pushed ahead that this
+        // batch joined up, or a remainder), in the same transaction as the fills.
+        chain.extend(with: inserted.sorted { $0.seq < $1.seq })
+        try GRDBLedgerRepository.advance(&chain, db: db)
+        try db.cachedStatement(sql: """
+            UPDATE ledger_state SET version = ?, ingest_cursor = ?, last_batch_at_ms = ?, fill_count = ?, chain_through = ?, chain_head = ?
+            WHERE id = 1
+            """).execute(arguments: [
+                state.version, state.cursor, state.lastBatchAtMs, storedChain.fillCount + Int64(recorded.count), chain.through, Data(chain.head),
+            ])
     }
 
     var view: PositionsView {

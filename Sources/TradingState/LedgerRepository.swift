@@ -34,6 +34,13 @@ public protocol LedgerRepository: Sendable {
     /// The persisted ingest cursor and counters.
     func cursorState() async throws -> LedgerCursorState
 
+    /// The ledger's fill-log chain over its gap-free prefix (`LedgerChain`), the cursor and
+    /// the fill count. Every write advances the chain in its own transaction; if a remainder
+    /// is left (a ledger migrated from the v1 schema, or a write that reached the per-
+    /// transaction limit) this call advances it by up to one more limit before answering,
+    /// so `chained_through_seq` may still be below the cursor right after such a migration.
+    func digest() async throws -> LedgerDigest
+
     /// Whether this process may pull the exchange's log now. A store one process owns
     /// (SQLite) always may; a shared one (PostgreSQL) lets one replica at a time.
     func holdsIngestLeadership() async -> Bool

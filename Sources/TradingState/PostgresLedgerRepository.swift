@@ -36,10 +36,13 @@ public final class PostgresLedgerRepository: LedgerRepository {
     private let logger: Logger
     private let runTask: Task<Void, Never>
     private let leadership: PostgresIngestLeadership
+    /// Most fills one transaction adds to the fill-log chain (`LedgerChain`).
+    private let chainAdvanceLimit: Int
 
-    private init(settings: PostgresLedgerSettings, symbols: [String], logger: Logger) {
+    private init(settings: PostgresLedgerSettings, symbols: [String], logger: Logger, chainAdvanceLimit: Int) {
         self.settings = settings
         self.symbols = symbols
+        self.chainAdvanceLimit = chainAdvanceLimit
         self.logger = logger
         // The pool logs every failed reconnect at info; during an outage that is one line per
         // backoff step, while the typed errors of the calls already say what is wrong.
@@ -54,7 +57,8 @@ public final class PostgresLedgerRepository: LedgerRepository {
     /// Connects, checks credentials, creates or migrates the schema and inserts a flat
     /// position row for every symbol. Throws `PostgresLedgerError` saying what to fix.
     public static func open(
-        settings: PostgresLedgerSettings, symbols: [String], logger: Logger = Logger(label: "mm.state.postgres")
+        settings: PostgresLedgerSettings, symbols: [String], logger: Logger = Logger(label: "mm.state.postgres"),
+        chainAdvanceLimit: Int = defaultChainAdvanceLimit
     ) async throws -> PostgresLedgerRepository {
         let configuration = try settings.connectionConfiguration()
         let version = try await Deadline.run(settings: settings, operation: "connect and migrate", connecting: true, logger: logger) { slot in
@@ -80,7 +84,7 @@ public final class PostgresLedgerRepository: LedgerRepository {
             }
         }
         logger.info("ledger on PostgreSQL \(settings) (schema version \(version))")
-        return PostgresLedgerRepository(settings: settings, symbols: symbols, logger: logger)
+        return PostgresLedgerRepository(settings: settings, symbols: symbols, logger: logger, chainAdvanceLimit: chainAdvanceLimit)
     }
 
     /// One replica at a time pulls the exchange's log (`PostgresIngestLeadership`).
@@ -147,6 +151,18 @@ public final class PostgresLedgerRepository: LedgerRepository {
             """,
             "INSERT INTO ledger_state (id, version, ingest_cursor, last_batch_at_ms) VALUES (1, 0, 0, NULL)",
         ]),
+        // The chain starts empty (head = 32 zero bytes, through 0) and catches up with the next
+        // writes and digest reads, at most `chainAdvanceLimit` fills per transaction, so opening
+        // a big v1 ledger stays quick; the count is one scan, once.
+        Migration(version: 2, description: "fill-log chain and fill count", statements: [
+            """
+            ALTER TABLE ledger_state
+                ADD COLUMN fill_count BIGINT NOT NULL DEFAULT 0,
+                ADD COLUMN chain_through BIGINT NOT NULL DEFAULT 0 CHECK (chain_through >= 0),
+                ADD COLUMN chain_head BYTEA NOT NULL DEFAULT decode(repeat('00', 32), 'hex') CHECK (octet_length(chain_head) = 32)
+            """,
+            "UPDATE ledger_state SET fill_count = (SELECT count(*) FROM fills)",
+        ]),
     ]
 
     /// Under the writer lock (so two processes starting together do not both migrate):
@@ -197,9 +213,9 @@ public final class PostgresLedgerRepository: LedgerRepository {
     // MARK: Writes
 
     public func record(_ fills: [Fill], atMs: EpochMs) async throws -> LedgerCommit {
-        let symbols = self.symbols
+        let symbols = self.symbols, limit = chainAdvanceLimit
         let outcome = try await write("record \(fills.count) fills") { connection, logger in
-            var batch = try await Self.beginBatch(fills, on: connection, symbols: symbols, logger: logger)
+            var batch = try await Self.beginBatch(fills, on: connection, symbols: symbols, chainAdvanceLimit: limit, logger: logger)
             // Seq order, so positions fold in the exchange's order whatever order the pusher used.
             for fill in fills.sorted(by: { $0.seq < $1.seq }) {
                 if let rejection = batch.apply(fill) { throw rejection }
@@ -211,9 +227,9 @@ public final class PostgresLedgerRepository: LedgerRepository {
     }
 
     public func ingest(_ fills: [Fill], atMs: EpochMs) async throws -> IngestCommit {
-        let symbols = self.symbols
+        let symbols = self.symbols, limit = chainAdvanceLimit
         let (outcome, cursor, stoppedAt) = try await write("ingest \(fills.count) fills") { connection, logger in
-            var batch = try await Self.beginBatch(fills, on: connection, symbols: symbols, logger: logger)
+            var batch = try await Self.beginBatch(fills, on: connection, symbols: symbols, chainAdvanceLimit: limit, logger: logger)
             var cursor = batch.state.cursor
             var stoppedAt: LedgerRejection?
             for fill in fills {
@@ -249,15 +265,21 @@ public final class PostgresLedgerRepository: LedgerRepository {
 
     /// Loads the state, the positions and every stored fill sharing an id or a seq with the
     /// batch. Runs under the writer lock, so nothing changes them until COMMIT.
-    private static func beginBatch(_ fills: [Fill], on connection: PostgresConnection, symbols: [String], logger: Logger) async throws -> PostgresBatch {
-        guard let state = try await loadState(connection, logger: logger) else { throw PostgresLedgerError.missingStateRow(ledger: "this database") }
+    private static func beginBatch(
+        _ fills: [Fill], on connection: PostgresConnection, symbols: [String], chainAdvanceLimit: Int, logger: Logger
+    ) async throws -> PostgresBatch {
+        guard let loaded = try await loadBatchState(connection, logger: logger) else {
+            throw PostgresLedgerError.missingStateRow(ledger: "this database")
+        }
+        let (state, stored, maxSeq) = loaded
+        let chain = try Self.chain(stored, limit: chainAdvanceLimit)
         let positions = try await loadPositions(connection, logger: logger)
         let ids = fills.map(\.fillId)
         let seqs = fills.map(\.seq)
         let existing = try await fetchFills(
             "SELECT \(unescaped: fillColumns) FROM fills WHERE fill_id = ANY(\(ids)::text[]) OR seq = ANY(\(seqs)::bigint[])",
             on: connection, logger: logger)
-        return PostgresBatch(symbols: symbols, state: state, positions: positions, existing: existing)
+        return PostgresBatch(symbols: symbols, state: state, positions: positions, existing: existing, storedChain: stored, chain: chain, maxSeq: maxSeq)
     }
 
     /// Inserts the batch's new fills, refolds late symbols, writes positions and the state row.
@@ -310,11 +332,84 @@ public final class PostgresLedgerRepository: LedgerRepository {
         }
         if let cursor { batch.state.cursor = cursor }
         if !batch.recorded.isEmpty || !batch.duplicates.isEmpty { batch.state.lastBatchAtMs = atMs }
+        // The chain: first the fills just inserted (in memory, the usual case: they continue
+        // it); the table is read only if it holds fills beyond the chain's new end (pushed
+        // ahead and now joined up, or a remainder), so the usual batch costs no round trip.
+        var chain = batch.chain
+        chain.extend(with: batch.inserts.map(\.fill).sorted { $0.seq < $1.seq })
+        let maxSeq = max(batch.maxSeq, batch.inserts.map(\.fill.seq).max() ?? 0)
+        if chain.through < maxSeq { try await advance(&chain, on: connection, logger: logger) }
+        let fillCount = batch.storedChain.fillCount + Int64(batch.recorded.count)
         try await run(
             """
             UPDATE ledger_state SET version = \(batch.state.version), ingest_cursor = \(batch.state.cursor),
-                last_batch_at_ms = \(batch.state.lastBatchAtMs) WHERE id = 1
+                last_batch_at_ms = \(batch.state.lastBatchAtMs), fill_count = \(fillCount),
+                chain_through = \(chain.through), chain_head = \(Data(chain.head)) WHERE id = 1
             """, on: connection, logger: logger)
+    }
+
+    // MARK: Fill-log chain
+
+    static func chain(_ stored: StoredChain, limit: Int) throws -> LedgerChain {
+        guard let chain = LedgerChain(through: stored.through, head: stored.head, limit: limit) else {
+            throw PostgresLedgerError.corruptRow("ledger_state has chain_through \(stored.through) and a chain_head of \(stored.head.count) bytes, not 32")
+        }
+        return chain
+    }
+
+    /// Extends `chain` from the table: runs of consecutive seqs after its end, a page per
+    /// statement, until a gap, the table's end or the per-transaction limit. The window keeps
+    /// only the gap-free run (seq = after + row number), so a gap sends no rows.
+    static func advance(_ chain: inout LedgerChain, on connection: PostgresConnection, logger: Logger) async throws {
+        while chain.nextReadCount > 0 {
+            let count = Int64(chain.nextReadCount)
+            let after = chain.through
+            let upper = after + count
+            let run = try await fetchFills(
+                """
+                SELECT \(unescaped: fillColumns) FROM (
+                    SELECT \(unescaped: fillColumns), row_number() OVER (ORDER BY seq) AS rn FROM fills WHERE seq > \(after) AND seq <= \(upper)
+                ) AS r WHERE seq = \(after)::bigint + rn ORDER BY seq
+                """, on: connection, logger: logger)
+            chain.extend(with: run)
+            if chain.through < upper { return }
+        }
+    }
+
+    /// The state row with the chain and the ledger's highest seq, in one statement.
+    static func loadBatchState(_ connection: PostgresConnection, logger: Logger) async throws -> (LedgerCursorState, StoredChain, Int64)? {
+        var found: (LedgerCursorState, StoredChain, Int64)?
+        let rows = try await connection.query(
+            """
+            SELECT version, ingest_cursor, last_batch_at_ms, chain_through, chain_head, fill_count,
+                   (SELECT coalesce(max(seq), 0) FROM fills)::bigint
+            FROM ledger_state WHERE id = 1
+            """, logger: logger
+        ).decode((Int64, Int64, Int64?, Int64, Data, Int64, Int64).self)
+        for try await (version, cursor, lastBatchAtMs, through, head, fillCount, maxSeq) in rows {
+            found = (
+                LedgerCursorState(cursor: cursor, version: version, lastBatchAtMs: lastBatchAtMs),
+                StoredChain(through: through, head: [UInt8](head), fillCount: fillCount), maxSeq
+            )
+        }
+        return found
+    }
+
+    /// The digest as stored, and whether the fill after the chain's end is in the ledger.
+    static func loadDigest(_ connection: PostgresConnection, logger: Logger) async throws -> (LedgerDigest, behind: Bool) {
+        var found: (LedgerDigest, behind: Bool)?
+        let rows = try await connection.query(
+            """
+            SELECT ingest_cursor, chain_through, chain_head, fill_count, EXISTS (SELECT 1 FROM fills WHERE seq = s.chain_through + 1)
+            FROM ledger_state s WHERE id = 1
+            """, logger: logger
+        ).decode((Int64, Int64, Data, Int64, Bool).self)
+        for try await (cursor, through, head, fillCount, behind) in rows {
+            let resumed = try chain(StoredChain(through: through, head: [UInt8](head), fillCount: fillCount), limit: 1)
+            found = (LedgerDigest(cursor: cursor, chainedThroughSeq: through, fillLogSha256: resumed.digest.hexDigest(), fillCount: fillCount), behind)
+        }
+        guard let found else { throw PostgresLedgerError.missingStateRow(ledger: "this database") }
+        return found
     }
 
     // MARK: Reads
@@ -373,6 +468,26 @@ public final class PostgresLedgerRepository: LedgerRepository {
                 throw PostgresLedgerError.missingStateRow(ledger: "this database")
             }
             return state
+        }
+    }
+
+    public func digest() async throws -> LedgerDigest {
+        let (current, behind) = try await read("read fill-log digest") { connection, logger in try await Self.loadDigest(connection, logger: logger) }
+        // The fill after the chain's end is there: a remainder the writes left (migration from
+        // v1, or the per-transaction limit). Advance it by up to one limit, under the writer lock.
+        guard behind else { return current }
+        let limit = chainAdvanceLimit
+        return try await write("advance fill-log chain") { connection, logger in
+            guard let stored = try await Self.loadBatchState(connection, logger: logger)?.1 else {
+                throw PostgresLedgerError.missingStateRow(ledger: "this database")
+            }
+            var chain = try Self.chain(stored, limit: limit)
+            try await Self.advance(&chain, on: connection, logger: logger)
+            if chain.advanced > 0 {
+                try await Self.run(
+                    "UPDATE ledger_state SET chain_through = \(chain.through), chain_head = \(Data(chain.head)) WHERE id = 1", on: connection, logger: logger)
+            }
+            return try await Self.loadDigest(connection, logger: logger).0
         }
     }
 
@@ -483,11 +598,21 @@ struct PostgresBatch: Sendable {
     /// Symbols that received a fill older than their last one: refolded from the ledger in
     /// seq order after the insert, so positions never depend on arrival order.
     private(set) var refold: Set<String> = []
+    /// The chain as stored when the batch began, and the ledger's highest seq then.
+    let storedChain: StoredChain
+    let chain: LedgerChain
+    let maxSeq: Int64
 
-    init(symbols: [String], state: LedgerCursorState, positions: [String: Position], existing: [Fill]) {
+    init(
+        symbols: [String], state: LedgerCursorState, positions: [String: Position], existing: [Fill], storedChain: StoredChain, chain: LedgerChain,
+        maxSeq: Int64
+    ) {
         self.symbols = symbols
         self.state = state
         self.positions = positions
+        self.storedChain = storedChain
+        self.chain = chain
+        self.maxSeq = maxSeq
         for fill in existing {
             byId[fill.fillId] = fill
             bySeq[fill.seq] = fill.fillId

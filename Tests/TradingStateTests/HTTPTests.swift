@@ -98,7 +98,7 @@ struct HTTPTests {
     @Test("missing and wrong tokens are 401 on every route", arguments: LedgerBackend.allCases)
     func unauthenticated(backend: LedgerBackend) async throws {
         try await Self.withService("tokens", backend) { client, environment, _ in
-            for (uri, method) in [("/v1/fills", HTTPRequest.Method.post), ("/v1/positions", .get), ("/v1/positions/ACME", .get), ("/v1/fills", .get), ("/v1/ingest", .get)] {
+            for (uri, method) in [("/v1/fills", HTTPRequest.Method.post), ("/v1/positions", .get), ("/v1/positions/ACME", .get), ("/v1/fills", .get), ("/v1/ingest", .get), ("/v1/fills/digest", .get)] {
                 try await client.execute(uri: uri, method: method, headers: Self.headers(environment, nil), body: Self.body([makeFill(1)])) { response in
                     #expect(response.status == .unauthorized)
                     #expect(Self.errorCode(response) == "missing_token")
@@ -310,6 +310,41 @@ struct HTTPTests {
             #expect(status.version == 1)
             #expect(status.lastError == "exchange fill log unavailable: test")
             #expect(status.lastErrorAtMs == 5)
+        }
+    }
+
+    @Test("GET /v1/fills/digest answers the chain over the gap-free prefix, for every role", arguments: LedgerBackend.allCases)
+    func ledgerDigest(backend: LedgerBackend) async throws {
+        try await Self.withService("digest", backend) { client, environment, _ in
+            let empty = try await client.execute(uri: "/v1/fills/digest", method: .get, headers: Self.headers(environment, .observer)) { response in
+                #expect(response.status == .ok)
+                return try Self.decode(LedgerDigest.self, response)
+            }
+            #expect(empty == LedgerDigest(cursor: 0, chainedThroughSeq: 0, fillLogSha256: String(repeating: "0", count: 64), fillCount: 0))
+            // 3 is missing: the chain stops at 2 although 4 is in the ledger.
+            let fills = [makeFill(1, price: 100, qty: 2), makeFill(2, "BOLT", .sell, price: 40, qty: 1), makeFill(4, "CRUX", .sell, price: 7, qty: 3)]
+            try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body(fills.reversed())) { #expect($0.status == .ok) }
+            var expected = FillLogDigest()
+            expected.append(fills[0])
+            expected.append(fills[1])
+            for role in Role.allCases {
+                let digest = try await client.execute(uri: "/v1/fills/digest", method: .get, headers: Self.headers(environment, role)) { response in
+                    #expect(response.status == .ok, "\(role)")
+                    let keys = (try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]).map { Set($0.keys) }
+                    #expect(keys == ["cursor", "chained_through_seq", "fill_log_sha256", "fill_count"])
+                    return try Self.decode(LedgerDigest.self, response)
+                }
+                #expect(digest == LedgerDigest(cursor: 0, chainedThroughSeq: 2, fillLogSha256: expected.hexDigest(), fillCount: 3), "\(role)")
+            }
+            try await client.execute(uri: "/v1/fills", method: .post, headers: Self.headers(environment, .exchange), body: Self.body([makeFill(3)])) { #expect($0.status == .ok) }
+            expected.append(makeFill(3))
+            expected.append(fills[2])
+            let joined = try await client.execute(uri: "/v1/fills/digest", method: .get, headers: Self.headers(environment, .node)) { try Self.decode(LedgerDigest.self, $0) }
+            #expect(joined == LedgerDigest(cursor: 0, chainedThroughSeq: 4, fillLogSha256: expected.hexDigest(), fillCount: 4))
+            try await client.execute(uri: "/v1/fills/digest", method: .post, headers: Self.headers(environment, .exchange)) { response in
+                #expect(response.status == .methodNotAllowed)
+                #expect(response.headers[.allow] == "GET")
+            }
         }
     }
 

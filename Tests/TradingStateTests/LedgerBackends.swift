@@ -37,19 +37,22 @@ final class LedgerStore: Sendable {
     }
 
     /// A repository on this store's ledger (a new PostgreSQL client each time, as another
-    /// process would have).
-    func repository() async throws -> any LedgerRepository {
+    /// process would have). `chainAdvanceLimit`: most fills one transaction adds to the
+    /// fill-log chain (small in tests of the catch-up).
+    func repository(chainAdvanceLimit: Int = defaultChainAdvanceLimit) async throws -> any LedgerRepository {
         switch backend {
         case .sqlite:
-            return try GRDBLedgerRepository(path: file.path, symbols: testSymbols)
+            return try GRDBLedgerRepository(path: file.path, symbols: testSymbols, chainAdvanceLimit: chainAdvanceLimit)
         case .postgres:
-            return try await postgresRepository()
+            return try await postgresRepository(chainAdvanceLimit: chainAdvanceLimit)
         }
     }
 
-    func postgresRepository(settings override: PostgresLedgerSettings? = nil) async throws -> PostgresLedgerRepository {
+    func postgresRepository(
+        settings override: PostgresLedgerSettings? = nil, chainAdvanceLimit: Int = defaultChainAdvanceLimit
+    ) async throws -> PostgresLedgerRepository {
         guard let settings = override ?? settings else { throw HarnessError("not a PostgreSQL store") }
-        let repository = try await PostgresLedgerRepository.open(settings: settings, symbols: testSymbols)
+        let repository = try await PostgresLedgerRepository.open(settings: settings, symbols: testSymbols, chainAdvanceLimit: chainAdvanceLimit)
         repositories.withLock { $0.append(repository) }
         return repository
     }
