@@ -60,6 +60,14 @@ public struct ExchangeController: Sendable {
             try await core.committer.waitDurable(seq)
             return quote
         }
+        router.on(ExchangeRoutes.replaceQuotes) { request, context in
+            let body = try await decodeQuoteBatch(request, context)
+            try context.requireActing(as: body.node)
+            let (result, seq) = await core.replaceQuotes(body)
+            // One wait for the whole batch: its accepted items are one journal record.
+            try await core.committer.waitDurable(seq)
+            return result
+        }
         router.on(ExchangeRoutes.cancelQuote) { request, context in
             let symbol = try context.pathParameter("symbol")
             let body = try await decodeCommand(FencedRequest.self, request, context, priceFields: [], qtyFields: [])
@@ -87,6 +95,28 @@ public struct ExchangeController: Sendable {
             let body = try await decodeCommand(DeadmanRequest.self, request, context, priceFields: [], qtyFields: ["timeout_ms"])
             try context.requireActing(as: body.node)
             return try await core.armDeadman(body)
+        }
+
+        /// Decodes and shape-checks a quote batch. Everything wrong with the request as a whole
+        /// (bad JSON, a fractional or out-of-range number, no items, too many, a repeated
+        /// symbol) is one 400 naming the item's index, before any item is decided.
+        @Sendable func decodeQuoteBatch(_ request: Request, _ context: MMRequestContext) async throws -> QuoteBatchRequest {
+            do {
+                let data = try await readBody(request, limit: context.maxUploadSize)
+                guard !data.isEmpty else { throw APIError.malformedBody("the request needs a JSON body") }
+                let batch: QuoteBatchRequest
+                do {
+                    batch = try MMJSON.decode(QuoteBatchRequest.self, from: data)
+                } catch {
+                    if let classified = classifyBatchNumberError(data) { throw classified }
+                    throw APIError.malformedBody(MMJSON.describe(error))
+                }
+                try batch.validateShape()
+                return batch
+            } catch let error as APIError {
+                await core.countRejection(error.code)
+                throw error
+            }
         }
 
         /// Decodes a command body; a failure is classified so that a fractional price is
@@ -134,9 +164,27 @@ enum LooseJSON: Decodable {
 /// The specific reason a numeric field failed to decode, if that is what failed.
 func classifyNumberError(_ data: Data, priceFields: [String], qtyFields: [String]) -> APIError? {
     guard case .object(let object)? = try? JSONDecoder().decode(LooseJSON.self, from: data) else { return nil }
-    for field in priceFields + qtyFields {
-        guard case .fraction(let value)? = object[field] else { continue }
-        let isPrice = priceFields.contains(field)
+    return classifyNumberError(object, priceFields: priceFields, qtyFields: qtyFields, prefix: "")
+}
+
+/// The same for a quote batch, naming the item (`quotes[3].bid_price`).
+func classifyBatchNumberError(_ data: Data) -> APIError? {
+    guard case .object(let object)? = try? JSONDecoder().decode(LooseJSON.self, from: data),
+          case .array(let items)? = object["quotes"] else { return nil }
+    for (index, item) in items.enumerated() {
+        guard case .object(let fields) = item else { continue }
+        if let error = classifyNumberError(fields, priceFields: ["bid_price", "ask_price"], qtyFields: ["bid_qty", "ask_qty"], prefix: "quotes[\(index)].") {
+            return error
+        }
+    }
+    return nil
+}
+
+private func classifyNumberError(_ object: [String: LooseJSON], priceFields: [String], qtyFields: [String], prefix: String) -> APIError? {
+    for name in priceFields + qtyFields {
+        guard case .fraction(let value)? = object[name] else { continue }
+        let field = prefix + name
+        let isPrice = priceFields.contains(name)
         if value.rounded() != value {
             return isPrice
                 ? APIError(status: 400, code: ExchangeErrorCode.offTickGrid,

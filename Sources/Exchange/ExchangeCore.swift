@@ -31,8 +31,9 @@ public actor ExchangeCore {
     private var digest: FillLogDigest
     /// The fold of every fill made, for checkers (`GET /v1/fills/fold`).
     private var fold: FoldHistory
-    /// Fills made but not yet durable, oldest first, with the journal seq that made each.
-    private var unpublished: [(journalSeq: Int64, fill: Fill)] = []
+    /// Fills made but not yet durable, oldest first, with the journal seq that made each and
+    /// the chain head through it (what `/v1/stats` shows once it is published).
+    private var unpublished: [(journalSeq: Int64, fill: Fill, head: [UInt8])] = []
     private var publishedFillCount: Int64
     private var publishedDigestHex: String
     /// The newest published fills, for consumers at the head (the state's ingest); older
@@ -109,24 +110,34 @@ public actor ExchangeCore {
         let now = clock.nowMs()
         for entry in entries {
             state.apply(entry, tsMs: now)
-            audit.observe(entry)
-            let made = state.takeNewFills()
-            var stored: [StoredFill] = []
-            stored.reserveCapacity(made.count)
-            for fill in made {
-                stored.append(StoredFill.chaining(fill, onto: &digest))
-                fold.apply(fill)
-                unpublished.append((state.journalSeq, fill))
-            }
-            committer.enqueue(JournalRecord(seq: state.journalSeq, tsMs: now, entry: entry), fills: stored)
+            enqueueApplied(entry, tsMs: now)
         }
+        requestSnapshotIfDue()
+        return state.journalSeq
+    }
+
+    /// Audits, chains and enqueues an entry the state has just applied as its last record.
+    private func enqueueApplied(_ entry: JournalEntry, tsMs now: EpochMs) {
+        audit.observe(entry)
+        let made = state.takeNewFills()
+        var stored: [StoredFill] = []
+        stored.reserveCapacity(made.count)
+        for fill in made {
+            let chained = StoredFill.chaining(fill, onto: &digest)
+            stored.append(chained)
+            fold.apply(fill)
+            unpublished.append((state.journalSeq, fill, chained.chainHead))
+        }
+        committer.enqueue(JournalRecord(seq: state.journalSeq, tsMs: now, entry: entry), fills: stored)
+    }
+
+    private func requestSnapshotIfDue() {
         if snapshots != nil, state.journalSeq - lastSnapshotSeq >= config.exchange.snapshotEveryRecords {
             lastSnapshotSeq = state.journalSeq
             // A value copy (copy-on-write): the writer encodes it once it is durable, while
             // this actor goes on mutating its own.
             snapshotRequests.yield(currentSnapshot())
         }
-        return state.journalSeq
     }
 
     /// The state as of the last applied record, for a snapshot.
@@ -166,6 +177,35 @@ public actor ExchangeCore {
         let quote = state.quote(symbol) ?? Quote(symbol: symbol, node: request.node, fencingToken: request.grant.fencingToken,
                                                   bidPrice: nil, bidQty: 0, askPrice: nil, askQty: 0, updatedAtMs: now)
         return (quote, seq)
+    }
+
+    /// `PUT /v1/quotes`: every item decided in order against the evolving state, all accepted
+    /// items journaled as one record. Returns the per-item results and the journal seq to wait
+    /// for (once for the whole batch).
+    public func replaceQuotes(_ request: QuoteBatchRequest) -> (QuoteBatchResult, journalSeq: Int64) {
+        let now = clock.nowMs()
+        let (entry, refusals) = state.acceptReplaceQuotes(node: request.node, request.quotes, signer: signer, nowMs: now)
+        if let entry {
+            enqueueApplied(entry, tsMs: now)
+            requestSnapshotIfDue()
+        }
+        var results: [QuoteBatchResult.Item] = []
+        results.reserveCapacity(request.quotes.count)
+        for (item, refusal) in zip(request.quotes, refusals) {
+            if let refusal {
+                rejections[refusal.code, default: 0] += 1
+                metrics.fencingRejections[refusal.code]?.increment()
+                results.append(QuoteBatchResult.Item(symbol: item.symbol, refusal: refusal))
+            } else {
+                metrics.quotesReplaced.increment()
+                let quote = state.quote(item.symbol) ?? Quote(symbol: item.symbol, node: request.node, fencingToken: item.grant.fencingToken,
+                                                              bidPrice: nil, bidQty: 0, askPrice: nil, askQty: 0, updatedAtMs: now)
+                results.append(QuoteBatchResult.Item(symbol: item.symbol, quote: quote))
+            }
+        }
+        // With nothing accepted this is an earlier record's seq: waiting for it keeps the
+        // answer from overtaking what the caller may have sent before.
+        return (QuoteBatchResult(results: results), state.journalSeq)
     }
 
     public func cancelQuote(symbol: String, _ request: FencedRequest) throws(APIError) -> (QuoteCancelResult, journalSeq: Int64) {
@@ -289,27 +329,17 @@ public actor ExchangeCore {
         var durable = 0
         while durable < unpublished.count, unpublished[durable].journalSeq <= journalSeq { durable += 1 }
         guard durable > 0 else { return }
-        for (_, fill) in unpublished[..<durable] {
+        for (_, fill, _) in unpublished[..<durable] {
             metrics.fills[fill.symbol]?.increment()
             recentFills.append(fill)
         }
         publishedFillCount = unpublished[durable - 1].fill.seq
-        // The head through the last published fill: the chain of everything made, minus the
-        // fills still waiting, is not recomputable, so the head travels with the last one.
-        publishedDigestHex = durable == unpublished.count ? digest.hexDigest() : publishedDigestHexThrough(durable)
+        publishedDigestHex = unpublished[durable - 1].head.lowercaseHex
         unpublished.removeFirst(durable)
         if recentFills.count > 2 * Self.recentFillCapacity { recentFills.removeFirst(recentFills.count - Self.recentFillCapacity) }
         metrics.publishedFillSeq.set(publishedFillCount)
         metrics.staleAccepted.set(audit.staleAccepted)
         fillsPublished.signal()
-    }
-
-    /// Chain head through `unpublished[count - 1]`: recomputed from the published head (rare:
-    /// only when a batch became durable while later commands were already applied).
-    private func publishedDigestHexThrough(_ count: Int) -> String {
-        guard var chain = FillLogDigest(headHex: publishedDigestHex, count: publishedFillCount) else { return publishedDigestHex }
-        for (_, fill) in unpublished[..<count] { chain.append(fill) }
-        return chain.hexDigest()
     }
 
     /// Where a page of fills after `after` comes from: memory when it is among the newest,
@@ -337,6 +367,9 @@ public actor ExchangeCore {
         }
     }
 
+    /// The published fill count and the chain head through it, read together.
+    func publishedHead() -> (count: Int64, head: String) { (publishedFillCount, publishedDigestHex) }
+
     /// The fold per symbol through the published head (positions of unpublished fills left out).
     public func fillFold() -> FillFold {
         let published = publishedFillCount
@@ -345,7 +378,7 @@ public actor ExchangeCore {
 
     /// The fill-log chain head through published fill `seq` (nil beyond the published head).
     public nonisolated func fillChainHead(through seq: Int64) async throws -> String? {
-        let (published, head) = await (publishedFillCount, publishedDigestHex)
+        let (published, head) = await publishedHead()
         guard seq >= 0, seq <= published else { return nil }
         if seq == published { return head }
         return try await committer.journal.fillChainHead(through: seq)

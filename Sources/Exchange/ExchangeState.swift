@@ -340,7 +340,47 @@ public struct ExchangeState: Sendable {
 
     public mutating func apply(_ entry: JournalEntry, tsMs: EpochMs) {
         journalSeq += 1
+        applyEffect(entry, tsMs: tsMs)
+    }
+
+    /// Decides the items of a quote batch one after another, each against the state the
+    /// earlier accepted items left (applied as it goes), by exactly the single route's rules
+    /// (`decideReplaceQuote`). Returns the one `batch` entry holding every accepted item's
+    /// entries in order (nil when none was accepted: then nothing changed) and, per item, the
+    /// refusal or nil.
+    ///
+    /// The one place that decides and applies in one step: deciding every item against the
+    /// state before the batch would be wrong as soon as two items interact, and deciding
+    /// against a scratch copy would apply everything twice. The effect is exactly
+    /// `apply(batchEntry)` (same sub-entries, same order, same timestamp, one seq), which the
+    /// replay property test checks.
+    public mutating func acceptReplaceQuotes(
+        node: String, _ items: [QuoteBatchRequest.Item], signer: GrantSigner, nowMs: EpochMs
+    ) -> (entry: JournalEntry?, refusals: [APIError?]) {
+        var accepted: [JournalEntry] = []
+        var refusals: [APIError?] = []
+        refusals.reserveCapacity(items.count)
+        for item in items {
+            do {
+                let entries = try decideReplaceQuote(symbol: item.symbol, item.request(node: node), signer: signer, nowMs: nowMs)
+                for entry in entries { applyEffect(entry, tsMs: nowMs) }
+                accepted += entries
+                refusals.append(nil)
+            } catch {
+                refusals.append(error)
+            }
+        }
+        guard !accepted.isEmpty else { return (nil, refusals) }
+        journalSeq += 1
+        return (.batch(accepted), refusals)
+    }
+
+    /// One entry's effect, without advancing `journalSeq` (a batch's sub-entries share its seq).
+    private mutating func applyEffect(_ entry: JournalEntry, tsMs: EpochMs) {
         switch entry.kind {
+        case .batch:
+            // Nested batches are never written; skipping them keeps apply total.
+            for sub in entry.entries ?? [] where sub.kind != .batch { applyEffect(sub, tsMs: tsMs) }
         case .supersede:
             guard let symbol = entry.symbol.flatMap({ symbolIndex[$0] }), let token = entry.token else { return }
             supersede(symbol: symbol, token: token, tsMs: tsMs)

@@ -15,6 +15,10 @@ public struct JournalEntry: Codable, Sendable, Hashable {
         /// A higher fencing token was seen for `symbol`: every resting market-maker order of
         /// an older token is cancelled before the command that carried it is applied.
         case supersede
+        /// Several commands accepted together (`PUT /v1/quotes`), in `entries`, applied in
+        /// order under this one record's seq and timestamp: a node's round of quote replaces
+        /// costs one journal row, not one per symbol.
+        case batch
     }
 
     public var kind: Kind
@@ -32,10 +36,12 @@ public struct JournalEntry: Codable, Sendable, Hashable {
     public var askPrice: Ticks?
     public var askQty: Lots?
     public var flowIndex: Int64?
+    /// The sub-entries of a `batch` (never themselves batches), in apply order.
+    public var entries: [JournalEntry]?
 
     public init(kind: Kind, symbol: String? = nil, node: String? = nil, token: Int64? = nil, side: Side? = nil, price: Ticks? = nil,
                 qty: Lots? = nil, timeInForce: TimeInForce? = nil, clientOrderId: String? = nil, orderId: String? = nil,
-                bidPrice: Ticks? = nil, bidQty: Lots? = nil, askPrice: Ticks? = nil, askQty: Lots? = nil, flowIndex: Int64? = nil) {
+                bidPrice: Ticks? = nil, bidQty: Lots? = nil, askPrice: Ticks? = nil, askQty: Lots? = nil, flowIndex: Int64? = nil, entries: [JournalEntry]? = nil) {
         self.kind = kind
         self.symbol = symbol
         self.node = node
@@ -51,6 +57,7 @@ public struct JournalEntry: Codable, Sendable, Hashable {
         self.askPrice = askPrice
         self.askQty = askQty
         self.flowIndex = flowIndex
+        self.entries = entries
     }
 
     public static func replaceQuote(symbol: String, node: String, token: Int64, bidPrice: Ticks?, bidQty: Lots, askPrice: Ticks?, askQty: Lots) -> JournalEntry {
@@ -72,6 +79,7 @@ public struct JournalEntry: Codable, Sendable, Hashable {
     }
     public static func deadmanExpired(node: String) -> JournalEntry { JournalEntry(kind: .deadmanExpired, node: node) }
     public static func supersede(symbol: String, token: Int64) -> JournalEntry { JournalEntry(kind: .supersede, symbol: symbol, token: token) }
+    public static func batch(_ entries: [JournalEntry]) -> JournalEntry { JournalEntry(kind: .batch, entries: entries) }
 }
 
 /// A journal row: gap-free `seq` from 1 and the time the command was accepted.
@@ -97,6 +105,11 @@ public struct FencingAudit: Sendable, Hashable, Codable {
     public init() {}
 
     public mutating func observe(_ entry: JournalEntry) {
+        if entry.kind == .batch {
+            // Each sub-entry is a command of its own for fencing purposes.
+            for sub in entry.entries ?? [] where sub.kind != .batch { observe(sub) }
+            return
+        }
         guard let symbol = entry.symbol, let token = entry.token else { return }
         let seen = highest[symbol] ?? Int64.min
         if token < seen { staleAccepted += 1 }
@@ -116,6 +129,16 @@ extension JournalEntry: HotPathJSONEncodable {
         writer.member("bid_price", bidPrice)
         writer.member("bid_qty", bidQty)
         guard writer.member("client_order_id", clientOrderId) else { return false }
+        if let entries {
+            // Sorted keys: "entries" falls between "client_order_id" and "flow_index".
+            writer.key("entries")
+            writer.beginArray()
+            for sub in entries {
+                writer.element()
+                guard sub.writeJSON(to: &writer) else { return false }
+            }
+            writer.endArray()
+        }
         writer.member("flow_index", flowIndex)
         guard writer.member("kind", kind.rawValue),
               writer.member("node", node),

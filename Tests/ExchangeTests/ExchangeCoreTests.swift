@@ -251,7 +251,7 @@ struct ExchangeCoreTests {
             let token = tokens[symbol]!
             let now = Fixture.startMs
             var entries: [JournalEntry] = []
-            switch random.below(10) {
+            switch random.below(12) {
             case 0:
                 tokens[symbol]! += 1
                 holder[symbol] = random.below(2) == 0 ? "n1" : "n3"
@@ -276,6 +276,27 @@ struct ExchangeCoreTests {
                 let highest = driver.state.highestToken(symbol) ?? 0
                 let stale = Fixture.quote(symbol, node: "n9", token: highest - 1)
                 if highest > 1 { #expect((try? driver.state.decideReplaceQuote(symbol: symbol, stale, signer: Fixture.signer, nowMs: now)) == nil) }
+            case 10, 11:
+                // A quote batch over both symbols in random order, sometimes with a stale item
+                // (refused alone) or a newer token (its supersede journaled inside the batch).
+                var items: [QuoteBatchRequest.Item] = []
+                for name in (random.below(2) == 0 ? ["ACME", "BOLT"] : ["BOLT", "ACME"]) where random.below(4) != 0 {
+                    let itemMid: Ticks = name == "ACME" ? 10_000 : 2_500
+                    var itemToken = tokens[name]!
+                    switch random.below(6) {
+                    case 0: itemToken -= 1
+                    case 1: tokens[name]! += 1; itemToken += 1
+                    default: break
+                    }
+                    items.append(Fixture.batchItem(name, node: node, token: itemToken, bid: itemMid - 1 - Ticks(random.below(5)),
+                                                   ask: itemMid + 1 + Ticks(random.below(5)), qty: 1 + Lots(random.below(5))))
+                }
+                let highestBefore = ["ACME", "BOLT"].map { driver.state.highestToken($0) ?? 0 }
+                let refusals = driver.batch(node: node, items, at: ts)
+                for (item, refusal) in zip(items, refusals) {
+                    let highest = item.symbol == "ACME" ? highestBefore[0] : highestBefore[1]
+                    #expect((refusal?.code == ExchangeErrorCode.staleFencingToken) == (item.grant.fencingToken < highest), "seed \(seed)")
+                }
             default:
                 let generator = ExternalFlowGenerator(seed: Int64(bitPattern: seed), crossPct: 60, maxQty: 4, maxPriceTicks: 1_000_000)
                 let book = driver.state.engine.book(driver.state.index(of: symbol)!)

@@ -136,6 +136,8 @@ struct ExchangeHTTPTests {
             #expect(await core.deadmanDeadline("n2") == nil)
             let attempts: [(String, HTTPRequest.Method, String, ByteBuffer)] = [
                 ("replace quote", .put, "/v1/quotes/BOLT", Self.json(Fixture.quote("BOLT", node: "n2", bid: 4_980, ask: 5_020))),
+                ("replace quotes (batch)", .put, "/v1/quotes",
+                 Self.json(QuoteBatchRequest(node: "n2", quotes: [Fixture.batchItem("BOLT", node: "n2", bid: 4_980, ask: 5_020)]))),
                 ("cancel quote", .delete, "/v1/quotes/BOLT", Self.json(Fixture.fenced("BOLT", node: "n2"))),
                 ("submit order", .post, "/v1/orders", Self.json(Fixture.order("c2", symbol: "BOLT", node: "n2", side: .buy, price: 4_970, qty: 1))),
                 ("cancel order", .delete, "/v1/orders/\(order.orderId)", Self.json(Fixture.fenced("BOLT", node: "n2"))),

@@ -33,6 +33,11 @@ enum Fixture {
                      grant: grant(symbol, node: node, token: token))
     }
 
+    static func batchItem(_ symbol: String = "ACME", node: String = "n1", token: Int64 = 1, bid: Ticks? = 9_990, ask: Ticks? = 10_010, qty: Lots = 5,
+                          grant: AuthorityGrant? = nil) -> QuoteBatchRequest.Item {
+        QuoteBatchRequest.Item(symbol: symbol, grant: grant ?? Self.grant(symbol, node: node, token: token), bidPrice: bid, bidQty: qty, askPrice: ask, askQty: qty)
+    }
+
     static func fenced(_ symbol: String = "ACME", node: String = "n1", token: Int64 = 1) -> FencedRequest {
         FencedRequest(node: node, grant: grant(symbol, node: node, token: token))
     }
@@ -64,5 +69,20 @@ struct StateDriver {
             fills += state.takeNewFills()
             journal.append((ts, entry))
         }
+    }
+
+    /// Records an entry the state has already applied (a quote batch, which the state decides
+    /// and applies in one step) as the journal's next record.
+    mutating func record(_ entry: JournalEntry, at ts: EpochMs) {
+        fills += state.takeNewFills()
+        journal.append((ts, entry))
+    }
+
+    /// A quote batch as the core runs it: decided and applied item by item, journaled as one.
+    @discardableResult
+    mutating func batch(node: String, _ items: [QuoteBatchRequest.Item], at ts: EpochMs = Fixture.startMs) -> [APIError?] {
+        let (entry, refusals) = state.acceptReplaceQuotes(node: node, items, signer: Fixture.signer, nowMs: ts)
+        if let entry { record(entry, at: ts) }
+        return refusals
     }
 }

@@ -20,6 +20,10 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
         var prices: [ReferencePrice] = []
         var positions = PositionsView(version: 0, positions: [])
         var book: [String: QuoteRequest] = [:]
+        /// The symbols of every batch replace request, one entry per request, in order.
+        var quoteBatches: [[String]] = []
+        /// Every batch replace request fails as a whole with this error.
+        var batchError: ClientError?
         var heartbeatsAccepted = true
         /// The incarnation each heartbeat carried, in order.
         var heartbeatIncarnations: [String?] = []
@@ -162,6 +166,29 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
                 askPrice: request.askPrice, askQty: request.askQty, updatedAtMs: 0))
         }
         return try result.get()
+    }
+
+    /// The batch route as the exchange serves it: each item by the single route's rules (here
+    /// the fake's `replaceError`), each logged as a single replace would be.
+    func replaceQuotes(_ request: QuoteBatchRequest) async throws(ClientError) -> QuoteBatchResult {
+        if let error = state.withLock({ state -> ClientError? in
+            state.quoteBatches.append(request.quotes.map(\.symbol))
+            return state.batchError
+        }) {
+            throw error
+        }
+        var results: [QuoteBatchResult.Item] = []
+        for item in request.quotes {
+            do {
+                let quote = try await replaceQuote(symbol: item.symbol, item.request(node: request.node))
+                results.append(QuoteBatchResult.Item(symbol: item.symbol, quote: quote))
+            } catch {
+                guard case .api(let status, let envelope) = error else { throw error }
+                results.append(QuoteBatchResult.Item(
+                    symbol: item.symbol, refusal: APIError(status: status, code: envelope.error.code, message: envelope.error.message, details: envelope.error.details)))
+            }
+        }
+        return QuoteBatchResult(results: results)
     }
 
     func cancelQuote(symbol: String, _ request: FencedRequest) async throws(ClientError) -> QuoteCancelResult {

@@ -135,6 +135,49 @@ import Testing
         #expect(await state.symbolsToAcquire() == ["ACME"])
     }
 
+    @Test func aRoundWithSeveralChangedSymbolsIsOneBatchRequest() async throws {
+        try await holding(["ACME", "BOLT", "CORE"])
+        await engine.runRound()
+        #expect(fake.state.withLock { $0.quoteBatches }.map { Set($0) } == [["ACME", "BOLT", "CORE"]])
+        #expect(entries("replace").count == 3)
+        // Two prices move: one more request, holding exactly those two.
+        fake.setPrice("ACME", 10_100, tick: 2)
+        fake.setPrice("CORE", 12_100, tick: 2)
+        await state.applyPrices(try await fake.prices())
+        await engine.runRound()
+        let batches = fake.state.withLock { $0.quoteBatches }
+        #expect(batches.count == 2)
+        #expect(Set(batches.last ?? []) == ["ACME", "CORE"])
+        #expect(fake.book["ACME"]?.bidPrice == 10_098 && fake.book["CORE"]?.bidPrice == 12_098)
+    }
+
+    @Test func oneStaleItemInABatchLosesOnlyItsSymbol() async throws {
+        try await holding(["ACME", "BOLT"])
+        fake.update { $0.replaceError["ACME"] = FakeAuthorities.apiError(409, "stale_fencing_token") }
+        await engine.runRound()
+        await engine.runRound()
+        #expect(fake.state.withLock { $0.quoteBatches }.count == 1)
+        #expect(fake.book["BOLT"] != nil && fake.book["ACME"] == nil)
+        #expect(entries("release") == ["release ACME#1"])
+        let status = await state.status()
+        #expect(status.counters.lossesByReason == ["stale_fencing_token": 1])
+        #expect(status.quotes.map(\.symbol) == ["BOLT"])
+    }
+
+    @Test func aFailedBatchCountsForEveryItem() async throws {
+        try await holding(["ACME", "BOLT"])
+        fake.update { $0.batchError = .unreachable(TransportError(url: "x", reason: "refused")) }
+        await engine.runRound()
+        #expect(fake.book.isEmpty)
+        #expect(await state.status().counters.rejections == ["unreachable": 2])
+        // Retried after the retry delay, again as one request.
+        fake.update { $0.batchError = nil }
+        time.advance(milliseconds: 25)
+        await engine.runRound()
+        #expect(Set(fake.book.keys) == ["ACME", "BOLT"])
+        #expect(fake.state.withLock { $0.quoteBatches }.count == 2)
+    }
+
     @Test func aRefusedRenewalGivesTheSymbolUp() async throws {
         try await holding(["ACME", "BOLT"])
         await engine.runRound()

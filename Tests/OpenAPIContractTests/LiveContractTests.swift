@@ -184,6 +184,11 @@ struct LiveContractTests {
             try await probe.call(
                 .put, "/v1/quotes/{symbol}", as: .node,
                 json: #"{"node":"n1","grant":\#(Self.json(grant)),"bid_price":9990,"bid_qty":5,"ask_qty":0}"#)
+            // The batch: one accepted item (a quote) and one refused (an error), in order.
+            try await probe.call(
+                .put, "/v1/quotes", as: .node,
+                json: #"{"node":"n1","quotes":[{"symbol":"ACME","grant":\#(Self.json(grant)),"bid_price":9990,"bid_qty":5,"ask_qty":0},{"symbol":"NOPE","grant":\#(Self.json(grant)),"bid_qty":0,"ask_qty":0}]}"#)
+            try await probe.call(.put, "/v1/quotes", as: .node, json: #"{"node":"n1","quotes":[]}"#, expect: 400)
             try await probe.call(.put, "/v1/quotes/{symbol}", as: .observer, json: #"{"node":"n1"}"#, expect: 403)
             try await probe.call(.put, "/v1/quotes/{symbol}", as: .node, json: #"{"node":"n1","#, expect: 400)
             // External flow hits the bid: one fill.

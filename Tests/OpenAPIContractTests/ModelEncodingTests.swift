@@ -59,11 +59,25 @@ enum Models {
 
     static let facts = ClusterFacts(grantTtlMs: 2_000, presenceTtlMs: 2_000, symbols: [SymbolSpec(symbol: "ACME", tickSize: "0.01", basePrice: 10_000, lotSize: 100)])
 
+    /// Both optionals set never happens on the wire (an item has a quote or an error); here
+    /// it only checks that each is a documented, optional field.
+    static let fullBatchItem: QuoteBatchResult.Item = {
+        var item = QuoteBatchResult.Item(symbol: "ACME", refusal: APIError(status: 409, code: "stale_fencing_token", message: "superseded", details: ["symbol": "ACME"]))
+        item.quote = Quote(symbol: "ACME", node: "n1", fencingToken: 3, bidPrice: 9_990, bidQty: 5, askPrice: 10_010, askQty: 3, updatedAtMs: t0)
+        return item
+    }()
+    static let minimalBatchItem: QuoteBatchResult.Item = {
+        var item = QuoteBatchResult.Item(symbol: "ACME", refusal: APIError(status: 409, code: "stale_fencing_token", message: "superseded"))
+        item.error = nil
+        return item
+    }()
+
     /// (schema pointer, every optional set, every optional nil).
     static let pairs: [(String, any Encodable & Sendable, any Encodable & Sendable)] = [
         ("#/components/schemas/Quote",
          Quote(symbol: "ACME", node: "n1", fencingToken: 3, bidPrice: 9_990, bidQty: 5, askPrice: 10_010, askQty: 3, updatedAtMs: t0),
          Quote(symbol: "ACME", node: "n1", fencingToken: 3, bidPrice: nil, bidQty: 0, askPrice: nil, askQty: 0, updatedAtMs: t0)),
+        ("#/components/schemas/QuoteBatchResultItem", fullBatchItem, minimalBatchItem),
         ("#/components/schemas/ErrorEnvelope/properties/error",
          ErrorEnvelope(code: "invalid_field", message: "'depth' must be …", details: ["field": "depth"]).error,
          ErrorEnvelope(code: "not_found", message: "no route").error),

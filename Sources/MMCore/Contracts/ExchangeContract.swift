@@ -9,6 +9,9 @@ public enum ExchangeRoutes {
     public static let price = RouteSpec.read("/v1/prices/{symbol}")
     public static let quotes = RouteSpec.read("/v1/quotes")
     public static let replaceQuote = RouteSpec(.PUT, "/v1/quotes/{symbol}", roles: [.node])
+    /// Batch replace (`QuoteBatchRequest`): one request and one journal record for a node's
+    /// whole round of changed quotes, each item judged by the single route's rules.
+    public static let replaceQuotes = RouteSpec(.PUT, "/v1/quotes", roles: [.node])
     public static let cancelQuote = RouteSpec(.DELETE, "/v1/quotes/{symbol}", roles: [.node])
     public static let submitOrder = RouteSpec(.POST, "/v1/orders", roles: [.node])
     public static let cancelOrder = RouteSpec(.DELETE, "/v1/orders/{order_id}", roles: [.node])
@@ -23,7 +26,7 @@ public enum ExchangeRoutes {
     public static let fillFold = RouteSpec.read("/v1/fills/fold")
     public static let stats = RouteSpec.read("/v1/stats")
 
-    public static let all: [RouteSpec] = [symbols, prices, price, quotes, replaceQuote, cancelQuote, submitOrder, cancelOrder, deadman, book, fills, fillDigest, fillFold, stats]
+    public static let all: [RouteSpec] = [symbols, prices, price, quotes, replaceQuote, replaceQuotes, cancelQuote, submitOrder, cancelOrder, deadman, book, fills, fillDigest, fillFold, stats]
 }
 
 /// Error codes only the exchange returns (besides the common ones in `APIError`).
@@ -54,6 +57,137 @@ public struct PriceList: Codable, Sendable, Hashable {
 public struct QuoteList: Codable, Sendable, Hashable {
     public var quotes: [Quote]
     public init(quotes: [Quote]) { self.quotes = quotes }
+}
+
+/// `PUT /v1/quotes`: replace several of one node's quotes at once. Every item is decided by
+/// the rules of `PUT /v1/quotes/{symbol}` against the state the earlier items left, so one
+/// stale grant refuses only its own symbol; all accepted items are one journal record.
+public struct QuoteBatchRequest: Codable, Sendable, Hashable {
+    /// One symbol's replace: `QuoteRequest` with the symbol instead of the node (the batch
+    /// names the node once).
+    public struct Item: Codable, Sendable, Hashable {
+        public var symbol: String
+        public var grant: AuthorityGrant
+        public var bidPrice: Ticks?
+        public var bidQty: Lots
+        public var askPrice: Ticks?
+        public var askQty: Lots
+
+        public init(symbol: String, grant: AuthorityGrant, bidPrice: Ticks?, bidQty: Lots, askPrice: Ticks?, askQty: Lots) {
+            self.symbol = symbol
+            self.grant = grant
+            self.bidPrice = bidPrice
+            self.bidQty = bidQty
+            self.askPrice = askPrice
+            self.askQty = askQty
+        }
+
+        /// The single route's body for this item.
+        public func request(node: String) -> QuoteRequest {
+            QuoteRequest(node: node, grant: grant, bidPrice: bidPrice, bidQty: bidQty, askPrice: askPrice, askQty: askQty)
+        }
+    }
+
+    /// More items than one node could hold symbols for in any configuration we run
+    /// (1,000 symbols): a bigger batch is a client bug, and bounds the exchange's actor turn.
+    public static let maxItems = 1_000
+
+    public var node: String
+    public var quotes: [Item]
+
+    public init(node: String, quotes: [Item]) {
+        self.node = node
+        self.quotes = quotes
+    }
+
+    /// The checks on the batch as a whole (before any item is decided): 1…`maxItems` items,
+    /// each symbol at most once. A failure names the offending item's index.
+    public func validateShape() throws(APIError) {
+        guard !quotes.isEmpty else { throw APIError.invalidField("quotes", "must hold at least one quote (got none)") }
+        guard quotes.count <= Self.maxItems else {
+            throw APIError.invalidField("quotes", "holds \(quotes.count) quotes; at most \(Self.maxItems) per request")
+        }
+        var seen: [String: Int] = [:]
+        for (index, item) in quotes.enumerated() {
+            if let first = seen.updateValue(index, forKey: item.symbol) {
+                throw APIError.invalidField("quotes[\(index)].symbol", "'\(item.symbol)' is already quoted at quotes[\(first)]; each symbol at most once per batch")
+            }
+        }
+    }
+}
+
+/// `PUT /v1/quotes` answer: one result per request item, in request order.
+public struct QuoteBatchResult: Codable, Sendable, Hashable {
+    public struct Item: Codable, Sendable, Hashable {
+        public var symbol: String
+        /// The HTTP status the single route would have answered for this item (200 or the
+        /// error's), so a client handles a refused item exactly as a refused single request.
+        public var status: Int
+        /// The quote now resting (accepted items).
+        public var quote: Quote?
+        /// Why the item was refused (nothing of it changed).
+        public var error: ErrorEnvelope.Body?
+
+        public init(symbol: String, quote: Quote) {
+            self.symbol = symbol
+            self.status = 200
+            self.quote = quote
+            self.error = nil
+        }
+
+        public init(symbol: String, refusal: APIError) {
+            self.symbol = symbol
+            self.status = refusal.status
+            self.quote = nil
+            self.error = ErrorEnvelope(code: refusal.code, message: refusal.message, details: refusal.details).error
+        }
+
+        /// The refusal as the single route's client would have thrown it.
+        public var clientError: ClientError? {
+            error.map { .api(status: status, ErrorEnvelope(code: $0.code, message: $0.message, details: $0.details)) }
+        }
+    }
+
+    public var results: [Item]
+
+    public init(results: [Item]) { self.results = results }
+}
+
+/// Every round of every node is answered with one of these (up to one quote per held
+/// symbol), so it skips `JSONEncoder` like the single route's `Quote`. An error with
+/// `details` (a dictionary: keys the writer cannot name statically) falls back.
+extension QuoteBatchResult: HotPathJSONEncodable {
+    public func writeJSON(to writer: inout HotPathJSONWriter) -> Bool {
+        writer.beginObject()
+        writer.key("results")
+        writer.beginArray()
+        for item in results {
+            writer.element()
+            writer.beginObject()
+            if let error = item.error {
+                guard error.details == nil else { return false }
+                writer.key("error")
+                writer.beginObject()
+                writer.key("code")
+                guard writer.string(error.code) else { return false }
+                writer.key("message")
+                guard writer.string(error.message) else { return false }
+                writer.endObject()
+            }
+            if let quote = item.quote {
+                writer.key("quote")
+                guard quote.writeJSON(to: &writer) else { return false }
+            }
+            writer.key("status")
+            writer.int(Int64(item.status))
+            writer.key("symbol")
+            guard writer.string(item.symbol) else { return false }
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.endObject()
+        return true
+    }
 }
 
 public struct QuoteCancelResult: Codable, Sendable, Hashable {
@@ -249,6 +383,8 @@ public struct FillLogDigest: Sendable, Hashable {
 /// Submitting and cancelling quotes and orders (market-maker nodes).
 public protocol OrderEntry: Sendable {
     func replaceQuote(symbol: String, _ request: QuoteRequest) async throws(ClientError) -> Quote
+    /// One request for several symbols (`PUT /v1/quotes`); per-item refusals are in the result.
+    func replaceQuotes(_ request: QuoteBatchRequest) async throws(ClientError) -> QuoteBatchResult
     func cancelQuote(symbol: String, _ request: FencedRequest) async throws(ClientError) -> QuoteCancelResult
     func submitOrder(_ request: OrderRequest) async throws(ClientError) -> OrderAck
     func cancelOrder(orderId: String, _ request: FencedRequest) async throws(ClientError) -> OrderAck
@@ -272,6 +408,9 @@ public struct ExchangeClient: OrderEntry, ReferencePriceSource, FillLogSource {
 
     public func replaceQuote(symbol: String, _ request: QuoteRequest) async throws(ClientError) -> Quote {
         try await endpoint.call(.PUT, ExchangeRoutes.replaceQuote.path(["symbol": symbol]), body: request)
+    }
+    public func replaceQuotes(_ request: QuoteBatchRequest) async throws(ClientError) -> QuoteBatchResult {
+        try await endpoint.call(.PUT, ExchangeRoutes.replaceQuotes.path, body: request)
     }
     public func cancelQuote(symbol: String, _ request: FencedRequest) async throws(ClientError) -> QuoteCancelResult {
         try await endpoint.call(.DELETE, ExchangeRoutes.cancelQuote.path(["symbol": symbol]), body: request)
