@@ -13,11 +13,8 @@ import Synchronization
 /// An etcd-backed implementation would keep the same contract: `commit` is one transaction
 /// (compare-and-swap on each token key so a token can only rise), `load` reads the counters
 /// and the log head.
-public protocol CoordinatorStore: Sendable {
-    func load() async throws -> RecoveredCoordinatorState
-    /// Makes the mutation durable atomically, or throws and changes nothing. Fencing tokens
-    /// may only rise: an attempt to lower or repeat one is refused.
-    func commit(_ mutation: CoordinatorMutation) async throws
+/// Reading an event log that retention may prune: both backends' stores.
+public protocol PrunableEventLog: Sendable {
     /// Events with seq > `after`, oldest first, at most `limit`.
     func events(after seq: Int64, limit: Int) async throws -> [ClusterEvent]
     /// The same events and, read together with them, the seq through which the log was
@@ -27,12 +24,19 @@ public protocol CoordinatorStore: Sendable {
     func eventBase() async throws -> (compactedThroughSeq: Int64, grants: GrantLogFold)
 }
 
-extension CoordinatorStore {
+extension PrunableEventLog {
     /// A store that never prunes (test doubles).
     public func eventPage(after seq: Int64, limit: Int) async throws -> (events: [ClusterEvent], compactedThroughSeq: Int64) {
         (try await events(after: seq, limit: limit), 0)
     }
     public func eventBase() async throws -> (compactedThroughSeq: Int64, grants: GrantLogFold) { (0, GrantLogFold()) }
+}
+
+public protocol CoordinatorStore: PrunableEventLog {
+    func load() async throws -> RecoveredCoordinatorState
+    /// Makes the mutation durable atomically, or throws and changes nothing. Fencing tokens
+    /// may only rise: an attempt to lower or repeat one is refused.
+    func commit(_ mutation: CoordinatorMutation) async throws
 }
 
 /// When and how much of the event log is pruned, shared by both backends.

@@ -6,7 +6,7 @@ import MMCore
 /// A store every coordinator replica shares: the whole decision state lives in it, and a
 /// change is written only if nobody else wrote since the state it was decided on was read.
 /// That one compare is what makes replicas safe (see docs/architecture/coordinator.md).
-public protocol SharedCoordinatorStore: Sendable {
+public protocol SharedCoordinatorStore: PrunableEventLog {
     /// The whole state and the revision it was read at; `snapshot` is nil when the store was
     /// never written (the first replica then bootstraps it).
     func load() async throws -> (snapshot: CoordinatorSnapshot?, revision: Int64)
@@ -17,24 +17,9 @@ public protocol SharedCoordinatorStore: Sendable {
     func commit(from previous: CoordinatorSnapshot?, to next: CoordinatorSnapshot, events: [ClusterEvent], ifRevision revision: Int64) async throws -> Int64?
     /// The stored state's current revision (0 when never written), read through the quorum.
     func currentRevision() async throws -> Int64
-    /// Events with seq > `after`, oldest first, at most `limit`.
-    func events(after seq: Int64, limit: Int) async throws -> [ClusterEvent]
     /// Revisions at which some replica changed the state, as they happen, from `after` + 1 on.
     /// Ends (throws) when the connection to the store is lost; the caller watches again.
     func stateRevisions(after revision: Int64) -> AsyncThrowingStream<Int64, any Error>
-    /// Events after `seq` and, read at the same revision, the seq through which the log was
-    /// pruned (0 when nothing was), so a reader below it learns of the gap.
-    func eventPage(after seq: Int64, limit: Int) async throws -> (events: [ClusterEvent], compactedThroughSeq: Int64)
-    /// The compaction base: through which seq events were pruned and their fold.
-    func eventBase() async throws -> (compactedThroughSeq: Int64, grants: GrantLogFold)
-}
-
-extension SharedCoordinatorStore {
-    /// A store that never prunes (test doubles).
-    public func eventPage(after seq: Int64, limit: Int) async throws -> (events: [ClusterEvent], compactedThroughSeq: Int64) {
-        (try await events(after: seq, limit: limit), 0)
-    }
-    public func eventBase() async throws -> (compactedThroughSeq: Int64, grants: GrantLogFold) { (0, GrantLogFold()) }
 }
 
 public enum SharedStoreError: Error, CustomStringConvertible {
