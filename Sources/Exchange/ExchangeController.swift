@@ -23,7 +23,14 @@ public struct ExchangeController: Sendable {
         let core = self.core
         let symbols = self.symbols
         router.on(ExchangeRoutes.symbols) { _, _ in SymbolList(symbols: symbols) }
-        router.on(ExchangeRoutes.prices) { _, _ in PriceList(prices: await core.prices()) }
+        router.on(ExchangeRoutes.prices) { request, _ in
+            guard let list = request.queryString("symbols") else { return PriceList(prices: await core.prices()) }
+            let names = list.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard names.count <= symbols.count, !names.contains(where: \.isEmpty) else {
+                throw APIError.invalidField("symbols", "must be a comma-separated list of at most \(symbols.count) configured symbols, none empty")
+            }
+            return PriceList(prices: try await core.prices(symbols: names))
+        }
         router.on(ExchangeRoutes.price) { _, context in try await core.price(symbol: try context.pathParameter("symbol")) }
         router.on(ExchangeRoutes.quotes) { _, _ in QuoteList(quotes: await core.quotes()) }
         router.on(ExchangeRoutes.book) { request, context in

@@ -412,6 +412,18 @@ public actor ExchangeCore {
         return config.symbols.indices.map { referencePrice(symbolIndex: $0, now: now) }
     }
 
+    /// The prices of `names`, in that order; an unknown symbol is a 404 naming it.
+    public func prices(symbols names: [String]) throws(APIError) -> [ReferencePrice] {
+        let now = clock.nowMs()
+        var out: [ReferencePrice] = []
+        out.reserveCapacity(names.count)
+        for name in names {
+            guard let index = state.index(of: name) else { throw APIError.unknownSymbol(name) }
+            out.append(referencePrice(symbolIndex: index, now: now))
+        }
+        return out
+    }
+
     public func price(symbol: String) throws(APIError) -> ReferencePrice {
         guard let index = state.index(of: symbol) else { throw APIError.unknownSymbol(symbol) }
         return referencePrice(symbolIndex: index, now: clock.nowMs())

@@ -420,7 +420,8 @@ public struct GrantRenewer: Service {
 
 // MARK: Inputs
 
-/// Polls the exchange's reference prices about once per price tick.
+/// Polls the exchange's reference prices of the symbols assigned here about once per price
+/// tick, and at once when symbols are newly assigned (their quotes need a price first).
 public struct PriceFeed: Service {
     let state: NodeState
     let source: any ReferencePriceSource
@@ -434,16 +435,19 @@ public struct PriceFeed: Service {
 
     public func run() async throws {
         let settings = state.settings
-        await runUntilShutdown(wake: Doorbell()) {
+        await runUntilShutdown(wake: state.priceBell) {
             var streak = FailureStreak("price poll")
             while !Task.isCancelled {
-                do {
-                    await state.applyPrices(try await source.prices())
-                    streak.succeeded(logger: logger)
-                } catch {
-                    streak.failed(error, logger: logger)
+                let symbols = await state.assigned.sorted()
+                if !symbols.isEmpty {
+                    do {
+                        await state.applyPrices(try await source.prices(symbols: symbols))
+                        streak.succeeded(logger: logger)
+                    } catch {
+                        streak.failed(error, logger: logger)
+                    }
                 }
-                await pause(milliseconds: settings.priceIntervalMs)
+                await state.priceBell.wait(timeout: .milliseconds(max(settings.priceIntervalMs, 1)))
             }
         }
     }

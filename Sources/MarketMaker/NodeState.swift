@@ -134,6 +134,8 @@ public actor NodeState {
     /// renewal presenting the grants at once lets it re-adopt them (and show their holders)
     /// within milliseconds instead of at the next interval.
     public nonisolated let renewerBell = Doorbell()
+    /// Rung when symbols are newly assigned, so their prices are fetched before the acquire.
+    public nonisolated let priceBell = Doorbell()
 
     public private(set) var registered = false
     public private(set) var shuttingDown = false
@@ -177,7 +179,10 @@ public actor NodeState {
         assignmentsVersion = table.version
         let mine = Set(table.symbols(of: settings.nodeId))
         if mine != assigned {
-            logger.info("assignments v\(table.version): \(mine.sorted().joined(separator: ",")) (was \(assigned.sorted().joined(separator: ",")))")
+            // Only the change: at 1,000 symbols whole lists would flood the log on every table.
+            let added = mine.subtracting(assigned).sorted(), removed = assigned.subtracting(mine).sorted()
+            logger.info("assignments v\(table.version): \(mine.count) symbols, +\(Self.shortList(added)) -\(Self.shortList(removed))")
+            if !added.isEmpty { priceBell.ring() }
         }
         assigned = mine
         for symbol in leases.keys.sorted() where !mine.contains(symbol) {
@@ -186,6 +191,10 @@ public actor NodeState {
         acquirerBell.ring()
         if !leases.isEmpty { renewerBell.ring() }
         return true
+    }
+
+    static func shortList(_ symbols: [String]) -> String {
+        symbols.isEmpty ? "none" : symbols.prefix(8).joined(separator: ",") + (symbols.count > 8 ? " and \(symbols.count - 8) more" : "")
     }
 
     /// The coordinator restarted and counts versions from scratch: accept its next table.

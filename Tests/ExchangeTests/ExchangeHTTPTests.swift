@@ -86,6 +86,8 @@ struct ExchangeHTTPTests {
         Bad(name: "unknown order", method: .delete, uri: "/v1/orders/O999", role: .node, body: String(decoding: try! MMJSON.encode(Fixture.fenced(token: 3)), as: UTF8.self), status: 404, code: ExchangeErrorCode.unknownOrder),
         Bad(name: "book of unknown symbol", method: .get, uri: "/v1/book/NOPE", role: .observer, body: nil, status: 404, code: "unknown_symbol"),
         Bad(name: "price of unknown symbol", method: .get, uri: "/v1/prices/NOPE", role: .observer, body: nil, status: 404, code: "unknown_symbol"),
+        Bad(name: "prices of an unknown symbol", method: .get, uri: "/v1/prices?symbols=ACME,NOPE", role: .observer, body: nil, status: 404, code: "unknown_symbol"),
+        Bad(name: "prices with an empty name", method: .get, uri: "/v1/prices?symbols=ACME,", role: .observer, body: nil, status: 400, code: "invalid_field"),
     ]
 
     @Test("every bad input is a 4xx with a stable code and changes nothing")
@@ -202,6 +204,10 @@ struct ExchangeHTTPTests {
             try await client.execute(uri: "/v1/prices/ACME", method: .get, headers: Self.headers(.observer)) { response in
                 let price = try MMJSON.decode(ReferencePrice.self, from: Data(response.body.readableBytesView))
                 #expect(price.symbol == "ACME" && price.tickIndex == 0 && price.price == 10_000)
+            }
+            try await client.execute(uri: "/v1/prices?symbols=BOLT", method: .get, headers: Self.headers(.observer)) { response in
+                let list = try MMJSON.decode(PriceList.self, from: Data(response.body.readableBytesView))
+                #expect(list.prices.map(\.symbol) == ["BOLT"], "only the symbols asked for")
             }
             try await client.execute(uri: "/v1/quotes/ACME", method: .delete, headers: Self.headers(.node), body: Self.json(Fixture.fenced())) { response in
                 let result = try MMJSON.decode(QuoteCancelResult.self, from: Data(response.body.readableBytesView))

@@ -18,6 +18,8 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
         /// Error every quote replace of a symbol answers with.
         var replaceError: [String: ClientError] = [:]
         var prices: [ReferencePrice] = []
+        /// The symbol lists of every filtered price poll, in order.
+        var pricePolls: [[String]] = []
         var positions = PositionsView(version: 0, positions: [])
         var book: [String: QuoteRequest] = [:]
         /// The symbols of every batch replace request, one entry per request, in order.
@@ -210,6 +212,14 @@ final class FakeAuthorities: PresenceRegistry, AuthorityProvider, AssignmentSour
     // MARK: Prices and positions
 
     func prices() async throws(ClientError) -> [ReferencePrice] { state.withLock { $0.prices } }
+
+    func prices(symbols: [String]) async throws(ClientError) -> [ReferencePrice] {
+        let wanted = Set(symbols)
+        return state.withLock { state in
+            state.pricePolls.append(symbols)
+            return state.prices.filter { wanted.contains($0.symbol) }
+        }
+    }
 
     func price(symbol: String) async throws(ClientError) -> ReferencePrice {
         guard let price = state.withLock({ $0.prices.first { $0.symbol == symbol } }) else { throw Self.apiError(404, "unknown_symbol") }

@@ -394,6 +394,9 @@ public protocol OrderEntry: Sendable {
 /// Querying reference prices.
 public protocol ReferencePriceSource: Sendable {
     func prices() async throws(ClientError) -> [ReferencePrice]
+    /// Only these symbols' prices: what a node polls for the symbols assigned to it, so the
+    /// poll costs its share of the symbols, not all of them.
+    func prices(symbols: [String]) async throws(ClientError) -> [ReferencePrice]
     func price(symbol: String) async throws(ClientError) -> ReferencePrice
 }
 
@@ -426,6 +429,10 @@ public struct ExchangeClient: OrderEntry, ReferencePriceSource, FillLogSource {
     }
     public func prices() async throws(ClientError) -> [ReferencePrice] {
         try await endpoint.call(.GET, ExchangeRoutes.prices.path, as: PriceList.self).prices
+    }
+    public func prices(symbols: [String]) async throws(ClientError) -> [ReferencePrice] {
+        let list: PriceList = try await endpoint.call(.GET, ExchangeRoutes.prices.path, query: [("symbols", symbols.joined(separator: ","))])
+        return list.prices
     }
     public func price(symbol: String) async throws(ClientError) -> ReferencePrice {
         try await endpoint.call(.GET, ExchangeRoutes.price.path(["symbol": symbol]))
