@@ -32,6 +32,9 @@ struct ExchangeRestartBench: AsyncParsableCommand {
     @Flag(help: "Also write a snapshot at the very end (what a graceful stop leaves).")
     var finalSnapshot = false
 
+    @Option(help: "After --fills, go on without snapshots for this many journal records (the kill -9 worst case: the newest snapshot that far behind).")
+    var tail: Int = 0
+
     @Flag(help: "Restart with snapshots ignored (a full replay of the journal).")
     var fullReplay = false
 
@@ -85,7 +88,7 @@ struct ExchangeRestartBench: AsyncParsableCommand {
                     fold.apply(fill)
                 }
                 if records.count >= 20_000 { try await flush() }
-                if snapshotEvery > 0, state.journalSeq - lastSnapshot >= snapshotEvery { try await snapshot() }
+                if snapshotting, state.journalSeq - lastSnapshot >= snapshotEvery { try await snapshot() }
             }
         }
         func flush() async throws {
@@ -101,8 +104,11 @@ struct ExchangeRestartBench: AsyncParsableCommand {
 
         var ts = startMs
         var flowIndex: Int64 = 0
-        while digest.count < fills {
-            for spec in config.symbols where digest.count < fills {
+        var snapshotting = snapshotEvery > 0
+        var target = Int64(fills)
+        func more() -> Bool { digest.count < target || (!snapshotting && state.journalSeq < lastSnapshot + Int64(tail)) }
+        while more() {
+            for spec in config.symbols where more() {
                 ts += 1
                 let book = state.engine.book(state.index(of: spec.symbol)!)
                 if book.bestBid == nil || book.bestAsk == nil {
@@ -117,6 +123,10 @@ struct ExchangeRestartBench: AsyncParsableCommand {
                 try await commit(state.decideExternal(intent), at: ts)
             }
             if digest.count % 1_000_000 < Int64(config.symbols.count) { print("  \(digest.count) fills …") }
+            if digest.count >= target, snapshotting, tail > 0 {
+                snapshotting = false
+                target = 0
+            }
         }
         try await flush()
         if finalSnapshot { try await snapshot() }
