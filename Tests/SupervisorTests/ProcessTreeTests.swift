@@ -91,6 +91,25 @@ struct ProcessTreeTests {
         }
     }
 
+    /// The nodes are peers: all are spawned before any is ready, so 20 start in the time of one.
+    @Test func theNodesStartTogether() async throws {
+        let tree = try Tree()
+        tree.probe.holdBack("n1")
+        let start = Task { try await tree.started(nodes: 3) }
+        try await tree.eventually("n1 spawned") { list in list.processes.contains { $0.name == "n1" && $0.state == .starting } }
+        let spawner = tree.spawner
+        try await tree.eventuallyTrue("n2 and n3 spawned while n1 is not ready") { Set(spawner.spawnOrder).isSuperset(of: ["n1", "n2", "n3"]) }
+        #expect(!tree.spawner.spawnOrder.contains("gui"), "what comes after the nodes waits for every one of them")
+        tree.probe.release("n1")
+        while !(await tree.supervisor.phase == .running) {
+            if let deadline = tree.clock.nextDeadline { tree.clock.advance(byMs: max(0, deadline - tree.clock.nowMs())) }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        try await start.value
+        #expect(tree.spawner.spawnOrderOfTiers == ["coordinator", "state", "exchange", "n1", "n2", "n3", "gui"])
+        await tree.shutDown()
+    }
+
     @Test func startsInDependencyOrderEachOnlyAfterThePreviousIsReady() async throws {
         let tree = try Tree()
         tree.probe.holdBack("state")
@@ -107,7 +126,7 @@ struct ProcessTreeTests {
             try? await Task.sleep(for: .milliseconds(1))
         }
         try await start.value
-        #expect(tree.spawner.spawnOrder == ["coordinator", "state", "exchange", "n1", "n2", "gui"])
+        #expect(tree.spawner.spawnOrderOfTiers == ["coordinator", "state", "exchange", "n1", "n2", "gui"])
         #expect(await tree.supervisor.phase == .running)
         await tree.shutDown()
     }

@@ -98,7 +98,7 @@ struct ReplicaTreeTests {
             try? await Task.sleep(for: .milliseconds(1))
         }
         try await start.value
-        #expect(Array(tree.spawner.spawnOrder.dropFirst(3)) == ["coordinator", "coordinator2", "coordinator3", "state", "exchange", "n1", "n2", "gui"])
+        #expect(Array(tree.spawner.spawnOrderOfTiers.dropFirst(3)) == ["coordinator", "coordinator2", "coordinator3", "state", "exchange", "n1", "n2", "gui"])
         let etcd2 = try #require(tree.spawner.latest("etcd2"))
         #expect(etcd2.arguments.prefix(6) == ["/opt/mmd", "exec", "--supervised-by", "\(getpid())", "--", "/opt/etcd"])
         #expect(tree.spawner.latest("coordinator3")?.arguments.prefix(4) == ["/opt/mmd", "coordinator", "--replica", "3"])

@@ -111,6 +111,22 @@ final class FakeSpawner: ChildSpawner {
 
     var children: [FakeChild] { state.withLock { $0.children } }
     var spawnOrder: [String] { children.map(\.process.name) }
+    /// Spawn order with each run of nodes sorted: the nodes start together as one tier, so
+    /// their order among themselves is whichever task ran first.
+    var spawnOrderOfTiers: [String] {
+        var out: [String] = []
+        var nodes: [String] = []
+        for name in spawnOrder {
+            if name.hasPrefix("n"), Int(name.dropFirst()) != nil {
+                nodes.append(name)
+                continue
+            }
+            out += nodes.sorted { Int($0.dropFirst())! < Int($1.dropFirst())! }
+            nodes = []
+            out.append(name)
+        }
+        return out + nodes.sorted { Int($0.dropFirst())! < Int($1.dropFirst())! }
+    }
 
     func incarnations(of name: String) -> [FakeChild] { children.filter { $0.process.name == name } }
     func latest(_ name: String) -> FakeChild? { incarnations(of: name).last }
