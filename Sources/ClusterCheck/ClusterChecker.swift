@@ -173,7 +173,9 @@ public struct ClusterChecker: Sendable {
             outcome = Invariants.positionsMatchExchangeFold(positions: positions, fold: fold)
             if outcome!.result.held && outcome!.uncomparable.isEmpty { break }
         }
-        guard var (result, uncomparable) = outcome else { return try await checkPositions() }
+        // The loop runs at least once.
+        var result = outcome!.result
+        let uncomparable = outcome!.uncomparable
         if !uncomparable.isEmpty {
             let selected = Set(uncomparable)
             var fills: [Fill] = []
@@ -185,7 +187,6 @@ public struct ClusterChecker: Sendable {
                 result.offending += folded.offending
             }
             result.counts["folded_from_ledger"] = Int64(uncomparable.count)
-            uncomparable = []
         }
         return result
     }

@@ -11,7 +11,7 @@ public enum ExchangeService {
         let journal = try GRDBExchangeJournal(path: environment.dataDirectory.databasePath("exchange"))
         let started = ContinuousClock.now
         let core = try makeCore(environment, journal: journal, snapshots: snapshotStore(environment))
-        try await ExchangeRecovery.verifyStoredHead(journal: journal, digest: await core.digestForVerification())
+        try await core.verifyFillTable()
         let stats = await core.stats()
         let elapsed = ContinuousClock.now - started
         environment.logger.info(

@@ -51,7 +51,7 @@ public struct ExchangeController: Sendable {
         }
         router.on(ExchangeRoutes.fillFold) { _, _ in await core.fillFold() }
         router.on(ExchangeRoutes.fillDigest) { request, _ in
-            let published = await core.stats().fillCount
+            let published = await core.publishedHead().count
             let through = try request.queryInt("through", default: published, range: 0...Int64.max)
             guard let head = try await core.fillChainHead(through: through) else {
                 throw APIError(status: 404, code: ExchangeErrorCode.unknownFill,

@@ -368,7 +368,7 @@ public actor ExchangeCore {
     }
 
     /// The published fill count and the chain head through it, read together.
-    func publishedHead() -> (count: Int64, head: String) { (publishedFillCount, publishedDigestHex) }
+    public func publishedHead() -> (count: Int64, head: String) { (publishedFillCount, publishedDigestHex) }
 
     /// The fold per symbol through the published head (positions of unpublished fills left out).
     public func fillFold() -> FillFold {
@@ -450,8 +450,11 @@ public actor ExchangeCore {
     /// The whole state, for tests.
     public var snapshot: ExchangeState { state }
 
-    /// The chain over every fill made, checked against the fill table at startup.
-    public func digestForVerification() -> FillLogDigest { digest }
+    /// Startup check: the fill table's head at the recovered fill count must be the one the
+    /// journal replayed to (`ExchangeRecovery.verifyStoredHead`).
+    public nonisolated func verifyFillTable() async throws {
+        try await ExchangeRecovery.verifyStoredHead(journal: committer.journal, digest: await digest)
+    }
 }
 
 /// Rebuilding state from snapshots and the journal: the live startup and `mmd exchange replay`

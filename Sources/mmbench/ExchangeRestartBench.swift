@@ -54,7 +54,7 @@ struct ExchangeRestartBench: AsyncParsableCommand {
         let journal = try GRDBExchangeJournal(path: journalPath)
         let core = try ExchangeCore(
             config: config, signer: GrantSigner(keyHex: Self.keyHex), clock: MonotonicEpochClock(), journal: journal, snapshots: fullReplay ? nil : store)
-        try await ExchangeRecovery.verifyStoredHead(journal: journal, digest: await core.digestForVerification())
+        try await core.verifyFillTable()
         let elapsed = ContinuousClock.now - started
         let stats = await core.stats()
         let page = try await core.fillPage(after: 0, limit: 100)
