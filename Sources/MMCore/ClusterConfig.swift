@@ -195,6 +195,52 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
         public var logKeep: Int64
     }
 
+    /// One machine of the cluster: the name placement uses and the address its processes
+    /// listen on (and are reached at).
+    public struct HostSpec: Codable, Sendable, Hashable {
+        public var name: String
+        public var address: String
+
+        public init(name: String, address: String) {
+            self.name = name
+            self.address = address
+        }
+    }
+
+    public struct Placement: Codable, Sendable, Hashable {
+        /// Process name → host name (`placement.exchange: a`, `placement.coordinator2: b`, `placement.n3: c`).
+        public var processes: [String: String] = [:]
+        /// Nodes not named in `processes` go round-robin over these hosts (n1 on the first).
+        public var nodes: [String] = []
+        /// Every process named nowhere else; empty means the first host.
+        public var defaultHost: String = ""
+
+        public init(processes: [String: String] = [:], nodes: [String] = [], defaultHost: String = "") {
+            self.processes = processes
+            self.nodes = nodes
+            self.defaultHost = defaultHost
+        }
+    }
+
+    /// `tls.cert`, `tls.key`, `tls.ca`: PEM files. `{host}` in a path is replaced by the name of
+    /// the host a process runs on, so one file serves every host (`/etc/mm/tls/{host}.crt`).
+    public struct TLSSettings: Codable, Sendable, Hashable {
+        public var cert: String = ""
+        public var key: String = ""
+        public var ca: String = ""
+
+        public init(cert: String = "", key: String = "", ca: String = "") {
+            self.cert = cert
+            self.key = key
+            self.ca = ca
+        }
+
+        public var isEnabled: Bool { !cert.isEmpty && !key.isEmpty && !ca.isEmpty }
+
+        public func certPath(host: String) -> String { cert.replacingOccurrences(of: "{host}", with: host) }
+        public func keyPath(host: String) -> String { key.replacingOccurrences(of: "{host}", with: host) }
+    }
+
     public struct HTTPSettings: Codable, Sendable, Hashable {
         public var maxBodyBytes: Int
         public var clientTimeoutMs: Int64
@@ -212,6 +258,13 @@ public struct ClusterConfig: Codable, Sendable, Hashable {
     public var quoting: QuotingParameters
     public var supervisor: SupervisorSettings
     public var http: HTTPSettings
+    /// The machines of a multi-host cluster by name (`hosts: {a: 10.0.0.1}`), in name order.
+    /// Empty: one host, every process on `listen.host`.
+    public var hosts: [HostSpec] = []
+    /// Which host runs which process (only with `hosts`).
+    public var placement = Placement()
+    /// HTTPS between every process when set (cert, key and CA all given).
+    public var tls = TLSSettings()
 
     public var symbolNames: [String] { symbols.map(\.symbol) }
     public func symbol(_ name: String) -> SymbolSpec? { symbols.first { $0.symbol == name } }
@@ -360,8 +413,54 @@ extension ClusterConfig {
         }
     }
 
-    public func baseURL(of process: ClusterProcess) -> String { "http://\(listen.host):\(port(of: process))" }
-    public var supervisorURL: String { "http://\(listen.host):\(supervisorPort)" }
+    /// `https` when TLS is configured. etcd members (and PostgreSQL) are not ours to serve TLS:
+    /// their URLs stay plain (see docs/DEPLOYING.md).
+    public var scheme: String { tls.isEnabled ? "https" : "http" }
+
+    public func baseURL(of process: ClusterProcess) -> String {
+        if case .etcd = process { return "http://\(Self.urlHost(address(of: process))):\(port(of: process))" }
+        return "\(scheme)://\(Self.urlHost(address(of: process))):\(port(of: process))"
+    }
+
+    /// The supervisor of the only host (single-host clusters) or of the first host.
+    public var supervisorURL: String { supervisorURL(host: hostNames[0]) }
+
+    /// The supervisor of host `host`: it runs and answers for that host's processes only.
+    public func supervisorURL(host: String) -> String { "\(scheme)://\(Self.urlHost(address(ofHost: host))):\(supervisorPort)" }
+
+    /// An IPv6 address goes in brackets in a URL.
+    static func urlHost(_ address: String) -> String { address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address }
+
+    /// The name a single-host cluster's one host goes by (in status and `--host`).
+    public static let localHostName = "local"
+
+    /// Whether `hosts` places processes on several machines.
+    public var isMultiHost: Bool { !hosts.isEmpty }
+
+    /// Every host's name: the configured ones in order, or `local`.
+    public var hostNames: [String] { hosts.isEmpty ? [Self.localHostName] : hosts.map(\.name) }
+
+    /// The host that runs `process`: its own placement, else (a node) the node round-robin,
+    /// else the default host, else the first.
+    public func hostName(of process: ClusterProcess) -> String {
+        guard isMultiHost else { return Self.localHostName }
+        if let host = placement.processes[process.name] { return host }
+        if case .node(let index) = process, !placement.nodes.isEmpty { return placement.nodes[(index - 1) % placement.nodes.count] }
+        return placement.defaultHost.isEmpty ? hosts[0].name : placement.defaultHost
+    }
+
+    /// The address host `host` listens on (`listen.host` for a single-host cluster).
+    public func address(ofHost host: String) -> String {
+        hosts.first { $0.name == host }?.address ?? listen.host
+    }
+
+    /// The address `process` listens on and is reached at.
+    public func address(of process: ClusterProcess) -> String { address(ofHost: hostName(of: process)) }
+
+    /// The processes of a cluster with `nodeCount` nodes that host `host` runs, in start order.
+    public func processes(onHost host: String, nodeCount: Int) -> [ClusterProcess] {
+        processes(nodeCount: nodeCount).filter { hostName(of: $0) == host }
+    }
 
     /// The peer (raft) port of local etcd member `index`; its client port is `port(of: .etcd(index))`.
     public func etcdPeerPort(_ index: Int) -> Int { listen.portBase + 90 + index }
@@ -396,7 +495,7 @@ extension ClusterConfig {
 
     /// The URL of the ledger's PostgreSQL: the configured one, or the local server's.
     public var statePostgresURL: String {
-        state.postgres.url.isEmpty ? "postgres://postgres@\(listen.host):\(port(of: .postgres))/postgres" : state.postgres.url
+        state.postgres.url.isEmpty ? "postgres://postgres@\(Self.urlHost(address(of: .postgres))):\(port(of: .postgres))/postgres" : state.postgres.url
     }
 
     /// Every trading-state process, replica 1 first.

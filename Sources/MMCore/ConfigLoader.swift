@@ -78,7 +78,8 @@ extension ClusterConfig {
             }
         }
         let reader = ConfigReader(providers: providers)
-        let config = try await read(reader, source: path)
+        var config = try await read(reader, source: path)
+        try await readPlacement(reader, into: &config, hostNames: hostNames(fileKeys: fileKeys, overrides: overrides, environment: environment), source: path)
         // A file's section for a symbol it does not list is a mistake in the file, unless the
         // list was replaced from outside (--set or MM_SYMBOLS_NAMES, e.g. a subset of the symbols
         // of the discovered etc/mmctl.yaml): then its other sections are merely unused.
@@ -96,6 +97,14 @@ extension ClusterConfig {
     private static func checkKnown(_ key: String, symbolNames: Set<String>?, source: String?) throws(ConfigError) {
         if knownKeys.contains(key) { return }
         let parts = key.split(separator: ".").map(String.init)
+        if parts.count == 2, parts[0] == "hosts" {
+            if isValidHostName(parts[1]) { return }
+            throw ConfigError(key: key, reason: "names host '\(parts[1])': a host name is 1–32 characters a–z, 0–9 and '-'", source: source)
+        }
+        if parts.count == 2, parts[0] == "placement" {
+            if ClusterProcess(name: parts[1]) != nil { return }
+            throw ConfigError(key: key, reason: "names no process: use coordinator, coordinatorK, etcdK, postgres, state, stateK, exchange, gui or nK (e.g. placement.n3: b)", source: source)
+        }
         if parts.count == 3, parts[0] == "symbols", symbolKeys.contains(parts[2]) {
             if let symbolNames, !symbolNames.contains(parts[1]) {
                 throw ConfigError(key: key, reason: "configures symbol '\(parts[1])', which is not in symbols.names", source: source)
@@ -104,6 +113,53 @@ extension ClusterConfig {
         }
         let suggestion = knownKeys.min { editDistance($0, key) < editDistance($1, key) }
         throw ConfigError(key: key, reason: "is not a known key\(suggestion.map { " (did you mean '\($0)'?)" } ?? "")", source: source)
+    }
+
+    /// The host names `hosts.NAME` keys give, from the file, `--set` and `MM_HOSTS_NAME`
+    /// (environment names are upper-case; host names are lower-case).
+    static func hostNames(fileKeys: [String], overrides: [String: String], environment: [String: String]) -> [String] {
+        var names: Set<String> = []
+        for key in fileKeys + Array(overrides.keys) {
+            let parts = key.split(separator: ".").map(String.init)
+            if parts.count == 2, parts[0] == "hosts" { names.insert(parts[1]) }
+        }
+        for variable in environment.keys where variable.hasPrefix("MM_HOSTS_") {
+            names.insert(String(variable.dropFirst("MM_HOSTS_".count)).lowercased().replacingOccurrences(of: "_", with: "-"))
+        }
+        return names.sorted()
+    }
+
+    /// Every name a `placement.NAME` key may have: each process a cluster can run.
+    static let placeableProcessNames: [String] =
+        ["coordinator"] + (2...ClusterProcess.maxCoordinatorReplicas).map { "coordinator\($0)" }
+        + (1...ClusterProcess.maxEtcdMembers).map { "etcd\($0)" } + ["postgres", "state"]
+        + (2...ClusterProcess.maxStateReplicas).map { "state\($0)" } + ["exchange", "gui"]
+        + (1...ClusterConfig.maxNodes).map { "n\($0)" }
+
+    private static func readPlacement(_ reader: ConfigReader, into config: inout ClusterConfig, hostNames: [String], source: String?) async throws(ConfigError) {
+        func string(_ key: String) async throws(ConfigError) -> String {
+            do { return try await reader.fetchString(forKey: ConfigKey(key.split(separator: ".").map(String.init)), default: "") } catch {
+                throw ConfigError(key: key, reason: "must be a string", source: source)
+            }
+        }
+        for name in hostNames {
+            guard isValidHostName(name) else {
+                throw ConfigError(key: "hosts.\(name)", reason: "names host '\(name)': a host name is 1–32 characters a–z, 0–9 and '-'", source: source)
+            }
+            config.hosts.append(ClusterConfig.HostSpec(name: name, address: try await string("hosts.\(name)")))
+        }
+        for name in placeableProcessNames {
+            let host = try await string("placement.\(name)")
+            if !host.isEmpty { config.placement.processes[name] = host }
+        }
+        config.placement.defaultHost = try await string("placement.default")
+        do {
+            config.placement.nodes = try await reader.fetchStringArray(forKey: ["placement", "nodes"], default: [])
+        } catch {
+            throw ConfigError(key: "placement.nodes", reason: "must be a list of host names", source: source)
+        }
+        config.tls = ClusterConfig.TLSSettings(cert: try await string("tls.cert"), key: try await string("tls.key"), ca: try await string("tls.ca"))
+        try config.validatePlacement(source: source)
     }
 
     /// The dotted paths of every leaf of a YAML document, to catch misspelled keys that a
@@ -339,6 +395,39 @@ extension ClusterConfig {
         try require(supervisor.logKeep >= 1 && supervisor.logKeep <= 100, "supervisor.log_keep", "must be in 1...100")
         try require(http.maxBodyBytes >= 1_024, "http.max_body_bytes", "must be ≥ 1024")
         try require(http.clientTimeoutMs >= 100, "http.client_timeout_ms", "must be ≥ 100")
+    }
+}
+
+/// Host names appear in status rows, file names (`{host}` in TLS paths) and `--host`.
+public func isValidHostName(_ name: String) -> Bool {
+    !name.isEmpty && name.count <= 32 && name.first != "-"
+        && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+}
+
+extension ClusterConfig {
+    /// The rules of `hosts`, `placement` and `tls`; each failure names the key to change.
+    public func validatePlacement(source: String? = nil) throws(ConfigError) {
+        func require(_ condition: Bool, _ key: String, _ reason: String) throws(ConfigError) {
+            if !condition { throw ConfigError(key: key, reason: reason, source: source) }
+        }
+        let names = Set(hosts.map(\.name))
+        for host in hosts {
+            try require(!host.address.isEmpty && !host.address.contains("/") && !host.address.contains(" "), "hosts.\(host.name)",
+                        "must be the address the host's processes listen on, e.g. 10.0.0.5 (got '\(host.address)')")
+        }
+        try require(Set(hosts.map(\.address)).count == hosts.count, "hosts", "gives two hosts the same address (every process's port is fixed by its kind, so they would collide)")
+        let hostList = hosts.isEmpty ? "none: set hosts first" : hosts.map(\.name).joined(separator: ", ")
+        for (process, host) in placement.processes.sorted(by: { $0.key < $1.key }) {
+            try require(names.contains(host), "placement.\(process)", "names host '\(host)', which is not in hosts (\(hostList))")
+        }
+        for host in placement.nodes {
+            try require(names.contains(host), "placement.nodes", "names host '\(host)', which is not in hosts (\(hostList))")
+        }
+        try require(placement.defaultHost.isEmpty || names.contains(placement.defaultHost), "placement.default",
+                    "names host '\(placement.defaultHost)', which is not in hosts (\(hostList))")
+        let anyTLS = !tls.cert.isEmpty || !tls.key.isEmpty || !tls.ca.isEmpty
+        try require(!anyTLS || tls.isEnabled, tls.cert.isEmpty ? "tls.cert" : tls.key.isEmpty ? "tls.key" : "tls.ca",
+                    "must be set too: TLS needs tls.cert, tls.key and tls.ca together")
     }
 }
 

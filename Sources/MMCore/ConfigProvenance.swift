@@ -52,6 +52,7 @@ extension ClusterConfig {
         "supervisor.max_restarts", "supervisor.restart_period_ms", "supervisor.stop_grace_ms",
         "supervisor.ready_timeout_ms", "supervisor.log_max_bytes", "supervisor.log_keep",
         "http.max_body_bytes", "http.client_timeout_ms",
+        "placement.default", "placement.nodes", "tls.cert", "tls.key", "tls.ca",
     ]
 
     /// The `MM_*` variable that sets `dottedKey` (`nodes.count` → `MM_NODES_COUNT`).
@@ -87,6 +88,8 @@ extension ClusterConfig {
             "supervisor.ready_timeout_ms": "\(supervisor.readyTimeoutMs)", "supervisor.log_max_bytes": "\(supervisor.logMaxBytes)",
             "supervisor.log_keep": "\(supervisor.logKeep)",
             "http.max_body_bytes": "\(http.maxBodyBytes)", "http.client_timeout_ms": "\(http.clientTimeoutMs)",
+            "placement.default": placement.defaultHost, "placement.nodes": placement.nodes.joined(separator: ","),
+            "tls.cert": tls.cert, "tls.key": tls.key, "tls.ca": tls.ca,
         ]
         var rows: [(key: String, value: String)] = []
         for key in Self.orderedKeys {
@@ -97,6 +100,10 @@ extension ClusterConfig {
                     rows.append(("symbols.\(spec.symbol).tick_size", spec.tickSize))
                     rows.append(("symbols.\(spec.symbol).lot_size", "\(spec.lotSize)"))
                 }
+            }
+            if key == "http.client_timeout_ms" {
+                for host in hosts { rows.append(("hosts.\(host.name)", host.address)) }
+                for (process, host) in placement.processes.sorted(by: { $0.key < $1.key }) { rows.append(("placement.\(process)", host)) }
             }
         }
         return rows
@@ -141,6 +148,8 @@ extension ClusterConfig {
         let known = Set(knownKeys.map(environmentVariable(for:)))
         for variable in environment.keys.sorted() where variable.hasPrefix("MM_") {
             if known.contains(variable) { continue }
+            if variable.hasPrefix("MM_HOSTS_") { continue }
+            if variable.hasPrefix("MM_PLACEMENT_"), ClusterProcess(name: String(variable.dropFirst("MM_PLACEMENT_".count)).lowercased()) != nil { continue }
             if let symbol = symbolOfEnvironmentVariable(variable) {
                 if let symbolNames, !symbolNames.contains(symbol) {
                     throw ConfigError(key: variable, reason: "configures symbol '\(symbol)', which is not in symbols.names", source: "the environment")

@@ -34,7 +34,8 @@ public struct ServiceEnvironment: Sendable {
         self.portOverride = portOverride
     }
 
-    public var host: String { config.listen.host }
+    /// The address this process listens on: its host's (`hosts`, `placement`), else `listen.host`.
+    public var host: String { config.address(of: process) }
     public var port: Int { portOverride ?? config.port(of: process) }
 
     /// The token this process presents: its role's, or for a node, the one naming its id.
