@@ -17,6 +17,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
@@ -51,6 +52,10 @@ let package = Package(
             dependencies: [
                 "MMCore", "AsyncPrimitives",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // HTTPS for every server when `tls` is configured (over swift-nio-ssl, which
+                // AsyncHTTPClient already brings in; NIOSSL builds the clients' trust roots).
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -130,7 +135,15 @@ let package = Package(
         ),
 
         // Test-only helpers: real `mmd`, `etcd` and PostgreSQL processes on private ports and data directories.
-        .target(name: "MMTestSupport", dependencies: ["MMCore", "MMServiceKit"]),
+        .target(
+            name: "MMTestSupport",
+            dependencies: [
+                "MMCore", "MMServiceKit",
+                // withTestService runs a service's HTTP(S) server for the TLS tests.
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
 
         // Benchmarks behind docs/PERFORMANCE.md, run through Scripts/bench.
         .executableTarget(
@@ -150,7 +163,7 @@ let package = Package(
         .testTarget(name: "MMCoreTests", dependencies: ["MMCore", .product(name: "PropertyBased", package: "swift-property-based")], resources: [.copy("Golden")]),
         .testTarget(name: "MMCommandLineTests", dependencies: ["MMCommandLine", "MMCore"]),
         .testTarget(name: "MMServiceKitTests", dependencies: ["MMServiceKit", "MMTestSupport", "AsyncPrimitives", .product(name: "HummingbirdTesting", package: "hummingbird")]),
-        .testTarget(name: "CurlClientTests", dependencies: ["CurlClient", "MMServiceKit"]),
+        .testTarget(name: "CurlClientTests", dependencies: ["CurlClient", "MMServiceKit", "MMTestSupport"]),
         .testTarget(name: "EtcdKitTests", dependencies: ["EtcdKit", "MMTestSupport", "MMServiceKit", "AsyncPrimitives"]),
         .testTarget(name: "ExchangeTests", dependencies: serviceTest("Exchange")),
         .testTarget(name: "TradingStateTests", dependencies: serviceTest("TradingState") + [.product(name: "PostgresNIO", package: "postgres-nio")]),

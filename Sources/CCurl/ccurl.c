@@ -23,6 +23,24 @@ CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }
 
+CURLcode ccurl_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+CURLcode ccurl_trust_only_ca(CURL *handle, const char *ca_path) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_CAINFO, ca_path);
+    // Only the cluster's CA: no system directory of CAs beside it.
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_CAPATH, (char *)NULL);
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_SSL_VERIFYPEER, 1L);
+    if (code == CURLE_OK) code = curl_easy_setopt(handle, CURLOPT_SSL_VERIFYHOST, 2L);
+    return code;
+}
+
+CURLcode ccurl_set_error_buffer(CURL *handle, char *buffer) {
+    buffer[0] = '\0';
+    return curl_easy_setopt(handle, CURLOPT_ERRORBUFFER, buffer);
+}
+
 CURLcode ccurl_setopt_write_function(CURL *handle, ccurl_write_callback callback) {
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback);
 }

@@ -30,9 +30,10 @@ public struct ClusterConnection: Sendable {
     /// Each state replica on its own (no failover), by process name: to ask which one ingests.
     public let stateReplicas: [String: TradingStateClient]
     public let coordinator: CoordinatorClient
-    public let supervisorReader: SupervisorClient
+    /// Every host's supervisor (one on a single host), with the observer token.
+    public let supervisorReader: HostRoutedSupervisor
     /// nil when the supervisor token is not readable (check needs none; drill does).
-    public let supervisorControl: SupervisorClient?
+    public let supervisorControl: HostRoutedSupervisor?
 
     public init(config: ClusterConfig, observerToken: String, supervisorToken: String?, transport: any HTTPTransport, timeoutMs: Int64 = 3_000) {
         self.config = config
@@ -45,8 +46,8 @@ public struct ClusterConnection: Sendable {
             ($0.name, TradingStateClient(endpoint(config.baseURL(of: $0), observerToken)))
         })
         coordinator = CoordinatorClient(.coordinator(config, token: observerToken, transport: transport, timeoutMs: timeoutMs))
-        supervisorReader = SupervisorClient(endpoint(config.supervisorURL, observerToken))
-        supervisorControl = supervisorToken.map { SupervisorClient(endpoint(config.supervisorURL, $0)) }
+        supervisorReader = HostRoutedSupervisor(config: config) { endpoint($0, observerToken) }
+        supervisorControl = supervisorToken.map { token in HostRoutedSupervisor(config: config) { endpoint($0, token) } }
     }
 
     /// Resolves config and tokens the way every mmctl command does.
@@ -85,6 +86,8 @@ public struct ClusterConnection: Sendable {
                 throw SetupError("\(error)")
             }
         }
+        // Over TLS every request verifies the peer against the cluster's CA.
+        CurlTransport.useClusterTrust(config)
         return ClusterConnection(
             config: config, observerToken: observer, supervisorToken: supervisor, transport: CurlTransport(),
             timeoutMs: max(1_000, config.http.clientTimeoutMs))

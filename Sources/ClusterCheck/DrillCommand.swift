@@ -20,6 +20,10 @@ public struct DrillCommand: AsyncParsableCommand {
             the running cluster are never chosen. With state.backend=postgres and its local
             server: kill-postgres (SIGKILL it; WAL recovery) and restart-postgres; with
             state.replicas 2+: kill-state (SIGKILL a state replica; another ingests).
+            With hosts in the config and --host-fault-command: partition-host (cut a host off
+            past the grant TTL and the dead-man's switch, then heal) and kill-host (SIGKILL all
+            of a host, supervisor included, then start it again), on hosts whose loss the
+            cluster survives (no exchange, GUI, first state replica or local PostgreSQL there).
             Exit status: 0 every invariant held and every goal met, 1 otherwise, 4 a service or
             the supervisor is unreachable, 64 usage. -o json (--json) prints one object
             (docs/API.md). Durations take 250ms, 2s, 1m; the older --recovery-timeout-ms and
@@ -56,6 +60,14 @@ public struct DrillCommand: AsyncParsableCommand {
     @Option(name: .long, help: "enforce: a missed latency goal fails the drill (default); report: it is only reported (invariants always fail it).",
             completion: .list(["enforce", "report"]))
     public var latencyGoals: String = "enforce"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "A program acting on whole hosts, called as PROGRAM partition|heal|kill-host|start-host HOST (exit 0 when done); enables partition-host and kill-host. Scripts/netns-host-fault does it for network namespaces.",
+        valueName: "program"), completion: .file())
+    public var hostFaultCommand: String?
+
+    @Option(name: .long, help: ArgumentHelp("Comma-separated hosts the host faults may hit (default: any whose loss the cluster survives).", valueName: "hosts"))
+    public var faultHosts: String?
 
     @OptionGroup public var output: OutputOptions
 
@@ -95,6 +107,26 @@ public struct DrillCommand: AsyncParsableCommand {
             throw ExitCode(64)
         }
         settings.targeting = targeting
+        if let hostFaultCommand {
+            guard FileManager.default.isExecutableFile(atPath: hostFaultCommand) else {
+                printError("mmctl drill: --host-fault-command \(hostFaultCommand) is not an executable file")
+                throw ExitCode(64)
+            }
+            guard connection.config.isMultiHost else {
+                printError("mmctl drill: --host-fault-command needs a cluster placed on several hosts (hosts: in the config)")
+                throw ExitCode(64)
+            }
+            settings.hostFaultCommand = hostFaultCommand
+        }
+        if let faultHosts {
+            let hosts = faultHosts.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let survivable = ServiceTargets.expendableHosts(config: connection.config, nodeCount: connection.config.nodeCount)
+            if let bad = hosts.first(where: { survivable[$0] == nil }) {
+                printError("mmctl drill: --fault-hosts: host '\(bad)' is not one the cluster survives losing (those are: \(survivable.keys.sorted().joined(separator: ", ")); a host with the exchange, GUI, first state replica, local PostgreSQL, every coordinator or an etcd majority is not)")
+                throw ExitCode(64)
+            }
+            settings.faultHosts = hosts
+        }
         settings.maximumFaults = count
         settings.recoveryTimeoutMs = try legacyOrDuration(recoveryTimeoutMs, recoveryTimeout, "--recovery-timeout")
         settings.orphanSlackMs = try legacyOrDuration(orphanSlackMs, orphanSlack, "--orphan-slack")

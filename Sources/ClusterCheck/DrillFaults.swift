@@ -29,6 +29,13 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     case restartPostgres = "restart-postgres"
     /// SIGKILL one state replica (2+ replicas on PostgreSQL): another one takes over ingest.
     case killState = "kill-state"
+    /// Cut one host off the network (`--host-fault-command H partition HOST`) past the grant
+    /// TTL and the dead-man's switch, then heal it: its nodes' symbols move, their quotes are
+    /// withdrawn by the exchange, and nothing they sent meanwhile may count.
+    case partitionHost = "partition-host"
+    /// SIGKILL every process of one host, its supervisor included (a power loss), then start
+    /// the host again (`--host-fault-command … kill-host HOST`, then `start-host HOST`).
+    case killHost = "kill-host"
 
     public static func < (lhs: Self, rhs: Self) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -41,7 +48,10 @@ public enum FaultKind: String, Codable, Sendable, CaseIterable, Comparable {
     public var targetsService: Bool { [.killCoordinator, .stopCoordinator, .killEtcd, .killPostgres, .killState].contains(self) }
 
     /// Faults that pause their target(s) past the grant TTL before resuming them.
-    public var pauses: Bool { self == .stop || self == .stopCoordinator || self == .quorumLoss }
+    public var pauses: Bool { self == .stop || self == .stopCoordinator || self == .quorumLoss || self == .partitionHost }
+
+    /// Faults aimed at a whole host (several hosts, and a `--host-fault-command`).
+    public var targetsHost: Bool { self == .partitionHost || self == .killHost }
 
     /// The supervisor's process name a restart fault restarts.
     public var restartedProcess: String? {
@@ -93,12 +103,38 @@ public struct ServiceTargets: Sendable, Hashable {
     public var postgres: Bool
     /// Running state replicas (`state`, `state2`…).
     public var stateReplicas: [String]
+    /// Hosts the cluster is built to lose (see `expendableHosts`), with the nodes each runs;
+    /// empty unless a host-fault command was given.
+    public var hosts: [String: [String]]
 
-    public init(coordinators: [String] = [], etcdMembers: [String] = [], postgres: Bool = false, stateReplicas: [String] = []) {
+    public init(coordinators: [String] = [], etcdMembers: [String] = [], postgres: Bool = false, stateReplicas: [String] = [], hosts: [String: [String]] = [:]) {
         self.coordinators = coordinators
         self.etcdMembers = etcdMembers
         self.postgres = postgres
         self.stateReplicas = stateReplicas
+        self.hosts = hosts
+    }
+
+    /// The hosts whose loss the cluster survives: no exchange, GUI, local PostgreSQL or first
+    /// state replica on it (no peer takes over those), another host runs a coordinator, a
+    /// majority of the local etcd members runs elsewhere, and some node runs elsewhere. Each
+    /// with the nodes placed on it (of `nodeCount`).
+    public static func expendableHosts(config: ClusterConfig, nodeCount: Int) -> [String: [String]] {
+        guard config.isMultiHost else { return [:] }
+        var result: [String: [String]] = [:]
+        let everything = config.processes(nodeCount: nodeCount)
+        for host in config.hostNames {
+            let here = everything.filter { config.hostName(of: $0) == host }
+            let elsewhere = everything.filter { config.hostName(of: $0) != host }
+            if here.contains(where: { [.exchange, .gui, .postgres, .state].contains($0) }) { continue }
+            guard elsewhere.contains(where: { $0.coordinatorReplicaIndex != nil }) else { continue }
+            let members = everything.filter { if case .etcd = $0 { true } else { false } }
+            let membersHere = here.filter { if case .etcd = $0 { true } else { false } }
+            if !members.isEmpty, (members.count - membersHere.count) * 2 <= members.count { continue }
+            guard elsewhere.contains(where: { if case .node = $0 { true } else { false } }) else { continue }
+            result[host] = here.compactMap { if case .node = $0 { $0.name } else { nil } }
+        }
+        return result
     }
 }
 
@@ -137,6 +173,7 @@ public struct FaultPlanner: Sendable {
             case .killEtcd, .quorumLoss: services.etcdMembers.count >= 3
             case .killPostgres, .restartPostgres: services.postgres
             case .killState: services.stateReplicas.count >= 2
+            case .partitionHost, .killHost: !services.hosts.isEmpty
             default: true
             }
         }
@@ -162,6 +199,10 @@ public struct FaultPlanner: Sendable {
         case .killState:
             let replicas = services.stateReplicas.sorted()
             return PlannedFault(kind: kind, target: replicas[generator.index(below: replicas.count)])
+        case .partitionHost, .killHost:
+            let hosts = services.hosts.keys.sorted()
+            let host = hosts[generator.index(below: hosts.count)]
+            return PlannedFault(kind: kind, target: host, targets: services.hosts[host]?.sorted())
         case .quorumLoss:
             // A majority, starting at a seeded member: the rest cannot elect or commit.
             let members = services.etcdMembers.sorted()

@@ -92,6 +92,11 @@ public struct FaultContext: Sendable, Hashable {
     /// Which symbols a fault disturbs, judged from the observation just before it: a node
     /// fault those the node holds; anything else every symbol.
     public static func affectedSymbols(of fault: PlannedFault, before: ClusterObservation, symbols: [String]) -> [String] {
+        if fault.kind.targetsHost {
+            // The symbols the host's nodes hold; its services' loss is felt through them too.
+            let victims = Set(fault.targets ?? [])
+            return symbols.filter { before.status($0)?.node.map(victims.contains) ?? false }
+        }
         guard fault.kind.targetsNode, let target = fault.target else { return symbols }
         // (Service faults disturb every symbol: each is timed.)
         return symbols.filter { before.status($0)?.node == target }
@@ -118,15 +123,18 @@ public struct FaultContext: Sendable, Hashable {
             guard let target = fault.target, let process = observation.process(target), process.state == .running,
                   let pid = process.pid, pid != pidBefore
             else { return false }
-        case .kill, .stop, .stopCoordinator, .quorumLoss:
+        case .kill, .stop, .stopCoordinator, .quorumLoss, .partitionHost, .killHost:
             break
         }
+        let victims = Set(victimNodes)
         let quoted = observation.quotedSymbols(fallbackAuthority: nil)
         for symbol in affected {
             guard let status = authority.authority.first(where: { $0.symbol == symbol }), let holder = status.node,
                   status.assignedTo == holder, quoted.contains(symbol), let quote = observation.quote(symbol)
             else { return false }
             if fault.kind == .stop, holder == fault.target { return false }
+            // A cut-off or dead host's node never counts as the recovered holder.
+            if fault.kind.targetsHost, victims.contains(holder) { return false }
             let newerToken = status.fencingToken > (tokensBefore[symbol] ?? 0)
             if !newerToken && quote.updatedAtMs < atMs { return false }
         }
@@ -136,8 +144,13 @@ public struct FaultContext: Sendable, Hashable {
     /// The victim's pre-fault quote on `symbol` is still resting (kill/stop): same node, not
     /// refreshed since the fault.
     public func orphanQuoteRests(symbol: String, in observation: ClusterObservation) -> Bool {
-        guard let victim = fault.target, let quote = observation.quote(symbol) else { return false }
-        return quote.node == victim && quote.updatedAtMs <= atMs
+        guard let quote = observation.quote(symbol) else { return false }
+        return victimNodes.contains(quote.node) && quote.updatedAtMs <= atMs
+    }
+
+    /// The nodes whose quotes the fault orphans: the node of kill/stop, a host's nodes.
+    public var victimNodes: [String] {
+        fault.kind.targetsHost ? (fault.targets ?? []) : (fault.target.map { [$0] } ?? [])
     }
 }
 

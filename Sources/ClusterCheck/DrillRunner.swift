@@ -23,6 +23,12 @@ public struct DrillSettings: Sendable, Hashable {
     public var targeting: FaultPlanner.Targeting = .random
     /// Stop after this many faults, even before the duration ends.
     public var maximumFaults: Int? = nil
+    /// The program that acts on whole hosts (`partition-host`, `kill-host`): called as
+    /// `PROGRAM partition|heal|kill-host|start-host HOST`, exit 0 when done. Without it no
+    /// host fault is chosen. Scripts/netns-host-fault is the one for network namespaces.
+    public var hostFaultCommand: String? = nil
+    /// The hosts host faults may hit (nil: any the cluster survives losing).
+    public var faultHosts: [String]? = nil
 
     public init(durationMs: Int64, seed: UInt64, faults: [FaultKind]) {
         self.durationMs = durationMs
@@ -82,7 +88,13 @@ public struct DrillRunner: Sendable {
             let current = await observe(&run)
             var holdings: [String: Int] = [:]
             for entry in current.authority?.authority ?? [] { if let node = entry.node { holdings[node, default: 0] += 1 } }
-            guard let fault = planner.next(using: &generator, runningNodes: current.runningNodes, holdings: holdings, services: current.serviceTargets) else {
+            var services = current.serviceTargets
+            if settings.hostFaultCommand != nil {
+                let highestNode = current.runningNodes.compactMap { Int($0.dropFirst()) }.max() ?? 0
+                services.hosts = ServiceTargets.expendableHosts(config: connection.config, nodeCount: max(connection.config.nodeCount, highestNode))
+                if let allowed = settings.faultHosts { services.hosts = services.hosts.filter { allowed.contains($0.key) } }
+            }
+            guard let fault = planner.next(using: &generator, runningNodes: current.runningNodes, holdings: holdings, services: services) else {
                 run.problems.append("no enabled fault applies (running nodes: \(current.runningNodes.joined(separator: ",")))")
                 break
             }
@@ -109,14 +121,24 @@ public struct DrillRunner: Sendable {
 
     // MARK: Faults
 
-    func apply(_ fault: PlannedFault, index: Int, before: ClusterObservation, control: SupervisorClient, run: inout Run) async -> FaultRecord {
+    func apply(_ fault: PlannedFault, index: Int, before: ClusterObservation, control: HostRoutedSupervisor, run: inout Run) async -> FaultRecord {
         let affected = FaultContext.affectedSymbols(of: fault, before: before, symbols: symbols)
         let tokens = Dictionary((before.authority?.authority ?? []).map { ($0.symbol, $0.fencingToken) }, uniquingKeysWith: max)
         var context = FaultContext(fault: fault, atMs: clock.nowMs(), affected: affected, tokensBefore: tokens)
         var note: String?
         var chosenTarget: String?
+        if fault.kind.targetsHost, let host = fault.target {
+            context.atMs = clock.nowMs()
+            if let failure = runHostFault(fault.kind == .partitionHost ? "partition" : "kill-host", host) {
+                return FaultRecord(
+                    index: index, kind: fault.kind, target: host, atMs: context.atMs, affected: affected,
+                    recoveryMs: nil, maxUnquotedMs: 0, orphanQuoteMs: nil, note: failure)
+            }
+        }
         do throws(ClientError) {
             switch fault.kind {
+            case .partitionHost, .killHost:
+                break
             case .kill:
                 context.atMs = clock.nowMs()
                 _ = try await control.signal(fault.target!, signal: "KILL")
@@ -130,7 +152,7 @@ public struct DrillRunner: Sendable {
                 _ = try await control.restart(name)
             case .add:
                 context.atMs = clock.nowMs()
-                let added = try await control.addNode()
+                let added = try await control.addNode(running: Set((before.processes?.processes ?? []).map(\.name)))
                 context.addedNode = added.name
                 note = "added \(added.name)"
             case .remove:
@@ -186,6 +208,20 @@ public struct DrillRunner: Sendable {
         if fault.kind == .stop || fault.kind == .stopCoordinator, let target = fault.target {
             await resume([target], control: control, run: &run)
         }
+        if fault.kind.targetsHost, let host = fault.target {
+            let nodes = fault.targets ?? []
+            let cutMs = clock.nowMs() - context.atMs
+            if let failure = runHostFault(fault.kind == .partitionHost ? "heal" : "start-host", host) {
+                run.problems.append("host \(host) not brought back: \(failure)")
+            }
+            let backAt = clock.nowMs()
+            let back = await waitForHost(host, nodes: nodes, run: &run)
+            let what = fault.kind == .partitionHost ? "partitioned" : "down"
+            let nodesText = nodes.isEmpty ? "" : " (nodes \(nodes.joined(separator: ",")))"
+            note = "host \(host)\(nodesText) \(what) for \(cutMs) ms; "
+                + (back ? "back in \(clock.nowMs() - backAt) ms" : "NOT back within \(settings.recoveryTimeoutMs) ms")
+            if !back { run.problems.append("host \(host) did not come back within \(settings.recoveryTimeoutMs) ms of its \(fault.kind == .partitionHost ? "heal" : "restart")") }
+        }
         let gap = run.tracker.longestGap(of: affected, since: context.atMs)
         return FaultRecord(
             index: index, kind: fault.kind, target: context.fault.target ?? context.addedNode, atMs: context.atMs, affected: affected,
@@ -193,7 +229,31 @@ public struct DrillRunner: Sendable {
             note: measured.recoveryMs == nil ? [note, "not recovered within \(settings.recoveryTimeoutMs) ms"].compactMap { $0 }.joined(separator: "; ") : note)
     }
 
-    func resume(_ targets: [String], control: SupervisorClient, run: inout Run) async {
+    /// Runs the host-fault program; nil when it succeeded, else why not.
+    func runHostFault(_ action: String, _ host: String) -> String? {
+        guard let command = settings.hostFaultCommand else { return "no --host-fault-command" }
+        log("host fault: \(command) \(action) \(host)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command)
+        process.arguments = [action, host]
+        do { try process.run() } catch { return "cannot run \(command): \(error)" }
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? nil : "\(command) \(action) \(host) exited with status \(process.terminationStatus)"
+    }
+
+    /// Waits until every process of `host` runs again and its nodes are live members.
+    func waitForHost(_ host: String, nodes: [String], run: inout Run) async -> Bool {
+        let deadline = clock.nowMs() + settings.recoveryTimeoutMs
+        while clock.nowMs() < deadline {
+            let observation = await observe(&run)
+            let rows = (observation.processes?.processes ?? []).filter { ClusterProcess(name: $0.name).map(connection.config.hostName(of:)) == host }
+            if !rows.isEmpty, rows.allSatisfy({ $0.state == .running }), Set(nodes).isSubset(of: observation.aliveMembers) { return true }
+            await sleep(ms: settings.pollIntervalMs)
+        }
+        return false
+    }
+
+    func resume(_ targets: [String], control: HostRoutedSupervisor, run: inout Run) async {
         for target in targets {
             do throws(ClientError) {
                 _ = try await control.signal(target, signal: "CONT")
@@ -206,12 +266,16 @@ public struct DrillRunner: Sendable {
     /// Polls until the fault has recovered (and, for kill/stop, the victim's leftover quotes are
     /// gone; for stop, the node stayed paused past the grant TTL so its lapse is exercised).
     func measureRecovery(_ context: FaultContext, run: inout Run) async -> (recoveryMs: Int64?, orphanMs: Int64?) {
-        let watchesOrphans = context.fault.kind == .kill || context.fault.kind == .stop
+        let watchesOrphans = context.fault.kind == .kill || context.fault.kind == .stop || context.fault.kind.targetsHost
         var orphansLeft = watchesOrphans ? Set(context.affected) : []
         var orphanMs: Int64? = nil
         var recoveryMs: Int64? = nil
-        let pausedUntil = context.fault.kind == .stop || context.fault.kind == .stopCoordinator
-            ? context.atMs + connection.config.coordinator.grantTtlMs + 500 : context.atMs
+        let pausedUntil: EpochMs = switch context.fault.kind {
+        case .stop, .stopCoordinator: context.atMs + connection.config.coordinator.grantTtlMs + 500
+        // Cut off until its grants have lapsed and the exchange has pulled its quotes.
+        case .partitionHost: context.atMs + connection.config.coordinator.grantTtlMs + connection.config.node.deadmanTimeoutMs + settings.orphanSlackMs
+        default: context.atMs
+        }
         let deadline = context.atMs + settings.recoveryTimeoutMs
         while true {
             let observation = await observe(&run)

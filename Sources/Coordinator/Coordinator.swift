@@ -61,7 +61,7 @@ public func makeCoordinatorEngine(
     _ environment: ServiceEnvironment, sharedStore: any SharedCoordinatorStore, bootstrap: RecoveredCoordinatorState? = nil
 ) async throws -> CoordinatorEngine {
     await CoordinatorEngine(
-        policy: CoordinatorPolicy(environment.config), sharedStore: sharedStore, signer: try GrantSigner(dataDirectory: environment.dataDirectory),
+        policy: CoordinatorPolicy(environment.config), sharedStore: sharedStore, signer: try environment.secrets.grantSigner(),
         clock: environment.clock, bootstrap: bootstrap, logger: environment.logger)
 }
 
@@ -82,7 +82,7 @@ public func buildCoordinatorApplication(
 /// The engine over `store` with the environment's policy, signing key, clock and logger.
 public func makeCoordinatorEngine(_ environment: ServiceEnvironment, store: any CoordinatorStore) async throws -> CoordinatorEngine {
     try await CoordinatorEngine(
-        policy: CoordinatorPolicy(environment.config), store: store, signer: try GrantSigner(dataDirectory: environment.dataDirectory),
+        policy: CoordinatorPolicy(environment.config), store: store, signer: try environment.secrets.grantSigner(),
         clock: environment.clock, logger: environment.logger)
 }
 

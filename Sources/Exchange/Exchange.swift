@@ -29,7 +29,7 @@ public enum ExchangeService {
     }
 
     public static func makeCore(_ environment: ServiceEnvironment, journal: any ExchangeJournal, snapshots: ExchangeSnapshotStore? = nil) throws -> ExchangeCore {
-        let signer = try GrantSigner(dataDirectory: environment.dataDirectory)
+        let signer = try environment.secrets.grantSigner()
         return try ExchangeCore(
             config: environment.config, signer: signer, clock: environment.clock, journal: journal, snapshots: snapshots, logger: environment.logger)
     }

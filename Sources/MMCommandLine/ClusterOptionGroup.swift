@@ -18,6 +18,11 @@ public struct ClusterOptionGroup: ParsableArguments, Sendable {
         help: ArgumentHelp("Override one config key, e.g. --set listen.port_base=7500 (repeatable; mmd supervise passes it on to every child).", valueName: "key=value"))
     public var overrides: [String] = []
 
+    @Option(help: ArgumentHelp(
+        "With hosts in the config: which host this machine is (its supervisor starts, stops and adds nodes for that host's processes only). Default: the one configured host whose address this machine has.",
+        valueName: "name"))
+    public var host: String?
+
     public init() {}
 
     /// Malformed `--set` items are usage errors, reported before any command runs.
@@ -27,6 +32,26 @@ public struct ClusterOptionGroup: ParsableArguments, Sendable {
         } catch {
             throw ValidationError(error.description)
         }
+        if let host, host != ClusterConfig.localHostName, !isValidHostName(host) {
+            throw ValidationError("--host takes a host name of the config's hosts (a–z, 0–9, '-'; got '\(host)')")
+        }
+    }
+
+    /// The host this machine runs: `--host`, else the configured host whose address is
+    /// assigned here (`isLocalAddress`), else a usage error listing the hosts.
+    public func resolveHost(config: ClusterConfig, isLocalAddress: (String) -> Bool) throws(ValidationError) -> String {
+        if let host {
+            guard config.hostNames.contains(host) else {
+                throw ValidationError("--host \(host) is not a host of the config (\(config.hostNames.joined(separator: ", ")))")
+            }
+            return host
+        }
+        guard config.isMultiHost else { return ClusterConfig.localHostName }
+        let local = config.hosts.filter { isLocalAddress($0.address) }.map(\.name)
+        if local.count == 1 { return local[0] }
+        throw ValidationError(local.isEmpty
+            ? "none of the configured hosts' addresses (\(config.hosts.map { "\($0.name)=\($0.address)" }.joined(separator: ", "))) is on this machine: pass --host NAME"
+            : "several configured hosts' addresses are on this machine (\(local.joined(separator: ", "))): pass --host NAME")
     }
 
     public var dataDirectory: DataDirectory { DataDirectory.resolve(flag: dataDir) }

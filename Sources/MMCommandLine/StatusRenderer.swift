@@ -33,7 +33,17 @@ public struct StatusRenderer: Sendable {
 
     public func render(_ snapshot: ClusterSnapshot, previous: ClusterSnapshot?) -> [String] {
         var lines: [String] = []
-        let supervisorText = snapshot.supervisor.map { "supervisor pid \($0.pid), up \(duration($0.uptimeMs))" } ?? paint("supervisor DOWN", \.red)
+        // The host column, the hosts section and per-host supervisors appear only when the
+        // cluster spans configured hosts: a single-host view reads exactly as it always has.
+        let multiHost = snapshot.isMultiHost
+        let supervisorText: String
+        if multiHost {
+            let answered = snapshot.hosts.count(where: \.reachable)
+            let text = "supervisors \(answered) of \(snapshot.hosts.count) hosts answer"
+            supervisorText = answered == snapshot.hosts.count ? text : paint(text, \.red)
+        } else {
+            supervisorText = snapshot.supervisor.map { "supervisor pid \($0.pid), up \(duration($0.uptimeMs))" } ?? paint("supervisor DOWN", \.red)
+        }
         lines.append(bold("mmctl status") + "  \(dataDirectory)  \(supervisorText)  at \(clock(snapshot.takenAtMs))")
 
         if !snapshot.errors.isEmpty {
@@ -44,17 +54,47 @@ public struct StatusRenderer: Sendable {
             }
         }
 
+        if !snapshot.warnings.isEmpty {
+            lines.append("")
+            lines.append(bold("WARNINGS"))
+            for warning in snapshot.warnings {
+                lines.append("  " + paint("\(warning.kind == ClusterSnapshot.Warning.clockSkew || warning.kind == ClusterSnapshot.Warning.clockSkewBetweenHosts ? "CLOCK SKEW" : warning.kind): \(warning.message)", \.red))
+            }
+        }
+
+        if multiHost {
+            lines.append("")
+            lines.append(bold("HOSTS") + "  (clock: host − this machine, ± half the round trip)")
+            lines.append(header(["HOST", "ADDRESS", "SUPERVISOR", "CLOCK"], widths: hostWidths))
+            for host in snapshot.hosts {
+                let supervisor = host.reachable
+                    ? host.supervisor.map { "pid \($0.pid), up \(duration($0.uptimeMs))" } ?? "answers"
+                    : paint("UNREACHABLE", \.red)
+                lines.append(row(false, [host.name, host.address, supervisor, clockText(host)], widths: hostWidths))
+            }
+        }
+
         lines.append("")
         lines.append(bold("PROCESSES"))
-        lines.append(header(["NAME", "ROLE", "PID", "STATE", "RESTARTS", "UPTIME", "PORT", "LAST EXIT"], widths: processWidths))
+        var processWidths = self.processWidths
+        // Room for "UNREACHABLE" in the state column, only when a row says it.
+        if snapshot.processes.contains(where: { $0.state == .unreachable }) { processWidths[3] = 11 }
+        if multiHost { processWidths.insert(hostColumnWidth(snapshot), at: 1) }
+        let hostColumn: [String] = multiHost ? ["HOST"] : []
+        lines.append(header(["NAME"] + hostColumn + ["ROLE", "PID", "STATE", "RESTARTS", "UPTIME", "PORT", "LAST EXIT"], widths: processWidths))
         let previousProcesses = Dictionary((previous?.processes ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for process in snapshot.processes {
             let old = previousProcesses[process.name]
             let changed = previous != nil && (old == nil || old?.pid != process.pid || old?.state != process.state || old?.restarts != process.restarts)
-            let stateText = paint(process.state.rawValue, process.state == .running ? \.green : (process.state == .fatal ? \.red : \.yellow))
-            lines.append(row(changed, [
-                process.name, process.role, process.pid.map(String.init) ?? "-", stateText, "\(process.restarts)",
-                process.uptimeMs.map(duration) ?? "-", "\(process.port)", process.lastExit.map(exitText) ?? "-",
+            let unreachable = process.state == .unreachable
+            // Unreachable: the state is upper-case and red, and nothing unknown is shown as a figure.
+            let stateText = unreachable
+                ? paint("UNREACHABLE", \.red)
+                : paint(process.state.rawValue, process.state == .running ? \.green : (process.state == .fatal ? \.red : \.yellow))
+            let hostValue: [String] = multiHost ? [process.host ?? "?"] : []
+            lines.append(row(changed, [process.name] + hostValue + [
+                process.role, process.pid.map(String.init) ?? (unreachable ? "?" : "-"), stateText, unreachable ? "?" : "\(process.restarts)",
+                process.uptimeMs.map(duration) ?? (unreachable ? "?" : "-"), "\(process.port)", process.lastExit.map(exitText) ?? (unreachable ? "?" : "-"),
             ], widths: processWidths))
             if process.state == .fatal, let reason = process.fatalReason {
                 lines.append("    " + paint("\(process.name) is fatal: \(reason); 'mmctl restart \(process.name)' after fixing the cause", \.red))
@@ -149,6 +189,23 @@ public struct StatusRenderer: Sendable {
     }
 
     let processWidths = [12, 11, 8, 9, 8, 9, 6, 22]
+    let hostWidths = [10, 24, 24, 30]
+
+    /// As wide as the longest host name (at least "HOST").
+    private func hostColumnWidth(_ snapshot: ClusterSnapshot) -> Int {
+        max(6, (snapshot.processes.compactMap(\.host) + snapshot.hosts.map(\.name)).map(\.count).max() ?? 0)
+    }
+
+    /// "+12ms ±3ms", "SKEWED +812ms ±4ms", or why there is no figure.
+    private func clockText(_ host: ClusterSnapshot.HostView) -> String {
+        guard let estimate = host.clock else {
+            // An unreachable host's error is already under UNREACHABLE.
+            guard host.reachable else { return "-" }
+            return host.clockError.map { paint("? (\($0))", \.yellow) } ?? "-"
+        }
+        let text = "\(estimate.offsetMs >= 0 ? "+" : "-")\(duration(abs(estimate.offsetMs))) ±\(duration(estimate.uncertaintyMs))"
+        return host.clockSkewed ? paint("SKEWED " + text, \.red) : text
+    }
     let symbolWidths = [6, 9, 8, 9, 6, 6, 12, 12, 6, 9, 11, 11, 6]
 
     private func header(_ columns: [String], widths: [Int]) -> String {

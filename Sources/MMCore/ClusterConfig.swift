@@ -429,7 +429,7 @@ extension ClusterConfig {
     public func supervisorURL(host: String) -> String { "\(scheme)://\(Self.urlHost(address(ofHost: host))):\(supervisorPort)" }
 
     /// An IPv6 address goes in brackets in a URL.
-    static func urlHost(_ address: String) -> String { address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address }
+    public static func urlHost(_ address: String) -> String { address.contains(":") && !address.hasPrefix("[") ? "[\(address)]" : address }
 
     /// The name a single-host cluster's one host goes by (in status and `--host`).
     public static let localHostName = "local"

@@ -5,6 +5,9 @@ import Foundation
 ///     DATA_DIR/
 ///       tokens/ROLE            role bearer tokens (0600, directory 0700)
 ///       tokens/grant-signing.key
+///       tokens/node-identity.key   the key every node's own token is derived from
+///       tokens/nodes/NODE          a node's own token (hosts given no key, `mmctl secrets`)
+///       tokens/provisioned.json    secrets made by `mmctl secrets init`/`import`: kept at start
 ///       exchange.sqlite        journal + fill log
 ///       state.sqlite           fill ledger + positions
 ///       coordinator.sqlite     fencing counters + event log
@@ -39,6 +42,12 @@ public struct DataDirectory: Sendable, Hashable {
     public var grantKeyPath: String { file("tokens/grant-signing.key") }
     /// The key every node's own token is derived from (see `NodeIdentity`).
     public var nodeIdentityKeyPath: String { file("tokens/node-identity.key") }
+    /// Single node tokens, on a host given its nodes' tokens but not the key (`mmctl secrets`).
+    public var nodeTokensDirectory: String { file("tokens/nodes") }
+    public func nodeTokenPath(_ node: String) -> String { file("tokens/nodes/\(node)") }
+    /// Present when the secrets were provisioned (`mmctl secrets init` or `import`): `mmctl
+    /// start` then uses them instead of making new ones.
+    public var secretsMarkerPath: String { file("tokens/provisioned.json") }
     public var logsDirectory: String { file("logs") }
     public func logPath(_ process: String) -> String { file("logs/\(process).log") }
     public var pidsDirectory: String { file("pids") }

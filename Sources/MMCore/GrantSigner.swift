@@ -1,20 +1,49 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// Signs and verifies authority grants with the key the coordinator shares with the exchange,
 /// so the exchange can check a grant without calling the coordinator and no node can invent
 /// a token, borrow another node's grant or stretch an expiry.
+///
+/// During a secrets rotation (`mmctl secrets rotate`) it signs with the current key and
+/// accepts grants signed with the staged next key or the retiring previous one too, so a
+/// coordinator and an exchange that reload the rotated secrets at different moments keep
+/// agreeing. Copies share their keys: `reload` updates every copy.
 public struct GrantSigner: Sendable {
     // SymmetricKey is not Sendable; the raw bytes are, and a key is cheap to rebuild.
-    private let keyBytes: [UInt8]
-    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    private let keys: KeyRing
+    private var key: SymmetricKey { SymmetricKey(data: keys.current[0]) }
+
+    private final class KeyRing: Sendable {
+        private let state: Mutex<[[UInt8]]>
+        init(_ keys: [[UInt8]]) { state = Mutex(keys) }
+        /// The signing key first, then the others accepted.
+        var current: [[UInt8]] { state.withLock { $0 } }
+        func replace(_ keys: [[UInt8]]) { state.withLock { $0 = keys } }
+    }
 
     public init(keyHex: String) {
-        self.keyBytes = Array(keyHex.utf8)
+        self.keys = KeyRing([Array(keyHex.utf8)])
     }
 
     public init(dataDirectory: DataDirectory) throws {
-        self.init(keyHex: try dataDirectory.readSecret(dataDirectory.grantKeyPath))
+        self.keys = KeyRing(try Self.keys(in: dataDirectory))
+    }
+
+    /// The current key, then a rotation's next and previous keys when present.
+    static func keys(in dataDirectory: DataDirectory) throws -> [[UInt8]] {
+        var keys = [Array(try dataDirectory.readSecret(dataDirectory.grantKeyPath).utf8)]
+        for set in [ClusterSecrets.TokenSet.next, .previous] {
+            let path = (set.directory(in: dataDirectory) as NSString).appendingPathComponent("grant-signing.key")
+            if FileManager.default.fileExists(atPath: path) { keys.append(Array(try dataDirectory.readSecret(path).utf8)) }
+        }
+        return keys
+    }
+
+    /// Picks up rotated keys (the secrets reload). Keeps the old keys when the files cannot be read.
+    public func reload(from dataDirectory: DataDirectory) throws {
+        keys.replace(try Self.keys(in: dataDirectory))
     }
 
     /// Every signed field, in a fixed order, unambiguously delimited (symbols and node ids
@@ -37,7 +66,7 @@ public struct GrantSigner: Sendable {
         let message = Self.canonicalBytes(
             symbol: grant.symbol, node: grant.node, fencingToken: grant.fencingToken,
             grantedAtMs: grant.grantedAtMs, expiresAtMs: grant.expiresAtMs)
-        return HMAC<SHA256>.isValidAuthenticationCode(presented, authenticating: message, using: key)
+        return keys.current.contains { HMAC<SHA256>.isValidAuthenticationCode(presented, authenticating: message, using: SymmetricKey(data: $0)) }
     }
 
     public enum Verdict: Sendable, Equatable {

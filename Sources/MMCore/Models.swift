@@ -334,14 +334,20 @@ public struct ServiceInfo: Codable, Sendable, Hashable {
     public var pid: Int32
     public var startedAtMs: EpochMs
     public var configDigest: String
+    /// The answering process's own clock (its `EpochClock`) when it built this answer, so a
+    /// reader can estimate how far that clock is from its own (`mmctl status` across hosts,
+    /// `ClockOffset`). Optional because a process of an older build does not send it; a reader
+    /// then knows nothing about that clock rather than something wrong.
+    public var nowMs: EpochMs?
 
-    public init(role: String, name: String, version: String, pid: Int32, startedAtMs: EpochMs, configDigest: String) {
+    public init(role: String, name: String, version: String, pid: Int32, startedAtMs: EpochMs, configDigest: String, nowMs: EpochMs? = nil) {
         self.role = role
         self.name = name
         self.version = version
         self.pid = pid
         self.startedAtMs = startedAtMs
         self.configDigest = configDigest
+        self.nowMs = nowMs
     }
 }
 

@@ -59,12 +59,20 @@ public struct NodeIdentity: Sendable {
 public struct RoleTokens: Sendable {
     public let tokens: [Role: String]
     public let nodeIdentity: NodeIdentity?
+    /// Node tokens held as such (a host given only its own nodes' tokens by `mmctl secrets
+    /// export`, without the key that derives them), by node id.
+    public let nodeTokens: [String: String]
+    /// Other sets accepted too, never presented: during a rotation (`mmctl secrets rotate`)
+    /// the staged next set, then the retiring previous one.
+    public let alsoAccepted: [RoleTokens]
     /// The tokens' bytes, converted once: every request is checked against all of them.
     private let expectedBytes: [(role: Role, bytes: [UInt8])]
 
-    public init(tokens: [Role: String], nodeIdentity: NodeIdentity? = nil) {
+    public init(tokens: [Role: String], nodeIdentity: NodeIdentity? = nil, nodeTokens: [String: String] = [:], alsoAccepted: [RoleTokens] = []) {
         self.tokens = tokens.filter { $0.key != .node }
         self.nodeIdentity = nodeIdentity
+        self.nodeTokens = nodeTokens
+        self.alsoAccepted = alsoAccepted
         self.expectedBytes = Role.sharedTokenRoles.compactMap { role in tokens[role].map { (role, Array($0.utf8)) } }
     }
 
@@ -72,7 +80,7 @@ public struct RoleTokens: Sendable {
     public func token(for role: Role) -> String? { tokens[role] }
 
     /// Node `node`'s own token (nil when this process does not hold the node-identity key).
-    public func nodeToken(for node: String) -> String? { nodeIdentity?.token(for: node) }
+    public func nodeToken(for node: String) -> String? { nodeIdentity?.token(for: node) ?? nodeTokens[node] }
 
     /// The token a caller of `role` presents: the role's shared one, or for `.node` the one
     /// naming node `node`.
@@ -87,6 +95,12 @@ public struct RoleTokens: Sendable {
     /// time against every role, so the time taken reveals neither which role nor how many
     /// bytes matched; a node token is recomputed from its id and compared in constant time.
     public func caller(forToken presented: some StringProtocol) -> Caller? {
+        if let caller = ownCaller(forToken: presented) { return caller }
+        for set in alsoAccepted { if let caller = set.ownCaller(forToken: presented) { return caller } }
+        return nil
+    }
+
+    private func ownCaller(forToken presented: some StringProtocol) -> Caller? {
         if presented.hasPrefix(NodeIdentity.prefix) {
             return nodeIdentity?.node(forToken: presented).map { Caller(role: .node, node: $0) }
         }
@@ -115,6 +129,35 @@ public struct RoleTokens: Sendable {
         return RoleTokens(tokens: tokens, nodeIdentity: NodeIdentity(keyHex: identityKey))
     }
 
+    /// Reads what `mmctl secrets import` gave this host: the shared tokens present, the
+    /// node-identity key if present, and any node tokens under tokens/nodes/. A host holds only
+    /// what its processes need (`ClusterSecrets.needs`), so absent files are not an error here.
+    /// A rotation's next and previous sets, when present, are accepted as well.
+    public static func loadProvisioned(from dataDirectory: DataDirectory) throws -> RoleTokens {
+        let current = try loadSet(dataDirectory, directory: ClusterSecrets.TokenSet.current.directory(in: dataDirectory))
+        var others: [RoleTokens] = []
+        for set in [ClusterSecrets.TokenSet.next, .previous] where FileManager.default.fileExists(atPath: set.directory(in: dataDirectory)) {
+            others.append(try loadSet(dataDirectory, directory: set.directory(in: dataDirectory)))
+        }
+        return RoleTokens(tokens: current.tokens, nodeIdentity: current.nodeIdentity, nodeTokens: current.nodeTokens, alsoAccepted: others)
+    }
+
+    /// One set's files in `directory` (DATA_DIR/tokens, or its next/ or previous/).
+    static func loadSet(_ dataDirectory: DataDirectory, directory: String) throws -> RoleTokens {
+        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        var tokens: [Role: String] = [:]
+        for role in Role.sharedTokenRoles where FileManager.default.fileExists(atPath: path(role.rawValue)) {
+            tokens[role] = try dataDirectory.readSecret(path(role.rawValue))
+        }
+        let identity = FileManager.default.fileExists(atPath: path("node-identity.key"))
+            ? NodeIdentity(keyHex: try dataDirectory.readSecret(path("node-identity.key"))) : nil
+        var nodeTokens: [String: String] = [:]
+        for node in (try? FileManager.default.contentsOfDirectory(atPath: path("nodes"))) ?? [] where NodeID.isValid(node) {
+            nodeTokens[node] = try dataDirectory.readSecret(path("nodes/\(node)"))
+        }
+        return RoleTokens(tokens: tokens, nodeIdentity: identity, nodeTokens: nodeTokens)
+    }
+
     /// Reads every shared role's token and the node-identity key. Missing files are an error
     /// naming the file, because a service started without them could not authenticate anyone.
     public static func load(from dataDirectory: DataDirectory) throws -> RoleTokens {
@@ -128,6 +171,7 @@ public struct RoleTokens: Sendable {
     /// Loads the tokens, generating them first when the directory has none (a service
     /// started by hand, outside `mmctl start`).
     public static func loadOrGenerate(in dataDirectory: DataDirectory) throws -> RoleTokens {
+        if ClusterSecrets.isProvisioned(dataDirectory) { return try loadProvisioned(from: dataDirectory) }
         if FileManager.default.fileExists(atPath: dataDirectory.tokenPath(.supervisor)),
            FileManager.default.fileExists(atPath: dataDirectory.nodeIdentityKeyPath),
            FileManager.default.fileExists(atPath: dataDirectory.grantKeyPath) {

@@ -54,14 +54,21 @@ public final class RouteCatalog: Sendable {
 /// method into a 405.
 public struct AuthorizedRouter {
     public let router: Router<MMRequestContext>
-    public let tokens: RoleTokens
+    /// Read at every request: a secrets rotation takes effect without a restart.
+    public let secrets: LiveSecrets
     public let catalog: RouteCatalog
 
+    public var tokens: RoleTokens { secrets.tokens }
+
     public init(tokens: RoleTokens) {
+        self.init(secrets: LiveSecrets(tokens))
+    }
+
+    public init(secrets: LiveSecrets) {
         let catalog = RouteCatalog()
         router = Router(context: MMRequestContext.self)
         router.add(middleware: ErrorEnvelopeMiddleware(catalog: catalog))
-        self.tokens = tokens
+        self.secrets = secrets
         self.catalog = catalog
     }
 
@@ -70,11 +77,11 @@ public struct AuthorizedRouter {
         _ spec: RouteSpec,
         _ handler: @escaping @Sendable (Request, MMRequestContext) async throws -> Output
     ) {
-        let tokens = self.tokens
+        let secrets = self.secrets
         catalog.add(spec.path, method: spec.method.hummingbird)
         router.on(RouterPath(spec.path), method: spec.method.hummingbird) { request, context in
             var context = context
-            let caller = try authorize(request, spec: spec, tokens: tokens)
+            let caller = try authorize(request, spec: spec, tokens: secrets.tokens)
             context.role = caller.role
             context.node = caller.node
             return try jsonResponse(try await handler(request, context))
@@ -86,11 +93,11 @@ public struct AuthorizedRouter {
         _ spec: RouteSpec,
         _ handler: @escaping @Sendable (Request, MMRequestContext) async throws -> Response
     ) {
-        let tokens = self.tokens
+        let secrets = self.secrets
         catalog.add(spec.path, method: spec.method.hummingbird)
         router.on(RouterPath(spec.path), method: spec.method.hummingbird) { request, context in
             var context = context
-            let caller = try authorize(request, spec: spec, tokens: tokens)
+            let caller = try authorize(request, spec: spec, tokens: secrets.tokens)
             context.role = caller.role
             context.node = caller.node
             return try await handler(request, context)

@@ -31,7 +31,7 @@ public func buildServiceRouter(
     readiness: @escaping @Sendable () async -> Readiness = { .ready }
 ) -> AuthorizedRouter {
     BodyLimit.set(environment.config.http.maxBodyBytes)
-    let authorized = AuthorizedRouter(tokens: environment.tokens)
+    let authorized = AuthorizedRouter(secrets: environment.secrets)
     authorized.router.add(middleware: RequestMetricsMiddleware())
     authorized.openGet(CommonRoutes.healthz) { _, _ in
         try jsonResponse(HealthBody(status: "ok", detail: environment.process.name))
@@ -43,8 +43,14 @@ public func buildServiceRouter(
             status: state.ready ? .ok : .serviceUnavailable)
     }
     authorized.openGet(CommonRoutes.metrics) { _, _ in metricsResponse() }
+    // Built once (the config digest hashes the whole config); the clock is read per request,
+    // so `now_ms` is the answer's time and status can estimate this host's clock offset.
     let info = environment.info
-    authorized.on(CommonRoutes.info) { _, _ in info }
+    authorized.on(CommonRoutes.info) { _, _ in
+        var answer = info
+        answer.nowMs = environment.clock.nowMs()
+        return answer
+    }
     return authorized
 }
 
@@ -55,7 +61,9 @@ public func metricsResponse() -> Response {
     return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: MetricsBootstrap.registry.emitToString())))
 }
 
-/// Builds the Hummingbird application bound to the service's loopback address.
+/// Builds the Hummingbird application bound to the service's address: HTTPS with its host's
+/// certificate when `tls` is configured (a TLS file that cannot be used ends `run()` with a
+/// `TLSSetupError` naming the key and path), plain HTTP otherwise.
 public func buildApplication(
     _ environment: ServiceEnvironment,
     router: AuthorizedRouter,
@@ -64,6 +72,7 @@ public func buildApplication(
 ) -> some ApplicationProtocol {
     Application(
         router: router.router,
+        server: TLSServerSetup.serverBuilder(environment.config, host: environment.hostName),
         configuration: .init(address: .hostname(environment.host, port: environment.port), serverName: "mmd-\(environment.process.name)"),
         services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? environment.port) },
@@ -87,6 +96,7 @@ public func runService(
 ) async throws {
     var services: [any Service] = [onShutdown.map { ShutdownHooked(application, onShutdown: $0) } ?? application]
     if exitWithParent { services.append(ParentWatchService(logger: environment.logger)) }
+    services.append(SecretsReloadService(secrets: environment.secrets, logger: environment.logger))
     let group = ServiceGroup(
         configuration: .init(
             services: services.map { .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup) },

@@ -33,7 +33,7 @@ public struct MarketMakerNode {
     /// `incarnation` nil: a random one, unique to this start of the process.
     public init(environment: ServiceEnvironment, dependencies: NodeDependencies, time: any MonotonicTimeSource, incarnation: String? = nil) {
         let settings = NodeSettings(
-            nodeId: environment.process.name, address: "http://\(environment.host):\(environment.port)", config: environment.config,
+            nodeId: environment.process.name, address: "\(environment.config.scheme)://\(ClusterConfig.urlHost(environment.host)):\(environment.port)", config: environment.config,
             incarnation: incarnation)
         let state = NodeState(settings: settings, time: time, clock: environment.clock, logger: environment.logger)
         self.state = state

@@ -102,6 +102,31 @@ public let spawnSetSID: Int32 = 0x80
 // MARK: Ports, pids, locks
 
 public enum HostChecks {
+    /// Whether `address` (IPv4 or IPv6) is assigned to this machine (in this network
+    /// namespace): binding it to an ephemeral port succeeds only then.
+    public static func isLocalAddress(_ address: String) -> Bool {
+        if address.contains(":") {
+            var socketAddress = sockaddr_in6()
+            socketAddress.sin6_family = sa_family_t(AF_INET6)
+            guard inet_pton(AF_INET6, address.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), &socketAddress.sin6_addr) == 1 else { return false }
+            let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            return withUnsafePointer(to: &socketAddress) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            } == 0
+        }
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        guard inet_pton(AF_INET, address == "localhost" ? "127.0.0.1" : address, &socketAddress.sin_addr) == 1 else { return false }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return withUnsafePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
     /// The argv of a live process, from /proc (empty when it is gone or not ours to read).
     public static func commandLine(of pid: Int32) -> [String] {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return [] }

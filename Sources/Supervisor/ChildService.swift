@@ -20,6 +20,8 @@ struct SupervisionContext: Sendable {
     let logger: Logger
     /// Prefix of every node incarnation this supervisor starts (unique per supervisor run).
     let incarnationPrefix: String
+    /// The host whose processes this supervisor runs (`ClusterConfig.hostNames`).
+    let host: String
     /// How often a starting process's readiness is probed.
     let readinessPollMs: Int64 = 25
 }

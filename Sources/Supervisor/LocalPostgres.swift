@@ -7,7 +7,7 @@ import Glibc
 
 /// The local PostgreSQL 15 that `mmctl start` runs for `state.backend: postgres` without a url:
 /// Debian's binaries, the cluster in DATA_DIR/postgres/data (initdb on the first start), a
-/// generated password in DATA_DIR/postgres/password, listening on `listen.host` at
+/// generated password in DATA_DIR/postgres/password, listening on its host's address at
 /// `port_base + 9` and on a Unix socket in DATA_DIR/postgres/run. initdb and the server refuse to
 /// run as root, so when the supervisor is root both run as the `postgres` system user (which
 /// Debian's package creates); the directory is handed to that user.
@@ -82,7 +82,8 @@ public struct LocalPostgres: Sendable {
         } catch {
             throw .setup("\(dataDirectory.postgresDirectory): \(error)")
         }
-        guard !FileManager.default.fileExists(atPath: dataDirectory.postgresDataPath + "/PG_VERSION") else { return }
+        guard !FileManager.default.fileExists(atPath: dataDirectory.postgresDataPath + "/PG_VERSION") else { return try allowClusterHosts() }
+        defer { try? allowClusterHosts() }
         // A half-made cluster from an interrupted initdb is started over.
         try? FileManager.default.removeItem(atPath: dataDirectory.postgresDataPath)
         let status = run(
@@ -93,13 +94,36 @@ public struct LocalPostgres: Sendable {
         guard status == 0 else { throw .setup("initdb exited with status \(status) (its output is in this process's log)") }
     }
 
+    /// initdb's pg_hba.conf admits loopback only. On several hosts the state replicas connect
+    /// from their own hosts' addresses: each configured host gets a password (scram) line, in
+    /// a block rewritten at every start so a changed `hosts` never leaves a stale address.
+    func allowClusterHosts() throws(Failure) {
+        let path = dataDirectory.postgresDataPath + "/pg_hba.conf"
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        let begin = "# mm cluster hosts (written by mmd; edits inside are replaced)", end = "# end of mm cluster hosts"
+        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if let first = lines.firstIndex(of: begin), let last = lines.firstIndex(of: end), first <= last { lines.removeSubrange(first...last) }
+        while lines.last == "" { lines.removeLast() }
+        if config.isMultiHost {
+            lines.append(begin)
+            for host in config.hosts {
+                let mask = host.address.contains(":") ? "128" : "32"
+                lines.append("host all all \(host.address)/\(mask) scram-sha-256")
+            }
+            lines.append(end)
+        }
+        do { try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path)) } catch {
+            throw .setup("\(path): \(error)")
+        }
+    }
+
     /// The server's arguments: durable (fsync on) since it holds the ledger of record; loopback
     /// and a private socket directory only.
     public var serverArguments: [String] {
         [
             "\(Self.binDirectory)/postgres", "-D", dataDirectory.postgresDataPath,
             "-p", "\(config.port(of: .postgres))", "-k", dataDirectory.postgresSocketDirectory,
-            "-c", "listen_addresses=\(config.listen.host)", "-c", "max_connections=100",
+            "-c", "listen_addresses=\(config.address(of: .postgres))", "-c", "max_connections=100",
             "-c", "logging_collector=off", "-c", "log_min_messages=warning",
         ]
     }

@@ -57,12 +57,13 @@ public struct ChildLaunchSettings: Sendable {
     /// its data under DATA_DIR/etcd/etcdK, its client and peer ports from `listen.port_base`,
     /// a cluster token unique to the port base, so two local clusters never join each other.
     static func etcdArguments(member: Int, config: ClusterConfig, dataDirectory: DataDirectory) -> [String] {
-        let host = config.listen.host
+        // Each member at its own host's address: a local etcd cluster may span hosts.
+        func peerURLOf(_ index: Int) -> String { "http://\(ClusterConfig.urlHost(config.address(of: .etcd(index)))):\(config.etcdPeerPort(index))" }
         let name = ClusterProcess.etcd(member).name
         let clientURL = config.baseURL(of: .etcd(member))
-        let peerURL = "http://\(host):\(config.etcdPeerPort(member))"
+        let peerURL = peerURLOf(member)
         let initialCluster = (1...max(1, config.coordinator.etcd.localMembers))
-            .map { "\(ClusterProcess.etcd($0).name)=http://\(host):\(config.etcdPeerPort($0))" }
+            .map { "\(ClusterProcess.etcd($0).name)=\(peerURLOf($0))" }
             .joined(separator: ",")
         return [
             "--name", name, "--data-dir", dataDirectory.etcdDataPath(name),
@@ -141,14 +142,15 @@ public actor ProcessSupervisor {
     public init(
         config: ClusterConfig, dataDirectory: DataDirectory, launch: ChildLaunchSettings,
         spawner: any ChildSpawner = PosixChildSpawner(), probe: (any ReadinessProbe)? = nil,
-        deathReporter: any DeathReporter = NoDeathReporter(), clock: any SupervisorClock = RealSupervisorClock(), logger: Logger
+        deathReporter: any DeathReporter = NoDeathReporter(), clock: any SupervisorClock = RealSupervisorClock(), logger: Logger,
+        host: String? = nil
     ) {
         let journal = SupervisorJournal(clock: clock)
         let startedAtMs = clock.nowMs()
         self.context = SupervisionContext(
             config: config, dataDirectory: dataDirectory, launch: launch, policy: RestartPolicy(config.supervisor),
             spawner: spawner, probe: probe ?? HTTPReadinessProbe(config: config), deathReporter: deathReporter,
-            clock: clock, journal: journal, logger: logger, incarnationPrefix: "\(startedAtMs)")
+            clock: clock, journal: journal, logger: logger, incarnationPrefix: "\(startedAtMs)", host: host ?? config.hostNames[0])
         self.journal = journal
         self.startedAtMs = startedAtMs
         (additions, addChild) = AsyncStream.makeStream(of: ChildService.self)
@@ -228,13 +230,16 @@ public actor ProcessSupervisor {
 
     // MARK: Start and stop
 
-    /// Starts every process in dependency order (`ClusterConfig.processes(nodeCount:)`), each
+    /// The host this supervisor runs the processes of.
+    public nonisolated var host: String { context.host }
+
+    /// Starts every process of this host in dependency order (`ClusterConfig.processes(onHost:nodeCount:)`), each
     /// only after the previous one is ready, except the members of a local etcd cluster: they
     /// start together and are awaited together, since no member is healthy (answers /health,
     /// or anything at all) before a quorum of them runs. Throws with the failing process's log
     /// tail; what was started keeps running until `stopAll` (the daemon always calls it).
     public func startAll(nodeCount: Int) async throws(SupervisorError) {
-        let processes = context.config.processes(nodeCount: max(1, nodeCount))
+        let processes = context.config.processes(onHost: context.host, nodeCount: max(1, nodeCount))
         for tier in Self.startTiers(processes) {
             guard phase == .starting else { throw .io("stopped while starting (at \(tier[0].name))") }
             let started = tier.map { launch($0, initialStart: true) }
@@ -328,12 +333,14 @@ public actor ProcessSupervisor {
 
     public func addNode() throws(APIError) -> ProcessStatus {
         guard phase == .running else { throw phase == .starting ? ControlError.starting : ControlError.shuttingDown }
-        guard let index = (1...ClusterConfig.maxNodes).first(where: { children[.node($0)] == nil }) else {
+        // On several hosts the node ids are shared: this host adds the lowest id placed on it.
+        // Ids placed elsewhere are that host's to run (placement.nodes, placement.nK).
+        guard let index = (1...ClusterConfig.maxNodes).first(where: { children[.node($0)] == nil && context.config.hostName(of: .node($0)) == context.host }) else {
             throw ControlError.nodeLimit(ClusterConfig.maxNodes)
         }
         let process = ClusterProcess.node(index)
         let port = context.config.port(of: process)
-        guard LoopbackSocket.isPortFree(host: context.config.listen.host, port: port) else { throw ControlError.portInUse(process.name, port) }
+        guard LoopbackSocket.isPortFree(host: context.config.address(of: process), port: port) else { throw ControlError.portInUse(process.name, port) }
         context.journal.record("add", process: process, "\(process.name) added on request")
         let child = launch(process, initialStart: false)
         var status = child.status(now: context.clock.nowMs())

@@ -137,7 +137,7 @@ public struct HTTPReadinessProbe: ReadinessProbe {
     }
 
     public func isReady(_ process: ClusterProcess) async -> Bool {
-        if case .postgres = process { return await LocalPostgres.isAccepting(host: config.listen.host, port: config.port(of: .postgres)) }
+        if case .postgres = process { return await LocalPostgres.isAccepting(host: config.address(of: .postgres), port: config.port(of: .postgres)) }
         if case .etcd = process {
             let url = config.baseURL(of: process) + "/health"
             guard let response = try? await transport.send(TransportRequest(method: .GET, url: url, timeoutMs: 500)) else { return false }
@@ -166,6 +166,14 @@ public struct CoordinatorDeathReporter: DeathReporter {
     public init(config: ClusterConfig, token: String, transport: any HTTPTransport = AHCTransport.shared, logger: Logger) {
         // Every replica: the notice must reach whichever one is alive.
         self.coordinator = CoordinatorClient(.coordinator(config, token: token, transport: transport, timeoutMs: 1_000))
+        self.logger = logger
+    }
+
+    /// Presents the supervisor token `secrets` holds at each notice (a rotation changes it).
+    public init(config: ClusterConfig, secrets: LiveSecrets, transport: any HTTPTransport = AHCTransport.shared, logger: Logger) {
+        var endpoint = ServiceEndpoint.coordinator(config, token: secrets.tokens.token(for: .supervisor) ?? "", transport: transport, timeoutMs: 1_000)
+        endpoint.tokenSource = { secrets.tokens.token(for: .supervisor) ?? "" }
+        self.coordinator = CoordinatorClient(endpoint)
         self.logger = logger
     }
 

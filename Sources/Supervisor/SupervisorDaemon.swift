@@ -13,12 +13,15 @@ public struct SupervisorOptions: Sendable {
     public var dataDirectory: DataDirectory
     public var launch: ChildLaunchSettings
     public var nodeCount: Int
+    /// The host whose processes this supervisor runs: one of `config.hostNames`.
+    public var host: String
 
-    public init(config: ClusterConfig, dataDirectory: DataDirectory, launch: ChildLaunchSettings, nodeCount: Int) {
+    public init(config: ClusterConfig, dataDirectory: DataDirectory, launch: ChildLaunchSettings, nodeCount: Int, host: String? = nil) {
         self.config = config
         self.dataDirectory = dataDirectory
         self.launch = launch
         self.nodeCount = nodeCount
+        self.host = host ?? config.hostNames[0]
     }
 }
 
@@ -53,12 +56,17 @@ public enum SupervisorDaemon {
         if !swept.isEmpty { logger.warning("killed \(swept.count) process(es) left by a previous supervisor: \(swept)") }
 
         let nodeCount = max(1, options.nodeCount)
-        if config.runsLocalEtcd && options.launch.etcdPath == nil {
+        let host = options.host
+        guard config.hostNames.contains(host) else {
+            logger.error("host '\(host)' is not in the configuration's hosts (\(config.hostNames.joined(separator: ", ")))")
+            return 64
+        }
+        if config.runsLocalEtcd && options.launch.etcdPath == nil && config.processes(onHost: host, nodeCount: nodeCount).contains(where: { if case .etcd = $0 { true } else { false } }) {
             logger.error("\(EtcdProgram.notInstalled)")
             return 1
         }
-        for (name, port) in Self.listeningPorts(config: config, nodeCount: nodeCount) {
-            guard LoopbackSocket.isPortFree(host: config.listen.host, port: port) else {
+        for (name, address, port) in Self.listeningPorts(config: config, host: host, nodeCount: nodeCount) {
+            guard LoopbackSocket.isPortFree(host: address, port: port) else {
                 let error = SupervisorError.portInUse(process: name, port: port)
                 logger.error("\(error)")
                 return error.exitCode
@@ -67,30 +75,40 @@ public enum SupervisorDaemon {
 
         let tokens: RoleTokens
         do {
-            tokens = try RoleTokens.generate(in: dataDirectory)
+            tokens = try ClusterSecrets.tokensForStart(config: config, host: host, dataDirectory: dataDirectory)
             try MMJSON.encode(config, pretty: true).write(to: URL(fileURLWithPath: dataDirectory.effectiveConfigPath), options: .atomic)
         } catch {
             logger.error("cannot write role tokens or effective config in \(dataDirectory.path): \(error)")
             return 1
         }
 
-        let notifier = CoordinatorDeathReporter(config: config, token: tokens.token(for: .supervisor) ?? "", logger: logger)
-        let supervisor = ProcessSupervisor(config: config, dataDirectory: dataDirectory, launch: options.launch, deathReporter: notifier, logger: logger)
-        let state = SupervisorStateFile(pid: getpid(), url: config.supervisorURL, startedAtMs: supervisor.startedAtMs)
+        let secrets = LiveSecrets(tokens, dataDirectory: dataDirectory)
+        let notifier = CoordinatorDeathReporter(config: config, secrets: secrets, logger: logger)
+        let supervisor = ProcessSupervisor(config: config, dataDirectory: dataDirectory, launch: options.launch, deathReporter: notifier, logger: logger, host: host)
+        let state = SupervisorStateFile(pid: getpid(), url: config.supervisorURL(host: host), startedAtMs: supervisor.startedAtMs)
         try? state.write(dataDirectory)
         defer { try? FileManager.default.removeItem(atPath: dataDirectory.supervisorStatePath) }
 
         let shutdownRequests = ShutdownRequests()
-        let router = buildControlRouter(supervisor: supervisor, tokens: tokens, config: config, shutdown: shutdownRequests)
+        let router = buildControlRouter(supervisor: supervisor, secrets: secrets, config: config, shutdown: shutdownRequests)
+        // HTTPS with this host's certificate when `tls` is set, and the probe's and death
+        // reporter's https trusting tls.ca; an unusable TLS file stops the start here, before
+        // any child is spawned.
+        do { try TLSServerSetup.prepareProcess(config, host: host) } catch {
+            logger.error("\(error)")
+            return 1
+        }
         let app = Application(
             router: router.router,
-            configuration: .init(address: .hostname(config.listen.host, port: config.supervisorPort), serverName: "mmd-supervisor"),
+            server: TLSServerSetup.serverBuilder(config, host: host),
+            configuration: .init(address: .hostname(config.address(ofHost: host), port: config.supervisorPort), serverName: "mmd-supervisor"),
             logger: logger)
         let tree = ProcessTreeService(supervisor: supervisor, nodeCount: nodeCount, stopGraceMs: config.supervisor.stopGraceMs, shutdown: shutdownRequests, onReady: onReady, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: app),
                 .init(service: tree, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+                .init(service: SecretsReloadService(secrets: secrets, logger: logger)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
@@ -121,11 +139,12 @@ public enum SupervisorDaemon {
 
     /// Every port the cluster will listen on, by who listens there: the supervisor's, each
     /// process's, and each local etcd member's peer port too.
-    static func listeningPorts(config: ClusterConfig, nodeCount: Int) -> [(name: String, port: Int)] {
-        var ports: [(name: String, port: Int)] = [("supervisor", config.supervisorPort)]
-        for process in config.processes(nodeCount: nodeCount) {
-            ports.append((process.name, config.port(of: process)))
-            if case .etcd(let member) = process { ports.append(("\(process.name) (peer)", config.etcdPeerPort(member))) }
+    static func listeningPorts(config: ClusterConfig, host: String, nodeCount: Int) -> [(name: String, address: String, port: Int)] {
+        var ports: [(name: String, address: String, port: Int)] = [("supervisor", config.address(ofHost: host), config.supervisorPort)]
+        for process in config.processes(onHost: host, nodeCount: nodeCount) {
+            let address = config.address(of: process)
+            ports.append((process.name, address, config.port(of: process)))
+            if case .etcd(let member) = process { ports.append(("\(process.name) (peer)", address, config.etcdPeerPort(member))) }
         }
         return ports
     }
@@ -231,8 +250,12 @@ struct SupervisorHealth: Codable, Sendable {
 
 /// The control API: every route in `SupervisorRoutes`, role-checked by `AuthorizedRouter`.
 func buildControlRouter(supervisor: ProcessSupervisor, tokens: RoleTokens, config: ClusterConfig, shutdown: ShutdownRequests) -> AuthorizedRouter {
+    buildControlRouter(supervisor: supervisor, secrets: LiveSecrets(tokens), config: config, shutdown: shutdown)
+}
+
+func buildControlRouter(supervisor: ProcessSupervisor, secrets: LiveSecrets, config: ClusterConfig, shutdown: ShutdownRequests) -> AuthorizedRouter {
     BodyLimit.set(config.http.maxBodyBytes)
-    let authorized = AuthorizedRouter(tokens: tokens)
+    let authorized = AuthorizedRouter(secrets: secrets)
     authorized.router.add(middleware: RequestMetricsMiddleware())
     authorized.openGet(CommonRoutes.healthz) { _, _ in
         try jsonResponse(SupervisorHealth(status: "ok", detail: "supervisor"))
@@ -248,7 +271,13 @@ func buildControlRouter(supervisor: ProcessSupervisor, tokens: RoleTokens, confi
         return try jsonResponse(SupervisorHealth(status: ready ? "ready" : "not_ready", detail: phase.rawValue), status: ready ? .ok : .serviceUnavailable)
     }
     let info = ServiceInfo(role: "supervisor", name: "supervisor", version: MMVersion.current, pid: getpid(), startedAtMs: supervisor.startedAtMs, configDigest: config.digest)
-    authorized.on(CommonRoutes.info) { _, _ in info }
+    // `now_ms` per request: this host's clock, which status compares with its own.
+    let clock = MonotonicEpochClock()
+    authorized.on(CommonRoutes.info) { _, _ in
+        var answer = info
+        answer.nowMs = clock.nowMs()
+        return answer
+    }
     registerControlRoutes(authorized, supervisor: supervisor, config: config, shutdown: shutdown)
     return authorized
 }

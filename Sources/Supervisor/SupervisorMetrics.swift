@@ -14,7 +14,9 @@ final class SupervisorMetrics: Sendable {
             let name = process.name
             ServiceMetrics.gauge("mm_supervisor_process_up", "1 while the process is running, else 0.", labels: [("process", name)])
                 .set(Int64(process.state == .running ? 1 : 0))
-            for state in ProcessState.allCases {
+            // `unreachable` is what a status view says of another host's process; a supervisor
+            // never reports its own that way.
+            for state in ProcessState.allCases where state != .unreachable {
                 ServiceMetrics.gauge(
                     "mm_supervisor_process_state", "The process's supervision state (one series per state; the current one is 1).",
                     labels: [("process", name), ("state", state.rawValue)]

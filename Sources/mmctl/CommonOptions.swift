@@ -23,13 +23,18 @@ extension ClusterOptionGroup {
     /// it was started with (DATA_DIR/effective-config.json), so `--set` given to `start`
     /// need not be repeated; `--config`/`--set` here take precedence. Without either, the
     /// discovered file (`$MMCTL_CONFIG`, `./etc/mmctl.yaml`) or the built-ins.
+    /// Every `CurlTransport()` made afterwards trusts this config's `tls.ca` (see
+    /// `CurlTransport.useClusterTrust`: one cluster per mmctl run).
     func resolveConfig(extra: [String: String] = [:]) async throws -> ClusterConfig {
         if config == nil, overrides.isEmpty, extra.isEmpty,
            let data = FileManager.default.contents(atPath: dataDirectory.effectiveConfigPath),
            let effective = try? MMJSON.decode(ClusterConfig.self, from: data) {
+            CurlTransport.useClusterTrust(effective)
             return effective
         }
-        return try await loadDiscoveredConfig(extra: extra)
+        let discovered = try await loadDiscoveredConfig(extra: extra)
+        CurlTransport.useClusterTrust(discovered)
+        return discovered
     }
 
     func token(_ role: Role) throws -> String {
@@ -42,8 +47,21 @@ extension ClusterOptionGroup {
 
     /// The supervisor's control API, authenticated as `role` (supervisor for mutations,
     /// observer for reads).
-    func supervisorClient(as role: Role, config: ClusterConfig, timeoutMs: Int64 = 5_000) throws -> SupervisorClient {
-        SupervisorClient(ServiceEndpoint(baseURL: config.supervisorURL, token: try token(role), transport: CurlTransport(), timeoutMs: timeoutMs))
+    func supervisorClient(as role: Role, config: ClusterConfig, host: String? = nil, timeoutMs: Int64 = 5_000) throws -> SupervisorClient {
+        SupervisorClient(ServiceEndpoint(baseURL: config.supervisorURL(host: host ?? config.hostNames[0]), token: try token(role), transport: CurlTransport(), timeoutMs: timeoutMs))
+    }
+
+    /// The supervisor of the host that runs process `name` (on several hosts each supervisor
+    /// answers for its own host's processes only).
+    func supervisorClient(as role: Role, config: ClusterConfig, forProcess name: String, timeoutMs: Int64 = 5_000) throws -> SupervisorClient {
+        try supervisorClient(as: role, config: config, host: ClusterProcess(name: name).map(config.hostName(of:)), timeoutMs: timeoutMs)
+    }
+
+    /// The host this machine is (`--host`, else found by address); a usage error otherwise.
+    func thisHost(config: ClusterConfig) throws -> String {
+        do { return try resolveHost(config: config, isLocalAddress: HostChecks.isLocalAddress) } catch {
+            throw CLIFailure(ExitStatus.usage, error.message)
+        }
     }
 }
 

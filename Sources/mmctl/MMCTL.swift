@@ -15,7 +15,7 @@ struct MMCTL: AsyncParsableCommand {
         version: MMVersion.current,
         subcommands: [
             Start.self, Stop.self, Status.self, Events.self, KillNode.self, ResumeNode.self, NodeCommand.self,
-            Restart.self, Logs.self, CheckCommand.self, DrillCommand.self, ConfigCommand.self, Version.self,
+            Restart.self, Logs.self, CheckCommand.self, DrillCommand.self, ConfigCommand.self, SecretsCommand.self, Version.self,
         ]
     )
 }

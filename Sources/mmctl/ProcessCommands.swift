@@ -58,7 +58,7 @@ struct KillNode: AsyncParsableCommand {
     func run() async throws {
         try await runReportingFailures {
             let config = try await cluster.resolveConfig()
-            let client = try cluster.supervisorClient(as: .supervisor, config: config)
+            let client = try cluster.supervisorClient(as: .supervisor, config: config, forProcess: id)
             do {
                 let before = try await client.signal(id, signal: signal.uppercased())
                 if output.json {
@@ -89,7 +89,7 @@ struct ResumeNode: AsyncParsableCommand {
     func run() async throws {
         try await runReportingFailures {
             let config = try await cluster.resolveConfig()
-            let client = try cluster.supervisorClient(as: .supervisor, config: config)
+            let client = try cluster.supervisorClient(as: .supervisor, config: config, forProcess: id)
             do {
                 let status = try await client.signal(id, signal: "CONT")
                 if output.json {
@@ -122,7 +122,7 @@ struct NodeCommand: AsyncParsableCommand {
         func run() async throws {
             try await runReportingFailures {
                 let config = try await cluster.resolveConfig()
-                let client = try cluster.supervisorClient(as: .supervisor, config: config)
+                let client = try cluster.supervisorClient(as: .supervisor, config: config, host: try cluster.thisHost(config: config))
                 do {
                     let status = try await client.addNode()
                     var waited: Int64?
@@ -156,7 +156,7 @@ struct NodeCommand: AsyncParsableCommand {
         func run() async throws {
             try await runReportingFailures {
                 let config = try await cluster.resolveConfig()
-                let client = try cluster.supervisorClient(as: .supervisor, config: config)
+                let client = try cluster.supervisorClient(as: .supervisor, config: config, forProcess: id)
                 do {
                     let status = try await client.removeNode(id)
                     if output.json {
@@ -197,7 +197,7 @@ struct Restart: AsyncParsableCommand {
     func run() async throws {
         try await runReportingFailures {
             let config = try await cluster.resolveConfig()
-            let client = try cluster.supervisorClient(as: .supervisor, config: config)
+            let client = try cluster.supervisorClient(as: .supervisor, config: config, forProcess: service)
             do {
                 var before: Int32?
                 if waiting.wait { before = try await client.processes().processes.first { $0.name == service }?.pid }
@@ -252,7 +252,22 @@ struct Logs: AsyncParsableCommand {
             let dataDirectory = cluster.dataDirectory
             let path = dataDirectory.logPath(service)
             var shown: [String]?
-            if service != "supervisor", let config = try? await cluster.resolveConfig(), let client = try? cluster.supervisorClient(as: .observer, config: config, timeoutMs: 2_000) {
+            let config = try? await cluster.resolveConfig()
+            if let config, config.isMultiHost, let process = ClusterProcess(name: service) {
+                // Another host's process: its log is on that host, through its supervisor.
+                let host = config.hostName(of: process)
+                if host != (try? cluster.thisHost(config: config)) {
+                    if follow { throw CLIFailure(ExitStatus.usage, "\(service) runs on host \(host): --follow reads the log file, so run it there") }
+                    do {
+                        let lines = try await cluster.supervisorClient(as: .observer, config: config, host: host, timeoutMs: 5_000).logs(service, lines: lines).lines
+                        for line in lines { writeStdout(output.json ? try logLineJSON(line) : line + "\n") }
+                        return ExitStatus.ok
+                    } catch let error as ClientError {
+                        throw error.asCLIFailure("logs \(service) (host \(host))", dataDirectory: dataDirectory)
+                    }
+                }
+            }
+            if service != "supervisor", let config, let client = try? cluster.supervisorClient(as: .observer, config: config, forProcess: service, timeoutMs: 2_000) {
                 shown = try? await client.logs(service, lines: lines).lines
             }
             if shown == nil {

@@ -40,6 +40,8 @@ struct Start: AsyncParsableCommand {
             // Start always resolves from --config ($MMCTL_CONFIG, ./etc/mmctl.yaml)/--set/env,
             // never from a previous run's file.
             let config = try await cluster.loadDiscoveredConfig(extra: extra)
+            // Waiting for the supervisor goes through libcurl: over TLS, trusting tls.ca.
+            CurlTransport.useClusterTrust(config)
             let overrides = try cluster.parsedOverrides().merging(extra) { _, new in new }
             try dataDirectory.ensureExists()
             if DataDirectoryLock.isHeld(dataDirectory) {
@@ -48,17 +50,19 @@ struct Start: AsyncParsableCommand {
             // The discovered file, as an absolute path: the supervisor and every child read it.
             let configPath = cluster.discoveredConfig().path
             let passThrough = overrides.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            let host = try cluster.thisHost(config: config)
             var arguments = [mmdPath(), "supervise", "--data-dir", dataDirectory.path]
+            if config.isMultiHost { arguments += ["--host", host] }
             if let configPath { arguments += ["--config", configPath] }
             for item in passThrough { arguments += ["--set", item] }
-            if foreground { return try await runInForeground(arguments, config: config, dataDirectory: dataDirectory, json: output.json) }
+            if foreground { return try await runInForeground(arguments, config: config, host: host, dataDirectory: dataDirectory, json: output.json) }
             let logPath = dataDirectory.logPath("supervisor")
             let startOffset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? UInt64) ?? 0
             let pid: Int32
             do { pid = try DetachedSpawn.spawn(executable: arguments[0], arguments: arguments, logPath: logPath) } catch let error as SupervisorError {
                 throw CLIFailure(ExitStatus.failed, error.description)
             }
-            let processCount = config.processes.count
+            let processCount = max(1, config.processes(onHost: host, nodeCount: config.nodeCount).count)
             let deadline = ContinuousClock.now + .milliseconds(config.supervisor.readyTimeoutMs * Int64(processCount) + 10_000)
             let transport = CurlTransport()
             let progress = Progress()
@@ -68,7 +72,7 @@ struct Start: AsyncParsableCommand {
             while ContinuousClock.now < deadline {
                 if progress.enabled, ContinuousClock.now >= nextProgress {
                     nextProgress = ContinuousClock.now + .milliseconds(200)
-                    progress.update(await startProgress(config: config, dataDirectory: dataDirectory, since: started))
+                    progress.update(await startProgress(config: config, host: host, dataDirectory: dataDirectory, since: started))
                 }
                 if let code = DetachedSpawn.exitCodeIfEnded(pid) {
                     progress.finish()
@@ -76,10 +80,10 @@ struct Start: AsyncParsableCommand {
                     writeStderr("mmctl: the cluster did not start (supervisor exit \(code)):\n\(output)\n")
                     return code == 0 ? ExitStatus.failed : code
                 }
-                if let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL + CommonRoutes.readyz, timeoutMs: 500)),
+                if let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL(host: host) + CommonRoutes.readyz, timeoutMs: 500)),
                    response.status == 200 {
                     progress.finish()
-                    try await printStarted(config: config, dataDirectory: dataDirectory, json: output.json)
+                    try await printStarted(config: config, host: host, dataDirectory: dataDirectory, json: output.json)
                     return ExitStatus.ok
                 }
                 try? await Task.sleep(for: .milliseconds(50))
@@ -100,16 +104,17 @@ struct Start: AsyncParsableCommand {
 
 /// What `start` is waiting for, from the supervisor's process list: the processes not yet
 /// running, in start order (each starts only after the previous one is ready).
-func startProgress(config: ClusterConfig, dataDirectory: DataDirectory, since started: ContinuousClock.Instant) async -> String {
+func startProgress(config: ClusterConfig, host: String, dataDirectory: DataDirectory, since started: ContinuousClock.Instant) async -> String {
     let elapsed = ContinuousClock.now - started
     let seconds = "\(elapsed.components.seconds).\(elapsed.components.attoseconds / 100_000_000_000_000_000)s"
     guard let token = try? dataDirectory.readSecret(dataDirectory.tokenPath(.observer)),
-          let list = try? await SupervisorClient(ServiceEndpoint(baseURL: config.supervisorURL, token: token, transport: CurlTransport(), timeoutMs: 300)).processes()
+          let list = try? await SupervisorClient(ServiceEndpoint(baseURL: config.supervisorURL(host: host), token: token, transport: CurlTransport(), timeoutMs: 300)).processes()
     else { return "starting the supervisor … (\(seconds))" }
     let running = list.processes.filter { $0.state == .running }.count
     let waiting = list.processes.first { $0.state != .running }
     let what = waiting.map { "waiting for \($0.name) (\($0.state.rawValue)\($0.state == .starting ? ": not ready yet" : ""))" } ?? "waiting for the supervisor to report ready"
-    return "starting: \(running)/\(max(list.processes.count, config.processes.count)) running, \(what) (\(seconds))"
+    let expected = config.processes(onHost: host, nodeCount: config.nodeCount).count
+    return "starting\(config.isMultiHost ? " host \(host)" : ""): \(running)/\(max(list.processes.count, expected)) running, \(what) (\(seconds))"
 }
 
 /// What `start` prints once the cluster is up.
@@ -117,19 +122,23 @@ struct StartedOutput: Encodable {
     var schemaVersion = outputSchemaVersion
     var dataDir: String
     var guiUrl: String
+    /// The host this start was for (`local` on a single host).
+    var host: String
     var processes: [ProcessStatus]
 }
 
-func printStarted(config: ClusterConfig, dataDirectory: DataDirectory, json: Bool = false) async throws {
+func printStarted(config: ClusterConfig, host: String, dataDirectory: DataDirectory, json: Bool = false) async throws {
     let token = (try? dataDirectory.readSecret(dataDirectory.tokenPath(.observer))) ?? ""
     let snapshot = await ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport()).snapshot()
+    // On several hosts this start started one host's processes: list those.
+    let started = config.isMultiHost ? snapshot.processes.filter { ClusterProcess(name: $0.name).map(config.hostName(of:)) == host } : snapshot.processes
     if json {
-        try writeJSON(StartedOutput(dataDir: dataDirectory.path, guiUrl: "\(config.baseURL(of: .gui))/", processes: snapshot.processes))
+        try writeJSON(StartedOutput(dataDir: dataDirectory.path, guiUrl: "\(config.baseURL(of: .gui))/", host: host, processes: started))
         return
     }
-    writeStdout("cluster is up in \(dataDirectory.path)\n")
+    writeStdout(config.isMultiHost ? "host \(host) of the cluster is up in \(dataDirectory.path)\n" : "cluster is up in \(dataDirectory.path)\n")
     writeStdout("GUI: \(config.baseURL(of: .gui))/\n")
-    for process in snapshot.processes {
+    for process in started {
         writeStdout("  \(process.name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(process.state.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)) pid \(process.pid.map(String.init) ?? "-")  port \(process.port)\n")
     }
 }
@@ -137,7 +146,7 @@ func printStarted(config: ClusterConfig, dataDirectory: DataDirectory, json: Boo
 /// `mmctl start --foreground`: the supervisor in this terminal, its log on stderr. Ctrl-C
 /// reaches it (same process group) and stops the cluster; mmctl waits for it and exits
 /// with its code.
-func runInForeground(_ arguments: [String], config: ClusterConfig, dataDirectory: DataDirectory, json: Bool) async throws -> Int32 {
+func runInForeground(_ arguments: [String], config: ClusterConfig, host: String, dataDirectory: DataDirectory, json: Bool) async throws -> Int32 {
     signal(SIGINT, SIG_IGN)
     signal(SIGTERM, SIG_IGN)
     let pid: Int32
@@ -148,10 +157,10 @@ func runInForeground(_ arguments: [String], config: ClusterConfig, dataDirectory
     let transport = CurlTransport()
     while true {
         if let code = DetachedSpawn.exitCodeIfEnded(pid) { return code }
-        if !announced, let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL + CommonRoutes.readyz, timeoutMs: 500)),
+        if !announced, let response = try? await transport.send(TransportRequest(method: .GET, url: config.supervisorURL(host: host) + CommonRoutes.readyz, timeoutMs: 500)),
            response.status == 200 {
             announced = true
-            try await printStarted(config: config, dataDirectory: dataDirectory, json: json)
+            try await printStarted(config: config, host: host, dataDirectory: dataDirectory, json: json)
         }
         try? await Task.sleep(for: .milliseconds(announced ? 200 : 50))
     }
@@ -197,8 +206,12 @@ struct Stop: AsyncParsableCommand {
                 }
                 return ExitStatus.ok
             }
-            let supervisorPid = SupervisorStateFile.read(dataDirectory)?.pid
-            let client = try cluster.supervisorClient(as: .supervisor, config: config)
+            let supervisorState = SupervisorStateFile.read(dataDirectory)
+            let supervisorPid = supervisorState?.pid
+            // The supervisor that holds this data directory (on several hosts: this machine's
+            // host), at the address it wrote down when it started.
+            let client = try supervisorState.map { SupervisorClient(ServiceEndpoint(baseURL: $0.url, token: try cluster.token(.supervisor), transport: CurlTransport(), timeoutMs: 5_000)) }
+                ?? cluster.supervisorClient(as: .supervisor, config: config, host: try cluster.thisHost(config: config))
             var childPids: [Int32] = []
             do {
                 childPids = try await client.processes().processes.compactMap(\.pid)

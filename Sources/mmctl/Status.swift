@@ -8,7 +8,7 @@ import ProcessKit
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the whole cluster: processes, members, assignments, authority, quotes, positions, fills, events.",
-        discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering; 4 supervisor unreachable; 64 usage (e.g. an unknown SYMBOL, or a --symbols pattern that matches none). Prices are shown as money (ticks × tick size, as the dashboard shows them) unless --ticks. SYMBOL and --symbols take names or globs (* any run, ? one character; case-sensitive; comma-separated). The text view shows at most --limit symbol rows (default \(StatusRenderer.defaultSymbolLimit); with --watch, as many as fit the terminal) and counts the rest; when rows are cut they are ordered symbols without holder or quote first, then most fills (--sort). -o json (--json) prints the documented snapshot schema (docs/API.md) with every matching symbol unless --limit; --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal or with -o json.")
+        discussion: "Exit status: 0 every process running and every service answered; 3 something not running or not answering (on several hosts: a host whose supervisor does not answer, its processes shown as unreachable); 4 no supervisor reachable; 64 usage (e.g. an unknown SYMBOL, or a --symbols pattern that matches none). Prices are shown as money (ticks × tick size, as the dashboard shows them) unless --ticks. SYMBOL and --symbols take names or globs (* any run, ? one character; case-sensitive; comma-separated). The text view shows at most --limit symbol rows (default \(StatusRenderer.defaultSymbolLimit); with --watch, as many as fit the terminal) and counts the rest; when rows are cut they are ordered symbols without holder or quote first, then most fills (--sort). -o json (--json) prints the documented snapshot schema (docs/API.md) with every matching symbol unless --limit; --watch redraws in place, or prints one JSON object per frame (NDJSON) when stdout is not a terminal or with -o json.")
 
     @OptionGroup var cluster: ClusterOptionGroup
 
@@ -101,8 +101,11 @@ struct Status: AsyncParsableCommand {
         return parts.joined(separator: "; ") + "; its symbols: \(shown)"
     }
 
+    /// 4 only when no supervisor answered at all: on a multi-host cluster one host down is
+    /// "something not running or not answering" (3), its processes listed as unreachable.
     static func exitCode(_ snapshot: ClusterSnapshot) -> Int32 {
-        if snapshot.supervisor == nil { return ExitStatus.unreachable }
+        let anySupervisor = snapshot.hosts.isEmpty ? snapshot.supervisor != nil : snapshot.hosts.contains(where: \.reachable)
+        if !anySupervisor { return ExitStatus.unreachable }
         if !snapshot.errors.isEmpty || snapshot.processes.contains(where: { $0.state != .running }) { return ExitStatus.notRunning }
         return ExitStatus.ok
     }

@@ -159,7 +159,7 @@ struct StateCommand: AsyncParsableCommand {
             server.arguments = arguments
             try server.run()
             for _ in 0..<600 {
-                if await LocalPostgres.isAccepting(host: config.listen.host, port: config.port(of: .postgres)) { return server }
+                if await LocalPostgres.isAccepting(host: config.address(of: .postgres), port: config.port(of: .postgres)) { return server }
                 guard server.isRunning else { throw MigrateFailure("the local PostgreSQL did not start (exit \(server.terminationStatus)); see the messages above") }
                 try await Task.sleep(for: .milliseconds(100))
             }
@@ -320,7 +320,8 @@ struct SuperviseCommand: AsyncParsableCommand {
         let options = SupervisorOptions(
             config: clusterConfig, dataDirectory: cluster.dataDirectory,
             launch: ChildLaunchSettings(mmdPath: currentExecutablePath(), configPath: cluster.config.map { DataDirectory($0).path }, overrides: cluster.overrides),
-            nodeCount: clusterConfig.nodeCount)
+            nodeCount: clusterConfig.nodeCount,
+            host: try cluster.resolveHost(config: clusterConfig, isLocalAddress: HostChecks.isLocalAddress))
         let code = await SupervisorDaemon.run(options)
         if code != 0 { throw ExitCode(code) }
     }

@@ -278,3 +278,70 @@ struct DrillGoalTests {
         #expect(Percentiles.of([]).count == 0)
     }
 }
+
+@Suite("drill: host faults")
+struct HostFaultTests {
+    let t0: Int64 = 1_700_000_000_000
+
+    func threeHosts(_ extra: [String: String] = [:]) async throws -> ClusterConfig {
+        try await ClusterConfig.load(path: nil, environment: [:], overrides: [
+            "hosts.a": "10.77.0.1", "hosts.b": "10.77.0.2", "hosts.c": "10.77.0.3", "placement.default": "a",
+            "placement.coordinator2": "b", "placement.coordinator3": "c", "placement.etcd2": "b", "placement.etcd3": "c",
+            "placement.nodes": "b,c", "coordinator.backend": "etcd", "nodes.count": "4",
+        ].merging(extra) { _, new in new })
+    }
+
+    @Test("only hosts whose loss the cluster survives are targets, each with its nodes")
+    func expendableHosts() async throws {
+        let config = try await threeHosts()
+        let hosts = ServiceTargets.expendableHosts(config: config, nodeCount: 4)
+        // a runs the exchange, state and GUI: never a target.
+        #expect(hosts == ["b": ["n1", "n3"], "c": ["n2", "n4"]])
+        // With two of three etcd members on b, losing b loses the quorum.
+        let lopsided = try await threeHosts(["placement.etcd3": "b"])
+        #expect(ServiceTargets.expendableHosts(config: lopsided, nodeCount: 4).keys.sorted() == ["c"])
+        // Every node on b: losing b leaves no node.
+        let allOnB = try await threeHosts(["placement.nodes": "b"])
+        #expect(ServiceTargets.expendableHosts(config: allOnB, nodeCount: 4).keys.sorted() == ["c"])
+        #expect(ServiceTargets.expendableHosts(config: .defaults, nodeCount: 3).isEmpty)
+    }
+
+    @Test("host faults are chosen only with target hosts, and name the host and its nodes")
+    func planning() {
+        let planner = FaultPlanner(enabled: [.partitionHost, .killHost], maximumNodes: 6)
+        var generator = SeededGenerator(seed: 5)
+        #expect(planner.next(using: &generator, runningNodes: ["n1", "n2"]) == nil)
+        let services = ServiceTargets(hosts: ["b": ["n1", "n3"], "c": ["n2"]])
+        for _ in 0..<20 {
+            let fault = planner.next(using: &generator, runningNodes: ["n1", "n2", "n3"], services: services)
+            #expect(fault?.target.flatMap { services.hosts[$0]?.sorted() } == fault?.targets)
+        }
+    }
+
+    @Test("a cut-off host's nodes are not recovery; their quotes are the orphans")
+    func recovery() {
+        let fault = PlannedFault(kind: .partitionHost, target: "b", targets: ["n1", "n3"])
+        let symbols = ["ACME", "BOLT", "CRUX"]
+        func observation(holders: [String: String], quotes: [Quote]) -> ClusterObservation {
+            ClusterObservation(
+                atMs: t0 + 2_500,
+                authority: AuthorityList(authority: symbols.map { AuthorityStatus(symbol: $0, assignedTo: holders[$0], node: holders[$0], fencingToken: 5, expiresAtMs: nil, expiresInMs: nil) }, quietForMs: 0),
+                members: Fixtures.members(["n2"]), quotes: quotes,
+                processes: ProcessList(supervisor: SupervisorInfo(pid: 1, uptimeMs: 0, startedAtMs: 0), processes: []))
+        }
+        let before = observation(holders: ["ACME": "n1", "BOLT": "n2", "CRUX": "n3"], quotes: [])
+        let affected = FaultContext.affectedSymbols(of: fault, before: before, symbols: symbols)
+        #expect(affected == ["ACME", "CRUX"])
+        let context = FaultContext(fault: fault, atMs: t0, affected: affected, tokensBefore: ["ACME": 4, "CRUX": 4])
+        let stale = observation(holders: ["ACME": "n1", "BOLT": "n2", "CRUX": "n2"], quotes: [
+            Fixtures.quote("ACME", node: "n1", token: 5, updatedAtMs: t0 + 2_400), Fixtures.quote("CRUX", node: "n2", token: 5, updatedAtMs: t0 + 2_400),
+        ])
+        #expect(!context.isRecovered(stale), "n1 is on the cut-off host")
+        let orphan = observation(holders: ["ACME": "n2", "BOLT": "n2", "CRUX": "n2"], quotes: [Fixtures.quote("ACME", node: "n3", token: 4, updatedAtMs: t0 - 10)])
+        #expect(context.orphanQuoteRests(symbol: "ACME", in: orphan))
+        let moved = observation(holders: ["ACME": "n2", "BOLT": "n2", "CRUX": "n2"], quotes: [
+            Fixtures.quote("ACME", node: "n2", token: 5, updatedAtMs: t0 + 2_400), Fixtures.quote("CRUX", node: "n2", token: 5, updatedAtMs: t0 + 2_400),
+        ])
+        #expect(context.isRecovered(moved))
+    }
+}

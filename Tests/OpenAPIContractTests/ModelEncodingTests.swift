@@ -14,7 +14,7 @@ enum Models {
 
     static let fullProcess = ProcessStatus(
         name: "n3", role: "node", pid: 4242, state: .fatal, restarts: 5, uptimeMs: 1_200, port: 7413,
-        lastExit: ProcessExit(code: 1, signal: 9, atMs: t0 - 100), fatalReason: "5 restarts in 30 s; last exit signal 9 (SIGKILL)")
+        lastExit: ProcessExit(code: 1, signal: 9, atMs: t0 - 100), fatalReason: "5 restarts in 30 s; last exit signal 9 (SIGKILL)", host: "b")
     static let minimalProcess = ProcessStatus(name: "n2", role: "node", pid: nil, state: .backoff, restarts: 1, uptimeMs: nil, port: 7412, lastExit: nil)
 
     static let fullEvent = ClusterEvent(seq: 40, tsMs: t0 - 1_000, kind: "grant", symbol: "ACME", node: "n1", fencingToken: 7, expiresAtMs: t0 + 1_000, detail: "granted for 2000 ms")
@@ -45,8 +45,17 @@ enum Models {
             processes: [fullProcess, minimalProcess], members: [ClusterSnapshot.Member(node: "n1", status: .alive, expiresInMs: 1_800)],
             assignments: ClusterSnapshot.Assignments(version: 12, symbols: ["ACME": "n1"]), symbols: [symbol, minimalSymbol],
             totals: ClusterSnapshot.Totals(realizedPnl: 1_234, unrealizedPnl: 15, fillCount: 9), recentFills: [fill],
-            recentEvents: [fullEvent, minimalEvent], errors: [ClusterSnapshot.ServiceError(service: "exchange", error: "GET /v1/prices: unreachable")])
+            recentEvents: [fullEvent, minimalEvent], errors: [ClusterSnapshot.ServiceError(service: "exchange", error: "GET /v1/prices: unreachable")],
+            hosts: [fullHost, minimalHost], warnings: [fullWarning])
     }
+
+    static let fullHost = ClusterSnapshot.HostView(
+        name: "b", address: "10.0.0.2", reachable: true, supervisor: SupervisorInfo(pid: 4300, uptimeMs: 60_000, startedAtMs: t0 - 60_000, phase: "running"),
+        clockOffsetMs: 812, clockUncertaintyMs: 3, clockSkewed: true, clockError: "GET /v1/info: timed out")
+    static let minimalHost = ClusterSnapshot.HostView(name: "c", address: "10.0.0.3", reachable: false)
+    static let fullWarning = ClusterSnapshot.Warning(
+        kind: ClusterSnapshot.Warning.clockSkew, hosts: ["b"], message: "clock of host b (10.0.0.2) is 812 ms ahead", offsetMs: 812, uncertaintyMs: 3, boundMs: 200)
+    static let minimalWarning = ClusterSnapshot.Warning(kind: ClusterSnapshot.Warning.clockSkew, hosts: ["b"], message: "clock of host b is ahead")
 
     static let minimalSnapshot = ClusterSnapshot(
         takenAtMs: t0, supervisor: nil, processes: [], members: [], assignments: nil, symbols: [], totals: ClusterSnapshot.Totals(realizedPnl: 0, unrealizedPnl: 0, fillCount: 0),
@@ -113,6 +122,14 @@ enum Models {
          NodeQuoteStatus(symbol: "ACME", bidPrice: nil, bidQty: 0, askPrice: nil, askQty: 0, fencingToken: 4, reason: .timer, sentAtMs: t0)),
         ("#/components/schemas/ClusterSnapshot", fullSnapshot(), minimalSnapshot),
         ("#/components/schemas/ClusterSnapshot/properties/symbols/items", fullSymbol, minimalSymbol),
+        ("#/components/schemas/HostView", fullHost, minimalHost),
+        ("#/components/schemas/SnapshotWarning", fullWarning, minimalWarning),
+        ("#/components/schemas/ClusterSnapshot/properties/errors/items",
+         ClusterSnapshot.ServiceError(service: "supervisor", error: "host c (10.0.0.3): GET /v1/processes: connection refused", host: "c"),
+         ClusterSnapshot.ServiceError(service: "exchange", error: "GET /v1/prices: connection refused")),
+        ("#/components/schemas/ServiceInfo",
+         ServiceInfo(role: "supervisor", name: "supervisor", version: "0.1.0", pid: 42, startedAtMs: t0 - 5_000, configDigest: "ab12", nowMs: t0),
+         ServiceInfo(role: "supervisor", name: "supervisor", version: "0.1.0", pid: 42, startedAtMs: t0 - 5_000, configDigest: "ab12")),
         ("#/components/schemas/QuoteView", fullQuoteView, minimalQuoteView),
         ("#/components/schemas/ClusterSnapshot/properties/symbols/items/properties/position", fullPosition, minimalPosition),
         ("#/components/schemas/QuoteUpdate",

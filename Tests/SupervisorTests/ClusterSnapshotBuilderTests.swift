@@ -115,7 +115,7 @@ import Testing
         #expect(snapshot.symbols.count == config.symbols.count)
         // Encodes to the documented snake_case keys.
         let json = try JSONSerialization.jsonObject(with: MMJSON.encode(snapshot)) as? [String: Any]
-        #expect(Set(json?.keys.map { $0 } ?? []) == ["schema_version", "taken_at_ms", "processes", "members", "symbols", "totals", "recent_fills", "recent_events", "errors"])
+        #expect(Set(json?.keys.map { $0 } ?? []) == ["schema_version", "taken_at_ms", "processes", "members", "symbols", "totals", "recent_fills", "recent_events", "errors", "hosts", "warnings"])
     }
 
     @Test func tailReadsOnlyTheEndOfALongLog() async throws {

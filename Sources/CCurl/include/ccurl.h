@@ -12,6 +12,18 @@ CURLcode ccurl_setopt_string(CURL *handle, CURLoption option, const char *value)
 CURLcode ccurl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode ccurl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
+/// For the CURLINFO_*_T infos (times in microseconds, sizes): mmbench's handshake timing.
+CURLcode ccurl_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *value);
+
+/// Verify https peers against the CA certificates in `ca_path` only (CURLOPT_CAINFO, with the
+/// system's CA directory turned off), checking the chain (CURLOPT_SSL_VERIFYPEER) and that
+/// the certificate names the URL's host or IP address (CURLOPT_SSL_VERIFYHOST = 2). Plain
+/// http URLs are unaffected.
+CURLcode ccurl_trust_only_ca(CURL *handle, const char *ca_path);
+
+/// Where libcurl writes the detailed message of a failure (CURLOPT_ERRORBUFFER); `buffer`
+/// must hold CURL_ERROR_SIZE bytes and outlive the transfer.
+CURLcode ccurl_set_error_buffer(CURL *handle, char *buffer);
 
 typedef size_t (*ccurl_write_callback)(char *data, size_t size, size_t count, void *userdata);
 CURLcode ccurl_setopt_write_function(CURL *handle, ccurl_write_callback callback);

@@ -103,9 +103,79 @@ public struct ClusterSnapshot: Codable, Sendable, Hashable {
     public struct ServiceError: Codable, Sendable, Hashable {
         public var service: String
         public var error: String
-        public init(service: String, error: String) {
+        /// The host of the service that did not answer; set on multi-host clusters (a host's
+        /// supervisor), absent on a single host, whose errors read as they always have.
+        public var host: String?
+        public init(service: String, error: String, host: String? = nil) {
             self.service = service
             self.error = error
+            self.host = host
+        }
+    }
+
+    /// One machine of the cluster as the view found it: whether its supervisor answered, and
+    /// how far its clock is from the clock of whoever built the view (`mmctl status`, or the
+    /// GUI process). Clock figures are absent on a single host (one machine, one clock) and
+    /// when they could not be measured (`clock_error` says why).
+    public struct HostView: Codable, Sendable, Hashable {
+        public var name: String
+        public var address: String
+        /// Its supervisor answered `GET /v1/processes`. False: its processes are listed as
+        /// `unreachable` and `errors[]` says why.
+        public var reachable: Bool
+        public var supervisor: SupervisorInfo?
+        /// Host clock − local clock, ms (positive: the host is ahead), from its supervisor's
+        /// `GET /v1/info` `now_ms` (`ClockOffset.estimate`).
+        public var clockOffsetMs: Int64?
+        /// The true offset lies within `clock_offset_ms ± clock_uncertainty_ms` (half the round trip).
+        public var clockUncertaintyMs: Int64?
+        /// |offset| − uncertainty exceeds `node.safety_margin_ms`: certainly too far (see `warnings[]`).
+        public var clockSkewed: Bool
+        public var clockError: String?
+
+        public init(
+            name: String, address: String, reachable: Bool, supervisor: SupervisorInfo? = nil, clockOffsetMs: Int64? = nil,
+            clockUncertaintyMs: Int64? = nil, clockSkewed: Bool = false, clockError: String? = nil
+        ) {
+            self.name = name
+            self.address = address
+            self.reachable = reachable
+            self.supervisor = supervisor
+            self.clockOffsetMs = clockOffsetMs
+            self.clockUncertaintyMs = clockUncertaintyMs
+            self.clockSkewed = clockSkewed
+            self.clockError = clockError
+        }
+
+        /// The offset estimate, when there is one.
+        public var clock: ClockEstimate? {
+            guard let clockOffsetMs, let clockUncertaintyMs else { return nil }
+            return ClockEstimate(offsetMs: clockOffsetMs, uncertaintyMs: clockUncertaintyMs)
+        }
+    }
+
+    /// Something wrong that is not a service failing to answer. `kind` is stable:
+    /// `clock_skew` (one host's clock against the view's clock; `hosts` names it) or
+    /// `clock_skew_between_hosts` (two hosts against each other; `hosts` names both).
+    public struct Warning: Codable, Sendable, Hashable {
+        public var kind: String
+        public var hosts: [String]
+        public var message: String
+        /// The offset the warning is about (second host − first, or host − local) and the bound it exceeds.
+        public var offsetMs: Int64?
+        public var uncertaintyMs: Int64?
+        public var boundMs: Int64?
+
+        public static let clockSkew = "clock_skew"
+        public static let clockSkewBetweenHosts = "clock_skew_between_hosts"
+
+        public init(kind: String, hosts: [String], message: String, offsetMs: Int64? = nil, uncertaintyMs: Int64? = nil, boundMs: Int64? = nil) {
+            self.kind = kind
+            self.hosts = hosts
+            self.message = message
+            self.offsetMs = offsetMs
+            self.uncertaintyMs = uncertaintyMs
+            self.boundMs = boundMs
         }
     }
 
@@ -120,8 +190,20 @@ public struct ClusterSnapshot: Codable, Sendable, Hashable {
     public var recentFills: [Fill]
     public var recentEvents: [ClusterEvent]
     public var errors: [ServiceError]
+    /// Every host, in configured order (one, `local`, on a single-host cluster). Added in
+    /// schema 1 without a version change; absent in views from older builds.
+    public var hosts: [HostView]
+    /// Problems that are not unreachable services (clock skew); empty when there are none.
+    public var warnings: [Warning]
 
-    public init(schemaVersion: Int = ClusterSnapshot.currentSchemaVersion, takenAtMs: EpochMs, supervisor: SupervisorInfo?, processes: [ProcessStatus], members: [Member], assignments: Assignments?, symbols: [SymbolView], totals: Totals, recentFills: [Fill], recentEvents: [ClusterEvent], errors: [ServiceError]) {
+    /// Whether the cluster spans configured hosts (then status shows a host per process).
+    public var isMultiHost: Bool { hosts.count > 1 || hosts.contains { $0.name != ClusterConfig.localHostName } }
+
+    public init(
+        schemaVersion: Int = ClusterSnapshot.currentSchemaVersion, takenAtMs: EpochMs, supervisor: SupervisorInfo?, processes: [ProcessStatus], members: [Member],
+        assignments: Assignments?, symbols: [SymbolView], totals: Totals, recentFills: [Fill], recentEvents: [ClusterEvent], errors: [ServiceError],
+        hosts: [HostView] = [], warnings: [Warning] = []
+    ) {
         self.schemaVersion = schemaVersion
         self.takenAtMs = takenAtMs
         self.supervisor = supervisor
@@ -133,5 +215,30 @@ public struct ClusterSnapshot: Codable, Sendable, Hashable {
         self.recentFills = recentFills
         self.recentEvents = recentEvents
         self.errors = errors
+        self.hosts = hosts
+        self.warnings = warnings
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case schemaVersion, takenAtMs, supervisor, processes, members, assignments, symbols, totals, recentFills, recentEvents, errors, hosts, warnings
+    }
+
+    // Written by hand only so a view from a build before `hosts` and `warnings` (an NDJSON
+    // recording, an older GUI server) still decodes, with both empty: fields are only added.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        schemaVersion = try container.decode(Int.self, forKey: .schemaVersion)
+        takenAtMs = try container.decode(EpochMs.self, forKey: .takenAtMs)
+        supervisor = try container.decodeIfPresent(SupervisorInfo.self, forKey: .supervisor)
+        processes = try container.decode([ProcessStatus].self, forKey: .processes)
+        members = try container.decode([Member].self, forKey: .members)
+        assignments = try container.decodeIfPresent(Assignments.self, forKey: .assignments)
+        symbols = try container.decode([SymbolView].self, forKey: .symbols)
+        totals = try container.decode(Totals.self, forKey: .totals)
+        recentFills = try container.decode([Fill].self, forKey: .recentFills)
+        recentEvents = try container.decode([ClusterEvent].self, forKey: .recentEvents)
+        errors = try container.decode([ServiceError].self, forKey: .errors)
+        hosts = try container.decodeIfPresent([HostView].self, forKey: .hosts) ?? []
+        warnings = try container.decodeIfPresent([Warning].self, forKey: .warnings) ?? []
     }
 }

@@ -20,6 +20,9 @@ public enum SupervisorRoutes {
 
 public enum ProcessState: String, Codable, Sendable, CaseIterable {
     case starting, running, backoff, fatal, stopped, stopping
+    /// Never reported by a supervisor: the cluster view's row for a process whose host's
+    /// supervisor did not answer, so nothing is known about it (it may well be running).
+    case unreachable
 }
 
 public struct ProcessExit: Codable, Sendable, Hashable {
@@ -44,7 +47,11 @@ public struct ProcessStatus: Codable, Sendable, Hashable {
     public var lastExit: ProcessExit?
     /// Why a `fatal` process was left down, e.g. "6 restarts in 30 s; last exit signal 9 (SIGKILL)".
     public var fatalReason: String?
-    public init(name: String, role: String, pid: Int32?, state: ProcessState, restarts: Int64, uptimeMs: Int64?, port: Int, lastExit: ProcessExit?, fatalReason: String? = nil) {
+    /// The host whose supervisor runs the process (`local` on a single-host cluster). The
+    /// cluster view sets it from the supervisor it asked; optional so a supervisor's own list
+    /// need not carry it.
+    public var host: String?
+    public init(name: String, role: String, pid: Int32?, state: ProcessState, restarts: Int64, uptimeMs: Int64?, port: Int, lastExit: ProcessExit?, fatalReason: String? = nil, host: String? = nil) {
         self.name = name
         self.role = role
         self.pid = pid
@@ -54,6 +61,7 @@ public struct ProcessStatus: Codable, Sendable, Hashable {
         self.port = port
         self.lastExit = lastExit
         self.fatalReason = fatalReason
+        self.host = host
     }
 }
 
@@ -123,6 +131,10 @@ public struct SupervisorClient: Sendable {
     }
     public func events(after seq: Int64 = 0, limit: Int = 200) async throws(ClientError) -> EventPage {
         try await endpoint.call(.GET, SupervisorRoutes.events.path, query: [("after", "\(seq)"), ("limit", "\(limit)")])
+    }
+    /// `GET /v1/info`: who answers, and its clock (`now_ms`) for the clock-offset estimate.
+    public func info() async throws(ClientError) -> ServiceInfo {
+        try await endpoint.call(.GET, CommonRoutes.info.path)
     }
     public func logs(_ name: String, lines: Int) async throws(ClientError) -> LogTail {
         try await endpoint.call(.GET, SupervisorRoutes.logs.path(["name": name]), query: [("lines", "\(lines)")])

@@ -101,6 +101,8 @@ public struct ServiceEndpoint: Sendable {
     /// Every base URL, in order of preference (replica 1 first).
     public let baseURLs: [String]
     public var token: String
+    /// When set, the token presented at each call (a process's live secrets); else `token`.
+    public var tokenSource: (@Sendable () -> String)?
     public var transport: any HTTPTransport
     public var timeoutMs: Int64
     /// With several base URLs: the timeout of each attempt of a call that names no timeout
@@ -166,7 +168,7 @@ public struct ServiceEndpoint: Sendable {
         if !query.isEmpty {
             suffix += "?" + query.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? $0.1)" }.joined(separator: "&")
         }
-        var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
+        var headers = [("Authorization", "Bearer \(tokenSource?() ?? token)"), ("Accept", "application/json")]
         var bodyData: Data?
         if let body {
             headers.append(("Content-Type", "application/json"))

@@ -291,25 +291,60 @@ function renderBanners(frame) {
   } else if (!view && refresh.last_error) {
     banners.push(el('p', { cls: 'banner bad', data: { banner: 'no-view' }, text: '✖ No cluster view yet: ' + refresh.last_error }));
   }
+  // A host whose supervisor does not answer (multi-host errors name their host): one banner
+  // per host, since its processes are shown as unreachable, not missing.
+  const byHost = new Map();
   const byService = new Map();
   for (const error of (view && view.errors) || []) {
-    if (!byService.has(error.service)) byService.set(error.service, []);
-    byService.get(error.service).push(error.error);
+    const [map, key] = error.host ? [byHost, error.host] : [byService, error.service];
+    if (!map.has(key)) map.set(key, []);
+    map.get(key).push(error.error);
+  }
+  for (const [host, errors] of byHost) {
+    const known = ((view && view.hosts) || []).find((h) => h.name === host);
+    banners.push(el('p', { cls: 'banner bad', data: { banner: 'host-unreachable', host },
+      text: '✖ Host ' + host + (known ? ' (' + known.address + ')' : '') + ' not reachable: its processes are shown as unreachable. ' + errors.join('; ') }));
   }
   for (const [service, errors] of byService) {
     banners.push(el('p', { cls: 'banner warn', data: { banner: 'service-error', service },
       text: '⚠ ' + service + ' not readable, its part of the view is missing: ' + errors.join('; ') }));
   }
+  for (const warning of (view && view.warnings) || []) {
+    const skew = warning.kind === 'clock_skew' || warning.kind === 'clock_skew_between_hosts';
+    banners.push(el('p', { cls: 'banner bad', data: { banner: skew ? 'clock-skew' : 'warning', host: (warning.hosts || []).join(' ') },
+      text: (skew ? '⚠ Clock skew: ' : '⚠ ') + warning.message }));
+  }
   morphChildren(document.getElementById('banners'), banners);
 }
 
+/** Whether the view spans configured hosts (then processes show their host). */
+function isMultiHost(view) {
+  const hosts = view.hosts || [];
+  return hosts.length > 1 || hosts.some((h) => h.name !== 'local');
+}
+
+/** "+12ms ±3ms" for a host's clock against the GUI server's. */
+function formatOffset(host) {
+  if (host.clock_offset_ms === undefined || host.clock_offset_ms === null) return host.clock_error ? 'clock ?' : '';
+  const offset = host.clock_offset_ms;
+  // Whole milliseconds: the bound they are judged against (node.safety_margin_ms) is a few hundred.
+  return (offset < 0 ? '−' : '+') + Math.abs(offset) + 'ms ±' + host.clock_uncertainty_ms + 'ms';
+}
+
 function renderMeta(frame, view) {
+  const multiHost = isMultiHost(view);
+  const hosts = view.hosts || [];
+  const answered = hosts.filter((h) => h.reachable).length;
   const items = [
     ['View at', formatClock(view.taken_at_ms)],
-    ['Supervisor', view.supervisor ? 'pid ' + view.supervisor.pid + ', up ' + formatDuration(view.supervisor.uptime_ms) : 'unreachable'],
+    multiHost
+      ? ['Hosts', answered + ' of ' + hosts.length + ' answer' + (answered < hosts.length ? ' (✖ ' + hosts.filter((h) => !h.reachable).map((h) => h.name).join(', ') + ' unreachable)' : '')]
+      : ['Supervisor', view.supervisor ? 'pid ' + view.supervisor.pid + ', up ' + formatDuration(view.supervisor.uptime_ms) : 'unreachable'],
     ['Assignments', view.assignments ? 'v' + view.assignments.version : '—'],
     ['Grant TTL', formatCountdown(frame.cluster.grant_ttl_ms)],
   ];
+  // Each host's clock against this dashboard server's (its supervisor's now_ms).
+  if (multiHost) items.push(['Host clocks', hosts.map((h) => h.name + ' ' + (formatOffset(h) || '—') + (h.clock_skewed ? ' ✖ SKEWED' : '')).join(', ')]);
   morphChildren(document.getElementById('meta'), items.map(([label, value]) => el('div', {}, el('dt', { text: label }), el('dd', { text: value }))));
 }
 
@@ -565,25 +600,38 @@ function renderMembers(view, cluster, receivedAt) {
 const PROCESS_STATE = {
   running: ['● running', 'ok'], starting: ['○ starting', 'warntext'], backoff: ['↻ backoff', 'warntext'],
   fatal: ['✖ FATAL', 'badtext'], stopped: ['■ stopped', 'badtext'], stopping: ['□ stopping', 'warntext'],
+  unreachable: ['✖ UNREACHABLE', 'badtext'],
 };
 
 function renderProcesses(view) {
   let running = 0;
+  // On several hosts each process names its host under its name (and in data-host); a
+  // single host has nothing to say there.
+  const multiHost = isMultiHost(view);
+  const hostByName = new Map((view.hosts || []).map((h) => [h.name, h]));
   const rows = view.processes.map((p) => {
     if (p.state === 'running') running += 1;
+    const unreachable = p.state === 'unreachable';
     const [label, cls] = PROCESS_STATE[p.state] || [p.state, ''];
     const exit = p.last_exit ? 'last exit: ' + (p.last_exit.signal ? 'signal ' + p.last_exit.signal : 'code ' + p.last_exit.code) + ' at ' + formatClock(p.last_exit.at_ms) : '';
-    return el('tr', { cls: p.state === 'running' ? '' : 'alert', data: { key: p.name, process: p.name, state: p.state, restarts: p.restarts, pid: p.pid || '' }, title: exit },
-      el('th', { cls: 'sym', text: p.name, attrs: { scope: 'row' } }),
-      num(p.pid ? String(p.pid) : '—'),
+    const host = hostByName.get(p.host);
+    const why = unreachable ? 'the supervisor of host ' + (p.host || '?') + ' does not answer: this process may be running or not' : exit;
+    return el('tr', { cls: p.state === 'running' ? '' : 'alert', data: { key: p.name, process: p.name, state: p.state, restarts: p.restarts, pid: p.pid || '', host: p.host || '' }, title: why },
+      el('th', { cls: 'sym', text: p.name, attrs: { scope: 'row' } },
+        multiHost ? el('div', { cls: 'reason', data: { field: 'host' }, text: 'on ' + (p.host || '?') + (host ? ' (' + host.address + ')' : '') }) : null),
+      num(p.pid ? String(p.pid) : (unreachable ? '?' : '—')),
       el('td', { cls, data: { fatalReason: p.fatal_reason || '' } }, label,
         p.fatal_reason ? el('div', { cls: 'reason', text: p.fatal_reason }) : null),
-      num(formatQty(p.restarts), { cls: p.restarts > 0 ? 'warntext' : '' }),
-      num(formatDuration(p.uptime_ms)));
+      num(unreachable ? '?' : formatQty(p.restarts), { cls: p.restarts > 0 ? 'warntext' : '' }),
+      num(unreachable ? '?' : formatDuration(p.uptime_ms)));
   });
-  const supervisorDown = !view.supervisor;
+  const hosts = view.hosts || [];
+  const supervisorDown = multiHost ? !hosts.some((h) => h.reachable) : !view.supervisor;
+  const unreachableHosts = hosts.filter((h) => !h.reachable).map((h) => h.name);
+  const summary = supervisorDown ? '⚠ supervisor unreachable'
+    : running + ' of ' + view.processes.length + ' running' + (multiHost && unreachableHosts.length ? ' — ✖ host ' + unreachableHosts.join(', ') + ' unreachable' : '');
   replaceRows(document.querySelector('#processes tbody'), rows, supervisorDown ? '⚠ supervisor not reachable' : 'no processes', 5);
-  setText(document.getElementById('processes-summary'), supervisorDown ? '⚠ supervisor unreachable' : running + ' of ' + view.processes.length + ' running');
+  setText(document.getElementById('processes-summary'), summary);
 }
 
 const EVENT_KIND = {
