@@ -4,8 +4,9 @@ import MMCommandLine
 import MMCore
 import ProcessKit
 
-/// `mmctl secrets init|export|import`: a cluster's role tokens, node tokens and grant-signing
-/// key, made once and handed to each host as only what its processes need.
+/// `mmctl secrets init|export|import|rotate|status`: a cluster's role tokens, node tokens and
+/// grant-signing key, made once, handed to each host as only what its processes need, and
+/// rotated in three steps while the cluster runs.
 struct SecretsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "secrets",
