@@ -29,6 +29,8 @@ import Testing
         for host in ["a", "b", "c"] { #expect(output.contains("host \(host) of the cluster is up"), "host \(host) did not start") }
         // Status on host a lists every host's processes, with their host.
         #expect(output.contains("supervisors 3 of 3 hosts answer"))
+        // Commands about another host's process were answered by that host's supervisor.
+        #expect(output.contains("kill-node n3 (host b), restart coordinator3 (host c), logs n2 (host c): done"))
         // A host's nodes' symbols moved to another host's nodes within the grant TTL (2 s) plus
         // slack for a loaded machine; the invariants held after each fault.
         let grantTtlMs = 2_000
