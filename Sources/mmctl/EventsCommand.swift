@@ -75,6 +75,7 @@ struct Events: AsyncParsableCommand {
                 }
                 while true {
                     let page = try await client.events(after: after, limit: 1_000, waitMs: 0)
+                    noteGap(after: after, page: page)
                     backlog += page.events.filter(filter.matches)
                     if sinceMs == nil, backlog.count > lines { backlog.removeFirst(backlog.count - lines) }
                     guard let last = page.events.last else { break }
@@ -93,6 +94,7 @@ struct Events: AsyncParsableCommand {
             while !Task.isCancelled {
                 do {
                     let page = try await client.events(after: after, limit: 1_000, waitMs: 25_000)
+                    noteGap(after: after, page: page)
                     if reportedOutage {
                         writeStderr("mmctl: events: coordinator answering again\n")
                         reportedOutage = false
@@ -114,6 +116,15 @@ struct Events: AsyncParsableCommand {
             }
             return ExitStatus.ok
         }
+    }
+
+    /// A page read from below the coordinator's compaction point starts at the first retained
+    /// event: the events in between were pruned by retention (`coordinator.events.retain`)
+    /// before they were read. Said on stderr, so `-o json` stays one event per line.
+    private func noteGap(after: Int64, page: EventPage) {
+        guard page.skipsPrunedEvents(after: after), let through = page.compactedThroughSeq else { return }
+        let range = through == after + 1 ? "event \(through) was" : "events \(after + 1)–\(through) were"
+        writeStderr("mmctl: events: \(range) pruned by retention (coordinator.events.retain); what they established is in GET /v1/events/base\n")
     }
 
     /// Prints one event; false when stdout is gone (e.g. `| head`).
