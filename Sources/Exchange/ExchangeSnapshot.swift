@@ -23,7 +23,8 @@ public enum SnapshotError: Error, CustomStringConvertible, Equatable {
 /// Everything a restart needs that the journal up to `journalSeq` built: the books, highest
 /// fencing tokens, counters, the fencing audit and the fill-log chain head.
 public struct ExchangeSnapshot: Sendable, Hashable {
-    public static let formatVersion = 1
+    /// 2: the exchange state keeps its plain orders' submission queue (bounded records).
+    public static let formatVersion = 2
     public static let formatName = "mm-exchange-snapshot"
 
     public var journalSeq: Int64

@@ -48,6 +48,17 @@ public struct ExchangeState: Sendable {
     public private(set) var highestTokens: [Int64]
     private(set) var plainOrders: [Int64: PlainOrderState] = [:]
     private var clientOrders: [String: Int64] = [:]
+    /// Plain order ids in submission order (ids only grow), for evicting the oldest finished
+    /// records: `plainOrderQueue[plainOrderQueueStart...]` is live, the prefix already evicted.
+    private var plainOrderQueue: [Int64] = []
+    private var plainOrderQueueStart = 0
+
+    /// How many plain orders' records (`POST /v1/orders`: ack, client_order_id) are kept. Past
+    /// it the oldest finished ones go, so memory does not grow with history: resubmitting an
+    /// evicted client_order_id is a new order, and its GET answers 404. A resting order is
+    /// never evicted (fills and cancels still need it). Part of replay: same journal, same
+    /// evictions.
+    public static let retainedPlainOrders = 100_000
     /// Fills made since the last `takeNewFills()`. The exchange core takes them after every
     /// command (to chain, store and publish them), so this never holds history.
     public private(set) var newFills: [Fill] = []
@@ -94,6 +105,7 @@ public struct ExchangeState: Sendable {
         var highestTokens: [Int64]
         var plainOrders: [Int64: PlainOrderState]
         var clientOrders: [String: Int64]
+        var plainOrderQueue: [Int64]
         var fillCount: Int64
         var journalSeq: Int64
         var orderCount: Int64
@@ -104,7 +116,7 @@ public struct ExchangeState: Sendable {
     /// The state as a snapshot holds it. Call between commands (no untaken fills).
     public var persisted: Persisted {
         Persisted(engine: engine, nodes: nodes, quotes: quotes, highestTokens: highestTokens, plainOrders: plainOrders, clientOrders: clientOrders,
-                  fillCount: fillCount, journalSeq: journalSeq, orderCount: orderCount, lastFlowIndex: lastFlowIndex, nextOrderId: nextOrderId)
+                  plainOrderQueue: Array(plainOrderQueue[plainOrderQueueStart...]), fillCount: fillCount, journalSeq: journalSeq, orderCount: orderCount, lastFlowIndex: lastFlowIndex, nextOrderId: nextOrderId)
     }
 
     /// Restores a snapshot's state onto this configuration. Throws when its shape does not
@@ -122,6 +134,7 @@ public struct ExchangeState: Sendable {
         highestTokens = persisted.highestTokens
         plainOrders = persisted.plainOrders
         clientOrders = persisted.clientOrders
+        plainOrderQueue = persisted.plainOrderQueue
         fillCount = persisted.fillCount
         journalSeq = persisted.journalSeq
         orderCount = persisted.orderCount
@@ -428,6 +441,8 @@ public struct ExchangeState: Sendable {
                 : outcome.filledQty > 0 ? .partiallyFilledCancelled : .cancelled
             plainOrders[id]?.ack = ack
             plainOrders[id]?.originalAck = ack
+            plainOrderQueue.append(id)
+            evictFinishedPlainOrders(beyond: Self.retainedPlainOrders)
         case .cancelOrder:
             guard let symbol = entry.symbol.flatMap({ symbolIndex[$0] }), let token = entry.token,
                   let id = entry.orderId.flatMap(Self.parsePlainOrderId) else { return }
@@ -488,6 +503,30 @@ public struct ExchangeState: Sendable {
             markPlainCancelled(id)
             if quotes[symbol]?.bidId == id { quotes[symbol]?.bidId = nil }
             if quotes[symbol]?.askId == id { quotes[symbol]?.askId = nil }
+        }
+    }
+
+    /// Drops the oldest finished plain orders' records while more than `limit` are kept.
+    /// Resting ones are skipped (kept in the queue, in order) and looked at again next time.
+    mutating func evictFinishedPlainOrders(beyond limit: Int) {
+        guard plainOrders.count > limit else { return }
+        var kept: [Int64] = []
+        var index = plainOrderQueueStart
+        while plainOrders.count > limit, index < plainOrderQueue.count {
+            let id = plainOrderQueue[index]
+            index += 1
+            guard let state = plainOrders[id] else { continue }
+            if state.ack.status == .resting { kept.append(id); continue }
+            plainOrders[id] = nil
+            clientOrders[Self.clientKey(nodes[Int(state.owner)], state.ack.clientOrderId)] = nil
+        }
+        // The skipped resting ids go back in front of the unvisited rest, order kept.
+        plainOrderQueueStart = index - kept.count
+        for (offset, id) in kept.enumerated() { plainOrderQueue[plainOrderQueueStart + offset] = id }
+        // Compact the evicted prefix once it outweighs the live part.
+        if plainOrderQueueStart > 1_024, plainOrderQueueStart * 2 > plainOrderQueue.count {
+            plainOrderQueue.removeFirst(plainOrderQueueStart)
+            plainOrderQueueStart = 0
         }
     }
 

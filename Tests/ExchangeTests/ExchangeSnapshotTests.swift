@@ -132,7 +132,7 @@ extension ExchangeCoreTests {
         let damages: [(name: String, data: Data, reason: String)] = [
             ("truncated", Data(good.prefix(good.count - 7)), "truncated"),
             ("altered", { var copy = good; copy[copy.count - 20] ^= 0x01; return copy }(), "checksum"),
-            ("other version", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "\"version\":1", with: "\"version\":99").utf8), "version 99"),
+            ("other version", Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "\"version\":\(ExchangeSnapshot.formatVersion)", with: "\"version\":99").utf8), "version 99"),
             ("empty", Data(), "no header line"),
         ]
         for damage in damages {
