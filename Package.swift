@@ -150,6 +150,8 @@ let package = Package(
             name: "mmbench",
             dependencies: [
                 "MMCore", "MMServiceKit", "Exchange", "TradingState", "Coordinator", "MarketMaker", "OperatorGUI", "CurlClient", "AsyncPrimitives",
+                // libcurl directly: the keep-alive load generator for plain HTTP vs HTTPS (--tls).
+                "CCurl",
                 // Starts the etcd it measures (fsync on), as the tests do.
                 "EtcdKit", "MMTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

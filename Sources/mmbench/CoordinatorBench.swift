@@ -25,6 +25,7 @@ struct CoordinatorBench: AsyncParsableCommand {
     @Option(help: "Which store to measure: embedded, etcd or both (one after the other, same load).") var backend = "both"
     @Option(help: "Members of the etcd cluster the benchmark starts (fsync on, as in production).") var etcdMembers = 1
     @Option(help: "Acquire round trips measured for grant latency.") var grantSamples = 300
+    @OptionGroup var tls: TLSOptions
 
     func validate() throws {
         guard ["embedded", "etcd", "both"].contains(backend) else { throw ValidationError("--backend must be embedded, etcd or both (got '\(backend)')") }
@@ -33,10 +34,13 @@ struct CoordinatorBench: AsyncParsableCommand {
 
     func run() async throws {
         recomputeBenchmark()
-        if backend != "etcd" { try await httpBenchmark(backend: .embedded) }
+        // With --tls: one throwaway CA (openssl command) for the run, removed at the end.
+        let ca = tls.enabled ? try ThrowawayCA.make() : nil
+        defer { ca?.remove() }
+        if backend != "etcd" { try await httpBenchmark(backend: .embedded, ca: ca) }
         if backend != "embedded" {
             try await withEtcdCluster(members: etcdMembers, label: "mmbench", durable: true) { cluster in
-                try await httpBenchmark(backend: .etcd, etcdEndpoints: cluster.clientURLs)
+                try await httpBenchmark(backend: .etcd, etcdEndpoints: cluster.clientURLs, ca: ca)
             }
         }
     }
@@ -61,7 +65,7 @@ struct CoordinatorBench: AsyncParsableCommand {
         print(String(format: "  p50 %.3f ms  p99 %.3f ms  max %.3f ms  (target < 5 ms)", percentile(samples, 0.50), percentile(samples, 0.99), samples.last ?? 0))
     }
 
-    private func httpBenchmark(backend: ClusterConfig.CoordinatorBackend, etcdEndpoints: [String] = []) async throws {
+    private func httpBenchmark(backend: ClusterConfig.CoordinatorBackend, etcdEndpoints: [String] = [], ca: ThrowawayCA? = nil) async throws {
         let directory = DataDirectory(NSTemporaryDirectory() + "mmbench-coordinator-\(UUID().uuidString.prefix(8))")
         try directory.ensureExists()
         defer { try? FileManager.default.removeItem(atPath: directory.path) }
@@ -88,7 +92,16 @@ struct CoordinatorBench: AsyncParsableCommand {
             guard await engine.isHealthy else { throw ValidationError("the coordinator cannot use etcd at \(etcdEndpoints): \(await engine.storeError ?? "")") }
         }
         let app = buildCoordinatorApplication(environment, engine: engine) { port.set($0) }
-        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        var services: [any Service] = [app]
+        // With --tls, the same engine also behind a second listener, in TLS (routes only: the
+        // sweeper and the other background services run once, in `app`).
+        let tlsPort = BoundPort()
+        if let ca {
+            var tlsEnvironment = environment
+            tlsEnvironment.config.tls = tlsSettings(ca)
+            services.append(buildApplication(tlsEnvironment, router: buildCoordinatorRouter(tlsEnvironment, engine: engine)) { tlsPort.set($0) })
+        }
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
         let server = Task { try await group.run() }
         defer { server.cancel() }
         let storeName = backend == .embedded ? "embedded (SQLite, synchronous=FULL)" : "etcd (\(etcdEndpoints.count) member(s), fsync on)"
@@ -109,32 +122,9 @@ struct CoordinatorBench: AsyncParsableCommand {
         }
         print("heartbeat + renew over HTTP: \(clients) connections (one simulated node each), \(httpSymbols) symbols held, \(seconds) s per mode, \(ProcessInfo.processInfo.activeProcessorCount) cores (load generator and server share them)")
         for batch in [false, true] {
-            // Each connection alternates a heartbeat with a renew of one of its grants (round-robin)
-            // or with one batch renew of all of them.
-            var cycles: [[[UInt8]]] = []
-            var renewalsPerCycle: [Int] = []
-            for node in nodeIds {
-                let grants = held[node] ?? []
-                let token = tokens.nodeToken(for: node)!
-                let heartbeat = RawHTTPLoad.request(
-                    "POST", CoordinatorRoutes.heartbeat.path(["node": node]), token: token,
-                    json: try json(HeartbeatRequest(address: "http://127.0.0.1:1/\(node)")))
-                var cycle: [[UInt8]] = []
-                if batch {
-                    let body = BatchRenewRequest(node: node, grants: grants.map { .init(symbol: $0.symbol, fencingToken: $0.fencingToken) })
-                    cycle = [heartbeat, RawHTTPLoad.request("POST", CoordinatorRoutes.renewBatch.path, token: token, json: try json(body))]
-                } else {
-                    for grant in grants {
-                        cycle.append(heartbeat)
-                        cycle.append(RawHTTPLoad.request(
-                            "POST", CoordinatorRoutes.renew.path(["symbol": grant.symbol]), token: token,
-                            json: try json(RenewRequest(node: node, fencingToken: grant.fencingToken))))
-                    }
-                }
-                cycles.append(cycle.isEmpty ? [heartbeat] : cycle)
-                renewalsPerCycle.append(batch ? grants.count : 1)
-            }
-            let outcome = RawHTTPLoad.run(port: boundPort, connections: cycles, seconds: seconds)
+            let (requests, renewalsPerCycle) = try cycles(batch: batch, nodeIds: nodeIds, held: held, tokens: tokens)
+            let rawCycles = requests.map { $0.map(\.raw) }
+            let outcome = RawHTTPLoad.run(port: boundPort, connections: rawCycles, seconds: seconds)
             // Half the requests are heartbeats; a renew request renews one grant, a batch all of
             // a node's (the mean over nodes, since every connection runs at about the same rate).
             let renewRequests = Double(outcome.responses) / 2
@@ -145,12 +135,32 @@ struct CoordinatorBench: AsyncParsableCommand {
                 outcome.perSecond, renewRequests / outcome.elapsedSeconds, renewRequests * meanBatch / outcome.elapsedSeconds,
                 outcome.percentileMs(0.5), outcome.percentileMs(0.99), outcome.errors))
         }
+        if let ca {
+            let plainURL = "http://127.0.0.1:\(boundPort)"
+            let tlsURL = "https://127.0.0.1:\(try await tlsPort.wait("the TLS coordinator listener"))"
+            print("  the same loads over libcurl, plain HTTP vs HTTPS (libcurl on OpenSSL \(CurlHTTPLoad.opensslVersion()) to NIOSSL/BoringSSL, verified against a throwaway CA), one engine behind both listeners, \(tls.tlsRounds) round(s) × \(seconds) s per transport and mode, alternating (ABBA):")
+            for batch in [false, true] {
+                let (requests, renewalsPerCycle) = try cycles(batch: batch, nodeIds: nodeIds, held: held, tokens: tokens)
+                let meanBatch = Double(renewalsPerCycle.reduce(0, +)) / Double(max(renewalsPerCycle.count, 1))
+                print("  \(batch ? "heartbeat + batch renew" : "heartbeat + single renew"):")
+                let comparison = TransportComparison.measure(
+                    plainURL: plainURL, tlsURL: tlsURL, caPath: ca.caPath, connections: requests, seconds: seconds, rounds: tls.tlsRounds)
+                comparison.report(indent: "    ", unit: "requests") { outcome in
+                    String(format: " (%.0f grant renewals/s)", outcome.perSecond / 2 * meanBatch)
+                }
+            }
+        }
         // Every grant must still be the one acquired: the load renewed, it did not churn.
         let authority = try await client(nodeIds[0]).authority()
         let expected = Dictionary(uniqueKeysWithValues: held.values.flatMap { $0 }.map { ($0.symbol, $0.fencingToken) })
         let intact = authority.authority.filter { expected[$0.symbol] == $0.fencingToken && $0.node != nil }.count
         print("  grants still held with their original tokens after the load: \(intact)/\(expected.count)")
         try await grantLatency(client: client, held: held)
+        if let ca {
+            TransportComparison.reportNewConnections(
+                plainURL: "http://127.0.0.1:\(boundPort)", tlsURL: "https://127.0.0.1:\(try await tlsPort.wait("the TLS coordinator listener"))",
+                caPath: ca.caPath, path: CommonRoutes.healthz, token: tokens.nodeToken(for: nodeIds[0])!, count: tls.handshakes, indent: "  ")
+        }
         await group.triggerGracefulShutdown()
         _ = try? await server.value
         // (A benchmark that throws exits the process, which ends this client too.)
@@ -171,6 +181,35 @@ struct CoordinatorBench: AsyncParsableCommand {
         }
         samples.sort()
         print(String(format: "  grant (acquire after release, sequential, %d samples): p50 %.2f ms  p99 %.2f ms", samples.count, percentile(samples, 0.5), percentile(samples, 0.99)))
+    }
+
+    /// Each connection alternates a heartbeat with a renew of one of its grants (round-robin)
+    /// or with one batch renew of all of them; also how many grants one renew request renews.
+    private func cycles(batch: Bool, nodeIds: [String], held: [String: [AuthorityGrant]], tokens: RoleTokens) throws -> ([[BenchRequest]], [Int]) {
+        var cycles: [[BenchRequest]] = []
+        var renewalsPerCycle: [Int] = []
+        for node in nodeIds {
+            let grants = held[node] ?? []
+            let token = tokens.nodeToken(for: node)!
+            let heartbeat = BenchRequest(
+                method: "POST", path: CoordinatorRoutes.heartbeat.path(["node": node]), token: token,
+                json: try json(HeartbeatRequest(address: "http://127.0.0.1:1/\(node)")))
+            var cycle: [BenchRequest] = []
+            if batch {
+                let body = BatchRenewRequest(node: node, grants: grants.map { .init(symbol: $0.symbol, fencingToken: $0.fencingToken) })
+                cycle = [heartbeat, BenchRequest(method: "POST", path: CoordinatorRoutes.renewBatch.path, token: token, json: try json(body))]
+            } else {
+                for grant in grants {
+                    cycle.append(heartbeat)
+                    cycle.append(BenchRequest(
+                        method: "POST", path: CoordinatorRoutes.renew.path(["symbol": grant.symbol]), token: token,
+                        json: try json(RenewRequest(node: node, fencingToken: grant.fencingToken))))
+                }
+            }
+            cycles.append(cycle.isEmpty ? [heartbeat] : cycle)
+            renewalsPerCycle.append(batch ? grants.count : 1)
+        }
+        return (cycles, renewalsPerCycle)
     }
 
     private func json(_ value: some Encodable) throws -> String {

@@ -2,8 +2,11 @@ import ArgumentParser
 import Exchange
 import Foundation
 import Histogram
+import Logging
 import MMCore
 import MMServiceKit
+import MMTestSupport
+import ServiceLifecycle
 
 /// `mmbench exchange`: the figures of docs/PERFORMANCE.md.
 ///
@@ -12,6 +15,9 @@ import MMServiceKit
 /// 2. HTTP quote replaces: a real exchange service (journal on disk, synchronous=FULL,
 ///    group commit) on loopback, C concurrent clients each replacing quotes as fast as
 ///    answers come back; latency per request into an HDR histogram.
+/// 3. With `--tls`: the same quote replaces from a libcurl client, over plain HTTP and over
+///    HTTPS against one exchange core served on two listeners (TransportComparison.swift),
+///    and the cost of a new connection on each.
 struct ExchangeBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "exchange", abstract: "Benchmark: exchange matching ops/s and HTTP quote replaces/s.")
 
@@ -27,12 +33,15 @@ struct ExchangeBench: AsyncParsableCommand {
     @Flag(help: "Skip the HTTP benchmark.")
     var matchingOnly = false
 
+    @OptionGroup var tls: TLSOptions
+
     func run() async throws {
         LoggingBootstrap.bootstrap(label: "mmbench")
 
         print("# mmbench exchange — \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
         matching()
         if !matchingOnly { try await httpQuoteReplaces() }
+        if !matchingOnly && tls.enabled { try await quoteReplacesOverTLS() }
     }
 
     enum Op { case passive(Side, Ticks, Lots), cross(Side, Ticks, Lots), cancel }
@@ -112,23 +121,86 @@ struct ExchangeBench: AsyncParsableCommand {
         // Requests encoded up front and sent by the lean raw-socket generator, so the client
         // side costs little of the shared cores; each connection cycles through its symbol's
         // prices so every request really changes the book.
-        let token = tokens.nodeToken(for: "n1")!
-        var cycles: [[[UInt8]]] = []
-        for worker in 0..<clients {
-            let index = worker % symbols.count
-            cycles.append(try (0..<5).map { step in
-                let bid = config.symbols[index].basePrice - 1 - Int64(step)
-                let request = QuoteRequest(node: "n1", grant: grants[index], bidPrice: bid, bidQty: 5, askPrice: bid + 4, askQty: 5)
-                return RawHTTPLoad.request(
-                    "PUT", ExchangeRoutes.replaceQuote.path(["symbol": symbols[index]]), token: token,
-                    json: String(decoding: try MMJSON.encode(request), as: UTF8.self))
-            })
-        }
+        let cycles = try quoteCycles(config: config, grants: grants, token: tokens.nodeToken(for: "n1")!).map { $0.map(\.raw) }
         let journalBefore = try await client.endpoint.call(.GET, ExchangeRoutes.stats.path, as: ExchangeStats.self).journalSeq
         let outcome = RawHTTPLoad.run(port: port, connections: cycles, seconds: Double(seconds))
         let stats = try await client.endpoint.call(.GET, ExchangeRoutes.stats.path, as: ExchangeStats.self)
         print("http quote replaces: \(outcome.responses) in \(String(format: "%.2f", outcome.elapsedSeconds)) s = \(Int(outcome.perSecond))/s with \(clients) connections; errors \(outcome.errors)")
         print(String(format: "latency ms: p50 %.2f p90 %.2f p99 %.2f", outcome.percentileMs(0.5), outcome.percentileMs(0.9), outcome.percentileMs(0.99)))
         print("journal records written during the load: \(stats.journalSeq - journalBefore) (every accepted replace journaled, synchronous=FULL, group commit)")
+        // Stopped before its directory is removed: its final snapshot, written on the way
+        // out, would otherwise create the directory again and leave it in /tmp.
+        server.cancel()
+        _ = try? await server.value
+    }
+
+    /// Each connection's cycle: five replaces of its symbol's quote at five prices.
+    func quoteCycles(config: ClusterConfig, grants: [AuthorityGrant], token: String) throws -> [[BenchRequest]] {
+        let symbols = config.symbolNames
+        return try (0..<clients).map { worker in
+            let index = worker % symbols.count
+            return try (0..<5).map { step in
+                let bid = config.symbols[index].basePrice - 1 - Int64(step)
+                let request = QuoteRequest(node: "n1", grant: grants[index], bidPrice: bid, bidQty: 5, askPrice: bid + 4, askQty: 5)
+                return BenchRequest(
+                    method: "PUT", path: ExchangeRoutes.replaceQuote.path(["symbol": symbols[index]]), token: token,
+                    json: String(decoding: try MMJSON.encode(request), as: UTF8.self))
+            }
+        }
+    }
+
+    /// The quote-replace load once more, from libcurl, over plain HTTP and over HTTPS: a fresh
+    /// exchange (own journal, same settings as above) whose one core is served on two
+    /// listeners, one plain and one TLS (certificate of a throwaway CA, made here with the
+    /// openssl command and removed afterwards); the client verifies the server against that CA.
+    func quoteReplacesOverTLS() async throws {
+        let ca = try ThrowawayCA.make()
+        defer { ca.remove() }
+        let directory = DataDirectory(NSTemporaryDirectory() + "mmbench-exchange-tls-\(UUID().uuidString.prefix(8))")
+        try directory.ensureExists()
+        defer { try? FileManager.default.removeItem(atPath: directory.path) }
+        let tokens = try RoleTokens.generate(in: directory)
+        let config = try await ClusterConfig.load(path: nil, environment: [:], overrides: ["flow.interval_ms": "1000000"])
+        var tlsConfig = config
+        tlsConfig.tls = tlsSettings(ca)
+        var logger = Logger(label: "mmbench.exchange")
+        logger.logLevel = .warning
+        let plainEnvironment = ServiceEnvironment(
+            process: .exchange, role: .exchange, config: config, dataDirectory: directory, tokens: tokens, transport: AHCTransport.shared, logger: logger, portOverride: 0)
+        let tlsEnvironment = ServiceEnvironment(
+            process: .exchange, role: .exchange, config: tlsConfig, dataDirectory: directory, tokens: tokens, transport: AHCTransport.shared, logger: logger, portOverride: 0)
+        let journal = try GRDBExchangeJournal(path: directory.databasePath("exchange"))
+        let core = try ExchangeService.makeCore(plainEnvironment, journal: journal, snapshots: ExchangeService.snapshotStore(plainEnvironment))
+        try await core.verifyFillTable()
+        let plainPort = BoundPort()
+        let tlsPort = BoundPort()
+        let plainApp = buildApplication(
+            plainEnvironment, router: ExchangeService.buildExchangeRouter(plainEnvironment, core: core), services: core.services(),
+            onServerRunning: { plainPort.set($0) })
+        let tlsApp = buildApplication(
+            tlsEnvironment, router: ExchangeService.buildExchangeRouter(tlsEnvironment, core: core), onServerRunning: { tlsPort.set($0) })
+        let group = ServiceGroup(configuration: .init(services: [plainApp, tlsApp], logger: logger))
+        let server = Task { try await group.run() }
+        defer { server.cancel() }
+        let plainURL = "http://127.0.0.1:\(try await plainPort.wait("the plain exchange listener"))"
+        let tlsURL = "https://127.0.0.1:\(try await tlsPort.wait("the TLS exchange listener"))"
+
+        let signer = try GrantSigner(dataDirectory: directory)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let grants = config.symbolNames.map { signer.sign(symbol: $0, node: "n1", fencingToken: 1, grantedAtMs: now, expiresAtMs: now + 3_600_000) }
+        let token = tokens.nodeToken(for: "n1")!
+        let cycles = try quoteCycles(config: config, grants: grants, token: token)
+        let journalBefore = await core.stats().journalSeq
+        print("http quote replaces over libcurl, plain HTTP vs HTTPS (libcurl on OpenSSL \(CurlHTTPLoad.opensslVersion()) to NIOSSL/BoringSSL, verified against a throwaway CA), \(clients) keep-alive connections, \(tls.tlsRounds) round(s) × \(seconds) s per transport, alternating (ABBA); one exchange core behind both listeners:")
+        let comparison = TransportComparison.measure(
+            plainURL: plainURL, tlsURL: tlsURL, caPath: ca.caPath, connections: cycles, seconds: Double(seconds), rounds: tls.tlsRounds)
+        comparison.report(indent: "  ", unit: "replaces")
+        let journalAfter = await core.stats().journalSeq
+        print("  journal records written during both loads: \(journalAfter - journalBefore) (responses: \(comparison.plain.responses + comparison.tls.responses))")
+        TransportComparison.reportNewConnections(
+            plainURL: plainURL, tlsURL: tlsURL, caPath: ca.caPath, path: CommonRoutes.healthz, token: token, count: tls.handshakes, indent: "  ")
+        await group.triggerGracefulShutdown()
+        _ = try? await server.value
     }
 }
+
