@@ -136,6 +136,11 @@ public actor NodeState {
     public nonisolated let renewerBell = Doorbell()
     /// Rung when symbols are newly assigned, so their prices are fetched before the acquire.
     public nonisolated let priceBell = Doorbell()
+    /// Rung when symbols are newly assigned: the position long-poll asks for the node's symbols
+    /// only, so it is cut and asked again at once with the new set (a newly assigned symbol's
+    /// position must be known before it is quoted). Symbols that only leave do not cut it (a
+    /// cut request costs a connection): the next answer is followed by a poll of the new set.
+    public nonisolated let positionBell = Doorbell()
 
     public private(set) var registered = false
     public private(set) var shuttingDown = false
@@ -182,9 +187,16 @@ public actor NodeState {
             // Only the change: at 1,000 symbols whole lists would flood the log on every table.
             let added = mine.subtracting(assigned).sorted(), removed = assigned.subtracting(mine).sorted()
             logger.info("assignments v\(table.version): \(mine.count) symbols, +\(Self.shortList(added)) -\(Self.shortList(removed))")
-            if !added.isEmpty { priceBell.ring() }
+            if !added.isEmpty {
+                priceBell.ring()
+                positionBell.ring()
+            }
         }
         assigned = mine
+        // The position feed follows only assigned symbols: a position kept for a symbol that
+        // leaves would go stale, and be quoted from if the symbol came back before the feed's
+        // first answer for it ("nothing is quoted until a position is known" must hold then too).
+        for symbol in positions.keys where !mine.contains(symbol) { positions.removeValue(forKey: symbol) }
         for symbol in leases.keys.sorted() where !mine.contains(symbol) {
             loseSymbol(symbol, reason: LossReason.unassigned, mayCancel: true)
         }
@@ -307,7 +319,9 @@ public actor NodeState {
         guard view.version >= positionsVersion else { return }
         positionsVersion = view.version
         var moved = false
-        for position in view.positions where positions[position.symbol] != position {
+        // Only assigned symbols: an answer to a poll made before a symbol left must not bring
+        // its position back (it would be stale if the symbol returned).
+        for position in view.positions where positions[position.symbol] != position && assigned.contains(position.symbol) {
             if let known = positions[position.symbol], known.version > position.version { continue }
             positions[position.symbol] = position
             if leases[position.symbol] != nil { moved = true }

@@ -11,11 +11,21 @@ import MMCore
 /// only the waiters it satisfies, handing them the very view that satisfied them. A change signal
 /// wakes every waiter on every commit, so each per-symbol reader would wake, re-check and re-park
 /// (a new timeout race each time) for every other symbol's fill.
+///
+/// Readers with a `PositionsInterest` (the positions routes) are matched against what each
+/// commit changed (`PositionIndex.apply`), not against the whole view, and are answered only
+/// their own symbols: a node holding 50 of 1,000 symbols is woken by its fills alone.
 public actor PositionsBroadcaster {
     public private(set) var current: PositionsView
+    public private(set) var index: PositionIndex
+
+    private enum Condition {
+        case predicate(@Sendable (PositionsView) -> Bool)
+        case interest(PositionsInterest)
+    }
 
     private struct Waiter {
-        let isSatisfied: @Sendable (PositionsView) -> Bool
+        let condition: Condition
         let continuation: CheckedContinuation<PositionsView, Never>
         let timer: Task<Void, Never>
     }
@@ -30,6 +40,7 @@ public actor PositionsBroadcaster {
 
     public init(initial: PositionsView) {
         current = initial
+        index = PositionIndex(initial)
     }
 
     public var waiterCount: Int { waiters.count }
@@ -39,10 +50,36 @@ public actor PositionsBroadcaster {
     public func publish(_ view: PositionsView) {
         guard view.version > current.version else { return }
         current = view
-        for (id, waiter) in waiters where waiter.isSatisfied(view) {
+        let changes = index.apply(view)
+        for (id, waiter) in waiters {
+            let woken: Bool
+            switch waiter.condition {
+            case .predicate(let isSatisfied): woken = isSatisfied(view)
+            case .interest(let interest): woken = interest.isWoken(by: changes)
+            }
+            guard woken else { continue }
             waiters.removeValue(forKey: id)
             waiter.timer.cancel()
-            waiter.continuation.resume(returning: view)
+            waiter.continuation.resume(returning: answer(waiter.condition))
+        }
+    }
+
+    /// The current answer for `interest` (its symbols only when filtered).
+    public func view(for interest: PositionsInterest) -> PositionsView {
+        interest.answer(from: index, full: current)
+    }
+
+    /// The answer for `interest` as soon as one of its positions (unfiltered: the ledger) is
+    /// newer than `interest.afterVersion`, or after `timeoutMs` whatever it is.
+    public func wait(timeoutMs: Int64, for interest: PositionsInterest) async -> PositionsView {
+        if interest.isSatisfied(by: index) || timeoutMs <= 0 || isShutDown { return view(for: interest) }
+        return await park(timeoutMs: timeoutMs, .interest(interest))
+    }
+
+    private func answer(_ condition: Condition) -> PositionsView {
+        switch condition {
+        case .predicate: current
+        case .interest(let interest): view(for: interest)
         }
     }
 
@@ -50,6 +87,10 @@ public actor PositionsBroadcaster {
     /// current view whatever it is).
     public func wait(timeoutMs: Int64, until isSatisfied: @escaping @Sendable (PositionsView) -> Bool) async -> PositionsView {
         if isSatisfied(current) || timeoutMs <= 0 || isShutDown { return current }
+        return await park(timeoutMs: timeoutMs, .predicate(isSatisfied))
+    }
+
+    private func park(timeoutMs: Int64, _ condition: Condition) async -> PositionsView {
         let id = nextWaiterId
         nextWaiterId += 1
         notYetParked.insert(id)
@@ -57,14 +98,14 @@ public actor PositionsBroadcaster {
             await withCheckedContinuation { (continuation: CheckedContinuation<PositionsView, Never>) in
                 notYetParked.remove(id)
                 if cancelledBeforeParking.remove(id) != nil {
-                    continuation.resume(returning: current)
+                    continuation.resume(returning: answer(condition))
                     return
                 }
                 let timer = Task { [weak self] in
                     try? await Task.sleep(for: .milliseconds(timeoutMs))
                     await self?.release(id)
                 }
-                waiters[id] = Waiter(isSatisfied: isSatisfied, continuation: continuation, timer: timer)
+                waiters[id] = Waiter(condition: condition, continuation: continuation, timer: timer)
             }
         } onCancel: {
             Task { await self.cancel(id) }
@@ -88,6 +129,6 @@ public actor PositionsBroadcaster {
     private func release(_ id: UInt64) {
         guard let waiter = waiters.removeValue(forKey: id) else { return }
         waiter.timer.cancel()
-        waiter.continuation.resume(returning: current)
+        waiter.continuation.resume(returning: answer(waiter.condition))
     }
 }

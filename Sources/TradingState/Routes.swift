@@ -26,28 +26,35 @@ public func addTradingStateRoutes(to router: AuthorizedRouter, ledger: TradingLe
         }
     }
 
+    // `symbols=A,B` filters the answer and the wake-up: a node long-polls its own symbols only,
+    // so a fill elsewhere neither wakes it nor costs an answer of every position.
     router.on(TradingStateRoutes.positions) { request, _ in
         let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...maxPositionWaitMs)
-        guard let afterVersion = try request.queryIntIfPresent("after_version", range: 0...Int64.max) else {
-            return await ledger.positions()
+        let afterVersion = try request.queryIntIfPresent("after_version", range: 0...Int64.max)
+        var interest = PositionsInterest.all(afterVersion: afterVersion ?? 0)
+        if let list = request.queryString("symbols") {
+            do throws(PositionsFilterError) {
+                interest = .symbols(try PositionsFilterError.parse(list, known: known), afterVersion: afterVersion ?? 0)
+            } catch {
+                throw error.apiError
+            }
         }
-        return await ledger.broadcaster.wait(timeoutMs: waitMs) { $0.version > afterVersion }
+        guard afterVersion != nil else { return await ledger.broadcaster.view(for: interest) }
+        return await ledger.broadcaster.wait(timeoutMs: waitMs, for: interest)
     }
 
     router.on(TradingStateRoutes.position) { request, context in
         let symbol = try context.pathParameter("symbol")
         guard known.contains(symbol) else { throw APIError.unknownSymbol(symbol) }
         let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...maxPositionWaitMs)
+        // The symbol's own version: a reader of one symbol is not woken by the others.
         let view: PositionsView
         if let afterVersion = try request.queryIntIfPresent("after_version", range: 0...Int64.max) {
-            // The symbol's own version: a reader of one symbol is not woken by the others.
-            view = await ledger.broadcaster.wait(timeoutMs: waitMs) { view in
-                (view.positions.first { $0.symbol == symbol }?.version ?? 0) > afterVersion
-            }
+            view = await ledger.broadcaster.wait(timeoutMs: waitMs, for: .symbols([symbol], afterVersion: afterVersion))
         } else {
-            view = await ledger.positions()
+            view = await ledger.broadcaster.view(for: .symbols([symbol], afterVersion: 0))
         }
-        return view.positions.first { $0.symbol == symbol } ?? .flat(symbol)
+        return view.positions.first ?? .flat(symbol)
     }
 
     router.on(TradingStateRoutes.ledger) { request, _ in

@@ -6,6 +6,8 @@ public enum TradingStateRoutes {
     /// Record a batch of fills (exactly-once by fill_id). Exchange role only.
     public static let recordFills = RouteSpec(.POST, "/v1/fills", roles: [.exchange])
     /// `?after_version=V&wait_ms=W`: long-polls until the ledger version exceeds V.
+    /// `&symbols=A,B`: answers only those positions and waits until one of THEM is newer than V
+    /// (what a node asks for, so fills on other nodes' symbols do not wake it).
     public static let positions = RouteSpec.read("/v1/positions")
     public static let position = RouteSpec.read("/v1/positions/{symbol}")
     /// `?symbol=&after=SEQ&limit=N`: pages through the ledger in seq order.
@@ -128,6 +130,19 @@ public protocol FillRecorder: Sendable {
 /// Querying positions, optionally waiting for a change.
 public protocol PositionSource: Sendable {
     func positions(afterVersion: Int64?, waitMs: Int64) async throws(ClientError) -> PositionsView
+    /// Only `symbols`' positions, waiting (with `afterVersion`) until one of them is newer than
+    /// it; the answer's `version` is still the ledger version, to pass back as `afterVersion`.
+    func positions(symbols: [String], afterVersion: Int64?, waitMs: Int64) async throws(ClientError) -> PositionsView
+}
+
+extension PositionSource {
+    /// For sources without a filter: the whole view, cut down here. Correct, but wakes on every
+    /// fill; `TradingStateClient` asks the service to filter instead.
+    public func positions(symbols: [String], afterVersion: Int64?, waitMs: Int64) async throws(ClientError) -> PositionsView {
+        let view = try await positions(afterVersion: afterVersion, waitMs: waitMs)
+        let bySymbol = Dictionary(view.positions.map { ($0.symbol, $0) }, uniquingKeysWith: { first, _ in first })
+        return PositionsView(version: view.version, positions: symbols.map { bySymbol[$0] ?? .flat($0) })
+    }
 }
 
 public struct TradingStateClient: FillRecorder, PositionSource {
@@ -139,6 +154,11 @@ public struct TradingStateClient: FillRecorder, PositionSource {
     }
     public func positions(afterVersion: Int64? = nil, waitMs: Int64 = 0) async throws(ClientError) -> PositionsView {
         var query: [(String, String)] = []
+        if let afterVersion { query += [("after_version", "\(afterVersion)"), ("wait_ms", "\(waitMs)")] }
+        return try await endpoint.call(.GET, TradingStateRoutes.positions.path, query: query, timeoutMs: endpoint.timeoutMs + waitMs)
+    }
+    public func positions(symbols: [String], afterVersion: Int64? = nil, waitMs: Int64 = 0) async throws(ClientError) -> PositionsView {
+        var query = [("symbols", symbols.joined(separator: ","))]
         if let afterVersion { query += [("after_version", "\(afterVersion)"), ("wait_ms", "\(waitMs)")] }
         return try await endpoint.call(.GET, TradingStateRoutes.positions.path, query: query, timeoutMs: endpoint.timeoutMs + waitMs)
     }
