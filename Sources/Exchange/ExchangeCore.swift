@@ -283,7 +283,8 @@ public actor ExchangeCore {
     public func deadmanDeadline(_ node: String) -> EpochMs? { deadmen[node] }
 
     /// Adds the time since the last call to `mm_exchange_unquoted_seconds_total` of every
-    /// symbol without a two-sided quote now (so the figure is exact to one call's interval).
+    /// symbol without a two-sided quote now, and to `mm_exchange_no_quote_seconds_total` of
+    /// every symbol with no quote side at all (so the figures are exact to one call's interval).
     public func accountUnquotedTime() {
         let now = clock.nowMs()
         defer { quotingAccountedAtMs = now }
@@ -292,6 +293,7 @@ public actor ExchangeCore {
         for spec in config.symbols {
             let quote = state.quote(spec.symbol)
             if quote?.bidPrice == nil || quote?.askPrice == nil { metrics.unquoted[spec.symbol]?.increment(by: seconds) }
+            if quote?.bidPrice == nil && quote?.askPrice == nil { metrics.withoutQuote[spec.symbol]?.increment(by: seconds) }
         }
     }
 

@@ -12,6 +12,9 @@ struct ExchangeMetrics: Sendable {
     let journalCommit: MetricHistogram
     /// Seconds each symbol spent without a two-sided market-maker quote.
     let unquoted: [String: MetricCounter]
+    /// Seconds each symbol spent with no market-maker quote at all (neither side): a fill that
+    /// takes one side leaves the symbol one-sided, not unquoted, until the holder replenishes it.
+    let withoutQuote: [String: MetricCounter]
     let staleAccepted: MetricGauge
     let publishedFillSeq: MetricGauge
 
@@ -33,6 +36,8 @@ struct ExchangeMetrics: Sendable {
             "mm_exchange_journal_commit_seconds", "Time to make one group-commit batch of journal records durable (fsync included).")
         unquoted = ServiceMetrics.perSymbolCounters(
             "mm_exchange_unquoted_seconds_total", "Seconds a symbol had no two-sided market-maker quote resting, by symbol.", symbols: symbols)
+        withoutQuote = ServiceMetrics.perSymbolCounters(
+            "mm_exchange_no_quote_seconds_total", "Seconds a symbol had no market-maker quote resting on either side, by symbol.", symbols: symbols)
         staleAccepted = ServiceMetrics.gauge(
             "mm_exchange_stale_accepted", "Requests accepted with a fencing token below one already seen; anything but 0 is a bug.")
         publishedFillSeq = ServiceMetrics.gauge("mm_exchange_fill_seq", "Sequence number of the last published fill (the fill log's head).")

@@ -45,7 +45,7 @@ import Testing
     static let expectedFamilies: [String: [String]] = [
         "supervisor": ["mm_supervisor_process_up", "mm_supervisor_process_state", "mm_supervisor_process_restarts_total"],
         "exchange": [
-            "mm_exchange_fills_total", "mm_exchange_quotes_replaced_total", "mm_exchange_unquoted_seconds_total",
+            "mm_exchange_fills_total", "mm_exchange_quotes_replaced_total", "mm_exchange_unquoted_seconds_total", "mm_exchange_no_quote_seconds_total",
             "mm_exchange_journal_commit_seconds_bucket", "mm_exchange_fencing_rejections_total", "mm_exchange_deadman_firings_total",
             "mm_exchange_fill_seq", "mm_exchange_stale_accepted",
         ],
