@@ -5,7 +5,10 @@ import Synchronization
 /// and the grant keys, reloaded from the data directory when a rotation step is imported
 /// (`ClusterSecrets.rotate`), so a running cluster takes new secrets without a restart.
 public final class LiveSecrets: Sendable {
-    private let state: Mutex<RoleTokens>
+    /// The tokens, and the token each caller presents derived once per load (a node's own is an
+    /// HMAC, and it is asked for at every request): one lock, so a reload never leaves a token
+    /// of the old set cached.
+    private let state: Mutex<(tokens: RoleTokens, presented: [String: String])>
     private let signer: Mutex<GrantSigner?>
     /// The provisioning marker last loaded: an import or rotation rewrites it last.
     private let loadedMarker: Mutex<Data?>
@@ -13,13 +16,24 @@ public final class LiveSecrets: Sendable {
 
     /// `dataDirectory` nil: fixed tokens (tests, benchmarks), never reloaded.
     public init(_ tokens: RoleTokens, dataDirectory: DataDirectory? = nil) {
-        state = Mutex(tokens)
+        state = Mutex((tokens, [:]))
         signer = Mutex(nil)
         self.dataDirectory = dataDirectory
         loadedMarker = Mutex(dataDirectory.flatMap { FileManager.default.contents(atPath: $0.secretsMarkerPath) })
     }
 
-    public var tokens: RoleTokens { state.withLock { $0 } }
+    public var tokens: RoleTokens { state.withLock { $0.tokens } }
+
+    /// The token a caller of `role` (node `node` for `.node`) presents now.
+    public func presentedToken(role: Role, node: String) -> String? {
+        let key = role == .node ? "node/" + node : role.rawValue
+        return state.withLock { state in
+            if let cached = state.presented[key] { return cached }
+            let token = state.tokens.token(for: role, node: node)
+            if let token { state.presented[key] = token }
+            return token
+        }
+    }
 
     /// The grant signer over this data directory's keys, made once and reloaded with the rest.
     public func grantSigner() throws -> GrantSigner {
@@ -42,7 +56,7 @@ public final class LiveSecrets: Sendable {
               marker != loadedMarker.withLock({ $0 }) else { return false }
         let tokens = try RoleTokens.loadProvisioned(from: dataDirectory)
         if let signer = signer.withLock({ $0 }) { try signer.reload(from: dataDirectory) }
-        state.withLock { $0 = tokens }
+        state.withLock { $0 = (tokens, [:]) }
         loadedMarker.withLock { $0 = marker }
         return true
     }

@@ -11,32 +11,17 @@ public struct AHCTransport: HTTPTransport {
     /// One client per process with room for the long-polls and parked acquires a node keeps
     /// open to one service: `HTTPClient.shared` allows 8 connections per host and queues the
     /// rest, so a renewal could wait behind parked acquires and let a lease lapse.
-    ///
-    /// An https URL goes through the cluster trust the process adopted (`adoptClusterTrust`),
-    /// looked up per request, so a `shared` captured before the adoption follows it too; before
-    /// any adoption, through the system's roots. Code that has the config at hand uses
-    /// `cluster(_:)` instead.
+    /// Its https requests trust the system's roots: a cluster's own processes reach each other
+    /// through `cluster(_:)`, which is this one without `tls`.
     public static let shared: AHCTransport = {
         // Never shut down: it lives exactly as long as the process, like HTTPClient.shared.
-        AHCTransport(client: makeClient(tls: nil, retryConnections: true), failFastClient: failFast.client, caPath: nil, followsProcessTrust: true)
+        AHCTransport(client: makeClient(tls: nil, retryConnections: true), failFastClient: failFast.client, caPath: nil)
     }()
 
     /// Like `shared`, but a refused connection fails the request at once instead of being
     /// retried with backoff until the request's timeout: for endpoints with several replicas,
     /// where the next replica is the better retry (`failoverTransport`).
-    public static let failFast = AHCTransport(client: makeClient(tls: nil, retryConnections: false), failFastClient: nil, caPath: nil, followsProcessTrust: true)
-
-    /// Makes `shared` and `failFast` send https requests through `cluster(config)`: for the
-    /// process's clients built with the default transport before or without the config (the
-    /// supervisor's readiness probe and death reporter). One cluster per process, so one trust;
-    /// without `tls` nothing changes.
-    public static func adoptClusterTrust(_ config: ClusterConfig) throws(TLSSetupError) {
-        guard config.tls.isEnabled else { return }
-        let transport = try trustingCA(config.tls.ca)
-        processTrust.withLock { $0 = transport }
-    }
-
-    private static let processTrust = Mutex<AHCTransport?>(nil)
+    public static let failFast = AHCTransport(client: makeClient(tls: nil, retryConnections: false), failFastClient: nil, caPath: nil)
 
     /// The transport a process of this cluster calls its peers with: `shared` without `tls`;
     /// with it, a process-wide pair of clients (retrying and fail-fast) that trusts only the
@@ -73,8 +58,6 @@ public struct AHCTransport: HTTPTransport {
     let failFastClient: HTTPClient?
     /// The CA file trusted (named in TLS failures), nil for the system's roots.
     let caPath: String?
-    /// `shared`/`failFast`: https goes through the adopted cluster trust when there is one.
-    let followsProcessTrust: Bool
     /// Responses larger than this are refused rather than buffered without bound.
     let maxResponseBytes: Int
 
@@ -82,11 +65,10 @@ public struct AHCTransport: HTTPTransport {
         self.init(client: client, failFastClient: nil, caPath: nil, maxResponseBytes: maxResponseBytes)
     }
 
-    init(client: HTTPClient, failFastClient: HTTPClient?, caPath: String?, followsProcessTrust: Bool = false, maxResponseBytes: Int = 64 * 1024 * 1024) {
+    init(client: HTTPClient, failFastClient: HTTPClient?, caPath: String?, maxResponseBytes: Int = 64 * 1024 * 1024) {
         self.client = client
         self.failFastClient = failFastClient
         self.caPath = caPath
-        self.followsProcessTrust = followsProcessTrust
         self.maxResponseBytes = maxResponseBytes
     }
 
@@ -116,14 +98,10 @@ public struct AHCTransport: HTTPTransport {
 
     public var failoverTransport: any HTTPTransport {
         guard let failFastClient else { return self }
-        return AHCTransport(client: failFastClient, failFastClient: nil, caPath: caPath, followsProcessTrust: followsProcessTrust, maxResponseBytes: maxResponseBytes)
+        return AHCTransport(client: failFastClient, failFastClient: nil, caPath: caPath, maxResponseBytes: maxResponseBytes)
     }
 
     public func send(_ request: TransportRequest) async throws(TransportError) -> TransportResponse {
-        if followsProcessTrust, request.url.lowercased().hasPrefix("https:"), let trusted = Self.processTrust.withLock({ $0 }) {
-            // A retrying transport stays retrying, a fail-fast one fail-fast.
-            return try await (failFastClient == nil ? trusted.failoverTransport : trusted).send(request)
-        }
         var outbound = HTTPClientRequest(url: request.url)
         outbound.method = NIOHTTP1.HTTPMethod(rawValue: request.method.rawValue)
         for (name, value) in request.headers { outbound.headers.add(name: name, value: value) }

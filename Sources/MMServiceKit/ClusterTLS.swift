@@ -72,14 +72,6 @@ public enum TLSServerSetup {
         _ = try server(config, host: host)
     }
 
-    /// For a process that serves `config`'s cluster from host `host` (the supervisor): checks
-    /// now what `serverBuilder` would otherwise throw when the server starts, and makes the
-    /// process's default clients (`AHCTransport.shared`) trust the cluster's CA for https.
-    public static func prepareProcess(_ config: ClusterConfig, host: String) throws(TLSSetupError) {
-        try validate(config, host: host)
-        try AHCTransport.adoptClusterTrust(config)
-    }
-
     /// Like `serverBuilder`, but a TLS file that cannot be used is thrown now.
     public static func server(_ config: ClusterConfig, host: String) throws(TLSSetupError) -> HTTPServerBuilder {
         guard config.tls.isEnabled else { return .http1() }

@@ -65,7 +65,7 @@ public struct ServiceEnvironment: Sendable {
         // The token presented at each call is the current one: a rotation step imported while
         // this process runs changes it.
         let secrets = self.secrets, role = self.role, name = process.name
-        endpoint.tokenSource = { secrets.tokens.token(for: role, node: name) ?? token }
+        endpoint.tokenSource = { secrets.presentedToken(role: role, node: name) ?? token }
         return endpoint
     }
 

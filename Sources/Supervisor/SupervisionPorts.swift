@@ -131,9 +131,10 @@ public struct HTTPReadinessProbe: ReadinessProbe {
     let config: ClusterConfig
     let transport: any HTTPTransport
 
-    public init(config: ClusterConfig, transport: any HTTPTransport = AHCTransport.shared) {
+    /// `transport` nil: the cluster's own (`AHCTransport.cluster`, trusting `tls.ca` over TLS).
+    public init(config: ClusterConfig, transport: (any HTTPTransport)? = nil) {
         self.config = config
-        self.transport = transport
+        self.transport = transport ?? AHCTransport.cluster(config)
     }
 
     public func isReady(_ process: ClusterProcess) async -> Bool {
@@ -163,16 +164,13 @@ public struct CoordinatorDeathReporter: DeathReporter {
     let coordinator: CoordinatorClient
     let logger: Logger
 
-    public init(config: ClusterConfig, token: String, transport: any HTTPTransport = AHCTransport.shared, logger: Logger) {
-        // Every replica: the notice must reach whichever one is alive.
-        self.coordinator = CoordinatorClient(.coordinator(config, token: token, transport: transport, timeoutMs: 1_000))
-        self.logger = logger
-    }
-
-    /// Presents the supervisor token `secrets` holds at each notice (a rotation changes it).
-    public init(config: ClusterConfig, secrets: LiveSecrets, transport: any HTTPTransport = AHCTransport.shared, logger: Logger) {
-        var endpoint = ServiceEndpoint.coordinator(config, token: secrets.tokens.token(for: .supervisor) ?? "", transport: transport, timeoutMs: 1_000)
-        endpoint.tokenSource = { secrets.tokens.token(for: .supervisor) ?? "" }
+    /// Presents the supervisor token `secrets` holds at each notice (a rotation changes it), to
+    /// every replica: the notice must reach whichever one is alive. `transport` nil: the
+    /// cluster's own (`AHCTransport.cluster`).
+    public init(config: ClusterConfig, secrets: LiveSecrets, transport: (any HTTPTransport)? = nil, logger: Logger) {
+        var endpoint = ServiceEndpoint.coordinator(
+            config, token: secrets.tokens.token(for: .supervisor) ?? "", transport: transport ?? AHCTransport.cluster(config), timeoutMs: 1_000)
+        endpoint.tokenSource = { secrets.presentedToken(role: .supervisor, node: "") ?? "" }
         self.coordinator = CoordinatorClient(endpoint)
         self.logger = logger
     }

@@ -91,10 +91,9 @@ public enum SupervisorDaemon {
 
         let shutdownRequests = ShutdownRequests()
         let router = buildControlRouter(supervisor: supervisor, secrets: secrets, config: config, shutdown: shutdownRequests)
-        // HTTPS with this host's certificate when `tls` is set, and the probe's and death
-        // reporter's https trusting tls.ca; an unusable TLS file stops the start here, before
-        // any child is spawned.
-        do { try TLSServerSetup.prepareProcess(config, host: host) } catch {
+        // HTTPS with this host's certificate when `tls` is set: an unusable TLS file stops the
+        // start here, before any child is spawned.
+        do { try TLSServerSetup.validate(config, host: host) } catch {
             logger.error("\(error)")
             return 1
         }

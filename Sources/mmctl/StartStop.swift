@@ -131,7 +131,7 @@ func printStarted(config: ClusterConfig, host: String, dataDirectory: DataDirect
     let token = (try? dataDirectory.readSecret(dataDirectory.tokenPath(.observer))) ?? ""
     let snapshot = await ClusterSnapshotBuilder(config: config, token: token, transport: CurlTransport()).snapshot()
     // On several hosts this start started one host's processes: list those.
-    let started = config.isMultiHost ? snapshot.processes.filter { ClusterProcess(name: $0.name).map(config.hostName(of:)) == host } : snapshot.processes
+    let started = config.isMultiHost ? snapshot.processes.filter { $0.host == host } : snapshot.processes
     if json {
         try writeJSON(StartedOutput(dataDir: dataDirectory.path, guiUrl: "\(config.baseURL(of: .gui))/", host: host, processes: started))
         return
