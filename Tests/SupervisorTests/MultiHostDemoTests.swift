@@ -23,7 +23,7 @@ import Testing
             environment: ["MMCTL_SKIP_BUILD": "1", "MMCTL": TestPaths.mmctl, "MMD_BINARY": TestPaths.mmd],
             timeout: .seconds(330))
         let output = result.stdout + result.stderr
-        #expect(result.code == 0, "\(output.suffix(4_000))")
+        #expect(result.code == 0, "\(output.suffix(8_000))")
         let namespaces = !output.contains("loopback addresses 127.0.0.2-4")
         // Every host was given its part of the secrets and started by its own supervisor.
         for host in ["a", "b", "c"] { #expect(output.contains("host \(host) of the cluster is up"), "host \(host) did not start") }
