@@ -194,6 +194,16 @@ public struct StatusDocument: Encodable, Sendable {
         case symbolsMatched, symbolsOmitted
     }
 
+    /// The document's JSON, the per-symbol parts written by hand (`SnapshotJSON`): the same
+    /// bytes as `MMJSON.encode(self, pretty:)` in a fraction of the time at 1,000 symbols.
+    public func json(pretty: Bool) throws -> [UInt8] {
+        try SnapshotJSON.encode(self, snapshot: snapshot, pretty: pretty) { skeleton in
+            var document = self
+            document.snapshot = skeleton
+            return document
+        }
+    }
+
     /// The snapshot's keys and ours in one object (a keyed container requested twice from
     /// one encoder is the same object).
     public func encode(to encoder: any Encoder) throws {

@@ -61,6 +61,14 @@ public struct HotPathJSONWriter {
         bytes.append(UInt8(ascii: ":"))
     }
 
+    /// A key known only at run time (a map's); false when it needs escaping.
+    public mutating func key(dynamic name: String) -> Bool {
+        separate()
+        guard string(name) else { return false }
+        bytes.append(UInt8(ascii: ":"))
+        return true
+    }
+
     public mutating func int(_ value: Int64) {
         bytes.append(contentsOf: String(value).utf8)
     }
@@ -75,6 +83,11 @@ public struct HotPathJSONWriter {
         }
         bytes.append(UInt8(ascii: "\""))
         return true
+    }
+
+    /// Bytes that are already JSON (a value encoded elsewhere), written as one value.
+    public mutating func raw(_ json: some Sequence<UInt8>) {
+        bytes.append(contentsOf: json)
     }
 
     /// A member that JSONEncoder omits when nil (`encodeIfPresent`).
@@ -213,14 +226,71 @@ public struct HotPathJSONReader {
     /// `member` returns false to give up. Keys repeated within the object give up too.
     public mutating func object(_ member: (String, inout HotPathJSONReader) -> Bool) -> Bool {
         guard consume(UInt8(ascii: "{")) else { return false }
-        var seen: Set<String> = []
+        // A struct's object has a handful of keys: a linear look is cheaper than hashing. A
+        // map's (`readMap`) may have thousands, and uses a set.
+        var seen: [String] = []
         if consume(UInt8(ascii: "}")) { return true }
         while true {
-            guard let key = string(), seen.insert(key).inserted, consume(UInt8(ascii: ":")) else { return false }
+            guard let key = string(), !seen.contains(key), consume(UInt8(ascii: ":")) else { return false }
+            seen.append(key)
             guard member(key, &self) else { return false }
             if consume(UInt8(ascii: ",")) { continue }
             return consume(UInt8(ascii: "}"))
         }
+    }
+
+    /// An object read as a map of string values (`[String: String]`); nil on a repeated key or
+    /// any value that is not a plain string.
+    public mutating func stringMap() -> [String: String]? {
+        guard consume(UInt8(ascii: "{")) else { return nil }
+        var map: [String: String] = [:]
+        if consume(UInt8(ascii: "}")) { return map }
+        while true {
+            guard let key = string(), map[key] == nil, consume(UInt8(ascii: ":")), let value = string() else { return nil }
+            map[key] = value
+            if consume(UInt8(ascii: ",")) { continue }
+            return consume(UInt8(ascii: "}")) ? map : nil
+        }
+    }
+
+    /// Reads `[`, then calls `element` at each element until `]`; false to give up.
+    public mutating func array(_ element: (inout HotPathJSONReader) -> Bool) -> Bool {
+        guard consume(UInt8(ascii: "[")) else { return false }
+        if consume(UInt8(ascii: "]")) { return true }
+        while true {
+            guard element(&self) else { return false }
+            if consume(UInt8(ascii: ",")) { continue }
+            return consume(UInt8(ascii: "]"))
+        }
+    }
+
+    /// Consumes a `null` and says so; anything else is left unread.
+    public mutating func null() -> Bool {
+        skipWhitespace()
+        let literal: [UInt8] = Array("null".utf8)
+        guard index + literal.count <= bytes.count, bytes[index..<index + literal.count].elementsEqual(literal) else { return false }
+        let after = index + literal.count
+        if after < bytes.count {
+            switch bytes[after] {
+            case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): break
+            default: return false
+            }
+        }
+        index = after
+        return true
+    }
+
+    /// An integer or `null` (a Swift optional, as JSONDecoder reads it): `.some(nil)` for null,
+    /// nil when it is neither.
+    public mutating func optionalInt() -> Int64?? {
+        if null() { return .some(nil) }
+        return int().map { .some($0) }
+    }
+
+    /// A string or `null`, as `optionalInt`.
+    public mutating func optionalString() -> String?? {
+        if null() { return .some(nil) }
+        return string().map { .some($0) }
     }
 
     /// A string of printable ASCII without escapes; nil otherwise.

@@ -21,7 +21,12 @@ public enum MMJSON {
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try makeDecoder().decode(type, from: data)
+        // The big inspection answers (InspectionJSON.swift) and the quote replace read by hand
+        // when they can: the same value, without Foundation's cost; anything unusual falls back.
+        if let hot = T.self as? any HotPathJSONDecodable.Type, let value = hot.decodeHotPath([UInt8](data)) as? T {
+            return value
+        }
+        return try makeDecoder().decode(type, from: data)
     }
 
     /// A human-readable description of a decoding failure that names the offending field,

@@ -81,7 +81,7 @@ struct Status: AsyncParsableCommand {
             }
             let snapshot = await view()
             if output.json {
-                try writeJSON(StatusDocument(snapshot, order: sort, limit: limit))
+                writeStdout(String(decoding: try StatusDocument(snapshot, order: sort, limit: limit).json(pretty: true), as: UTF8.self) + "\n")
             } else {
                 writeStdout(renderer.render(snapshot, previous: nil).joined(separator: "\n") + "\n")
             }
@@ -118,7 +118,7 @@ struct Status: AsyncParsableCommand {
         while !stop.requested {
             let snapshot = await view()
             last = Self.exitCode(snapshot)
-            guard let line = try? MMJSON.encode(StatusDocument(snapshot, order: sort, limit: limit)) else { break }
+            guard let line = try? StatusDocument(snapshot, order: sort, limit: limit).json(pretty: false) else { break }
             var data = line
             data.append(0x0a)
             let written = data.withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
