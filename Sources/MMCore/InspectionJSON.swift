@@ -447,7 +447,12 @@ public enum JSONSplice {
                         guard valueStart + 1 < json.count,
                               (json[valueStart] == UInt8(ascii: "[") && json[valueStart + 1] == UInt8(ascii: "]"))
                                 || (json[valueStart] == UInt8(ascii: "{") && json[valueStart + 1] == UInt8(ascii: "}")) else { return nil }
-                        return Array(json[..<valueStart]) + value + Array(json[(valueStart + 2)...])
+                        var spliced: [UInt8] = []
+                        spliced.reserveCapacity(json.count + value.count)
+                        spliced.append(contentsOf: json[..<valueStart])
+                        spliced.append(contentsOf: value)
+                        spliced.append(contentsOf: json[(valueStart + 2)...])
+                        return spliced
                     }
                     pendingKey = depth - 1
                     index = valueStart
@@ -484,7 +489,7 @@ public enum JSONSplice {
         var inString = false
         func newline(_ depth: Int) {
             out.append(UInt8(ascii: "\n"))
-            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: depth * 2))
+            for _ in 0..<(depth * 2) { out.append(UInt8(ascii: " ")) }
         }
         while index < json.count {
             let byte = json[index]
@@ -523,7 +528,9 @@ public enum JSONSplice {
                 out.append(byte)
                 newline(depth)
             case UInt8(ascii: ":"):
-                out.append(contentsOf: Array(" : ".utf8))
+                out.append(UInt8(ascii: " "))
+                out.append(byte)
+                out.append(UInt8(ascii: " "))
             default:
                 out.append(byte)
             }

@@ -81,7 +81,9 @@ struct Status: AsyncParsableCommand {
             }
             let snapshot = await view()
             if output.json {
-                writeStdout(String(decoding: try StatusDocument(snapshot, order: sort, limit: limit).json(pretty: true), as: UTF8.self) + "\n")
+                var bytes = try StatusDocument(snapshot, order: sort, limit: limit).json(pretty: true)
+                bytes.append(0x0a)
+                FileHandle.standardOutput.write(Data(bytes))
             } else {
                 writeStdout(renderer.render(snapshot, previous: nil).joined(separator: "\n") + "\n")
             }

@@ -74,6 +74,14 @@ import Testing
         }
     }
 
+    @Test(arguments: [0, 1, -1, 9, 10, -10, 99, 100, 1_764_382_002_000, -1_000_000_007, Int64.max, Int64.min, Int64.min + 1])
+    func integersAreWrittenAsJSONEncoderWritesThem(value: Int64) {
+        var writer = HotPathJSONWriter()
+        writer.int(value)
+        #expect(String(decoding: writer.bytes, as: UTF8.self) == String(value))
+        Self.roundTrip(PriceList(prices: [ReferencePrice(symbol: "ACME", price: value, tickIndex: value, tsMs: value)]))
+    }
+
     @Test func assignmentMapsRoundTripInJSONEncodersKeyOrder() async {
         // Keys that sort differently by bytes, by number and by case: "S10" < "S9", "B" < "a".
         let key = Gen.int(in: 0...7).array(of: 1...4).map { $0.map { ["S", "9", "1", "0", "a", "B", "_", "n"][$0] }.joined() }
