@@ -79,16 +79,22 @@ import Testing
             Gen.int(in: 0...2).array(of: 1...3), Gen.int(in: 0...10_000).array(of: 3...3), Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
         ) { node, numbers, bid, kinds, positions, replacements in
             var bytes = [UInt8]((try? MMJSON.encode(Self.quoteRequest("ACME", node, numbers, bid, nil))) ?? Data())
-            for (step, kind) in kinds.enumerated() where !bytes.isEmpty {
-                let at = positions[step] % bytes.count
-                switch kind {
-                case 0: bytes[at] = damage[replacements[step]]
-                case 1: bytes.remove(at: at)
-                default: bytes.insert(damage[replacements[step]], at: at)
-                }
-            }
+            Self.damage(&bytes, kinds: kinds, positions: positions, with: replacements.map { damage[$0] })
             if let fast = QuoteRequest.decodeHotPath(bytes) {
                 #expect(Self.generalDecode(bytes) == fast, "fast read \(String(decoding: bytes, as: UTF8.self)) differently")
+            }
+        }
+    }
+
+    /// Step by step: kind 0 overwrites a byte, 1 removes one, 2 inserts one (at `positions`,
+    /// modulo the length; the byte from `replacements`).
+    static func damage(_ bytes: inout [UInt8], kinds: [Int], positions: [Int], with replacements: [UInt8]) {
+        for (step, kind) in kinds.enumerated() where !bytes.isEmpty {
+            let at = positions[step] % bytes.count
+            switch kind {
+            case 0: bytes[at] = replacements[step]
+            case 1: bytes.remove(at: at)
+            default: bytes.insert(replacements[step], at: at)
             }
         }
     }

@@ -117,14 +117,7 @@ import Testing
             Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
         ) { which, kinds, positionsAt, replacements in
             var bytes = samples[which]
-            for (step, kind) in kinds.enumerated() where !bytes.isEmpty {
-                let at = positionsAt[step] % bytes.count
-                switch kind {
-                case 0: bytes[at] = damage[replacements[step]]
-                case 1: bytes.remove(at: at)
-                default: bytes.insert(damage[replacements[step]], at: at)
-                }
-            }
+            HotPathJSONTests.damage(&bytes, kinds: kinds, positions: positionsAt, with: replacements.map { damage[$0] })
             let shown = String(decoding: bytes, as: UTF8.self)
             switch which {
             case 0: if let fast = AuthorityList.decodeHotPath(bytes) { #expect(Self.foundation(AuthorityList.self, bytes) == fast, "\(shown)") }
