@@ -32,11 +32,31 @@ public enum TestPaths {
         return FileManager.default.currentDirectoryPath
     }
 
-    /// A fresh, empty data directory under /tmp.
+    /// A fresh, empty data directory under /tmp, removed when the test process exits (most
+    /// tests that take one do not remove it themselves; a whole run left about 80 behind).
     public static func temporaryDataDirectory(_ label: String) -> DataDirectory {
         let path = NSTemporaryDirectory() + "mm-test-\(label)-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        TemporaryDirectories.removeAtExit(path)
         return DataDirectory(path)
+    }
+}
+
+/// Directories the test process made, removed by an `atexit` handler: after the last test,
+/// when every cluster a test started has been stopped.
+enum TemporaryDirectories {
+    static let paths = Mutex<[String]>([])
+    private static let handler: Void = {
+        atexit { TemporaryDirectories.removeAll() }
+    }()
+
+    static func removeAtExit(_ path: String) {
+        _ = handler
+        paths.withLock { $0.append(path) }
+    }
+
+    static func removeAll() {
+        for path in paths.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: path) }
     }
 }
 
