@@ -287,17 +287,21 @@ public struct HotPathJSONReader {
     /// Consumes a `null` and says so; anything else is left unread.
     public mutating func null() -> Bool {
         skipWhitespace()
-        let literal: [UInt8] = Array("null".utf8)
-        guard index + literal.count <= bytes.count, bytes[index..<index + literal.count].elementsEqual(literal) else { return false }
-        let after = index + literal.count
-        if after < bytes.count {
-            switch bytes[after] {
-            case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): break
-            default: return false
-            }
-        }
+        let after = index + 4
+        guard after <= bytes.count, bytes[index] == UInt8(ascii: "n"), bytes[index + 1] == UInt8(ascii: "u"),
+              bytes[index + 2] == UInt8(ascii: "l"), bytes[index + 3] == UInt8(ascii: "l"), endsValue(at: after) else { return false }
         index = after
         return true
+    }
+
+    /// A scalar ending at `position` is followed by the end, a delimiter or whitespace (so
+    /// `nullx` and `12a` are not values).
+    private func endsValue(at position: Int) -> Bool {
+        guard position < bytes.count else { return true }
+        switch bytes[position] {
+        case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): return true
+        default: return false
+        }
     }
 
     /// An integer or `null` (a Swift optional, as JSONDecoder reads it): `.some(nil)` for null,
@@ -349,13 +353,7 @@ public struct HotPathJSONReader {
             cursor += 1
         }
         let digitCount = cursor - digitsStart
-        guard digitCount > 0, !(digitCount > 1 && bytes[digitsStart] == UInt8(ascii: "0")) else { return nil }
-        if cursor < bytes.count {
-            switch bytes[cursor] {
-            case UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r"): break
-            default: return nil
-            }
-        }
+        guard digitCount > 0, !(digitCount > 1 && bytes[digitsStart] == UInt8(ascii: "0")), endsValue(at: cursor) else { return nil }
         index = cursor
         return value
     }
