@@ -134,10 +134,7 @@ public struct ExchangeController: Sendable {
             do {
                 let data = try await readBody(request, limit: context.maxUploadSize)
                 guard !data.isEmpty else { throw APIError.malformedBody("the request needs a JSON body") }
-                // Quote replaces (the hottest request) skip JSONDecoder when the body is plain.
-                if let hot = T.self as? any HotPathJSONDecodable.Type, let value = hot.decodeHotPath([UInt8](data)) as? T {
-                    return value
-                }
+                // MMJSON.decode reads a plain quote replace (the hottest request) without JSONDecoder.
                 do {
                     return try MMJSON.decode(T.self, from: data)
                 } catch {
