@@ -172,10 +172,12 @@ public func buildCoordinatorRouter(_ environment: ServiceEnvironment, engine: Co
         try await engine.authority(symbol: try context.pathParameter("symbol"))
     }
     router.on(CoordinatorRoutes.events) { request, _ in
-        let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
-        let limit = try request.queryInt("limit", default: 200, range: 1...1_000)
+        let cursor = try request.logCursor(defaultLimit: 200, maxLimit: 1_000, waitParameter: "wait_ms")
         let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...coordinatorMaxWaitMs)
-        return try await engine.events(after: after, limit: Int(limit), waitMs: waitMs)
+        switch cursor {
+        case .after(let after, let limit): return try await engine.events(after: after, limit: limit, waitMs: waitMs)
+        case .tail(let count): return try await engine.events(tail: count)
+        }
     }
     router.on(CoordinatorRoutes.eventsBase) { _, _ in
         try await engine.eventBase()

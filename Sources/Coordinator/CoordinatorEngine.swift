@@ -265,7 +265,16 @@ public actor CoordinatorEngine {
         if state.headSeq <= seq, waitMs > 0 {
             await eventsChanged.wait(after: eventsChanged.version, timeoutMs: waitMs)
         }
+        return try await eventPage(after: seq, limit: limit, head: state.headSeq)
+    }
+
+    /// The newest `count` events, one read.
+    public func events(tail count: Int) async throws -> EventPage {
         let head = state.headSeq
+        return try await eventPage(after: LogCursor.tailStart(count: count, headSeq: head), limit: count, head: head)
+    }
+
+    private func eventPage(after seq: Int64, limit: Int, head: Int64) async throws -> EventPage {
         let page: (events: [ClusterEvent], compactedThroughSeq: Int64)
         switch backend {
         case .embedded(let store): page = try await store.eventPage(after: seq, limit: limit)

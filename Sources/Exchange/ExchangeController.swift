@@ -39,13 +39,13 @@ public struct ExchangeController: Sendable {
         }
         router.on(ExchangeRoutes.stats) { _, _ in await core.stats() }
         router.on(ExchangeRoutes.fills) { request, _ in
-            let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
-            let limit = try request.queryInt("limit", default: Self.defaultFillPageLimit, range: 1...Self.maxFillPageLimit)
+            let cursor = try request.logCursor(defaultLimit: Self.defaultFillPageLimit, maxLimit: Self.maxFillPageLimit, waitParameter: "wait_ms")
             let waitMs = try request.queryInt("wait_ms", default: 0, range: 0...Self.maxFillWaitMs)
-            var page = try await core.fillPage(after: after, limit: Int(limit))
+            guard case .after(let after, let limit) = cursor else { return try await core.fillPage(cursor) }
+            var page = try await core.fillPage(after: after, limit: limit)
             if page.fills.isEmpty && waitMs > 0 {
                 await core.waitForFills(after: after, timeoutMs: waitMs)
-                page = try await core.fillPage(after: after, limit: Int(limit))
+                page = try await core.fillPage(after: after, limit: limit)
             }
             return page
         }

@@ -360,9 +360,23 @@ public actor ExchangeCore {
         return .page(FillPage(fills: Array(recentFills[first..<first + count]), headSeq: publishedFillCount))
     }
 
+    /// The newest `count` published fills, the head read in the same turn as the page.
+    public func fillSource(tail count: Int) -> FillSource {
+        fillSource(after: LogCursor.tailStart(count: count, headSeq: publishedFillCount), limit: count)
+    }
+
     /// A page of published fills, from memory or storage.
     public nonisolated func fillPage(after: Int64, limit: Int) async throws -> FillPage {
-        switch await fillSource(after: after, limit: limit) {
+        try await fillPage(.after(after, limit: limit))
+    }
+
+    public nonisolated func fillPage(_ cursor: LogCursor) async throws -> FillPage {
+        let source: FillSource
+        switch cursor {
+        case .after(let after, let limit): source = await fillSource(after: after, limit: limit)
+        case .tail(let count): source = await fillSource(tail: count)
+        }
+        switch source {
         case .page(let page): return page
         case .storage(let after, let limit, let head):
             return FillPage(fills: try await committer.journal.fills(after: after, limit: limit), headSeq: head)

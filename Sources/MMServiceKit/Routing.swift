@@ -160,6 +160,23 @@ extension Request {
     public func queryString(_ name: String) -> String? {
         uri.queryParameters.get(name)
     }
+
+    /// Where a page of a seq-cursored log starts: `after=SEQ&limit=N` pages forward, and
+    /// `tail=N` asks for the newest N in one request (a reader that wants the end of a long
+    /// log would otherwise learn the head first and ask again). `tail` stands alone: with
+    /// `after`, `limit` or a wait it is a 400, never a silent choice between them.
+    public func logCursor(defaultLimit: Int64, maxLimit: Int64, waitParameter: String? = nil) throws -> LogCursor {
+        guard let tail = try queryIntIfPresent("tail", range: 1...maxLimit) else {
+            let after = try queryInt("after", default: 0, range: 0...Int64.max)
+            let limit = try queryInt("limit", default: defaultLimit, range: 1...maxLimit)
+            return .after(after, limit: Int(limit))
+        }
+        let clashing = ["after", "limit"] + (waitParameter.map { [$0] } ?? [])
+        if let clash = clashing.first(where: { uri.queryParameters.get($0) != nil }) {
+            throw APIError.invalidField("tail", "cannot be combined with '\(clash)': 'tail=N' is the newest N entries; page forward with 'after' and 'limit' instead")
+        }
+        return .tail(Int(tail))
+    }
 }
 
 extension MMRequestContext {

@@ -200,7 +200,11 @@ public actor ProcessSupervisor {
     }
 
     public nonisolated func eventPage(after seq: Int64, limit: Int) -> EventPage {
-        journal.eventPage(after: seq, limit: limit)
+        journal.eventPage(.after(seq, limit: limit))
+    }
+
+    public nonisolated func eventPage(_ cursor: LogCursor) -> EventPage {
+        journal.eventPage(cursor)
     }
 
     public func logPath(named name: String) throws(APIError) -> String {

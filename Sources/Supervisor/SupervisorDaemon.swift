@@ -306,9 +306,8 @@ func registerControlRoutes(_ router: AuthorizedRouter, supervisor: ProcessSuperv
         return Empty()
     }
     router.on(SupervisorRoutes.events) { request, _ in
-        let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
-        let limit = try request.queryInt("limit", default: 200, range: 1...2_000)
-        return await supervisor.eventPage(after: after, limit: Int(limit))
+        // `wait_ms` is ignored here (no long-poll), so it does not clash with `tail`.
+        return await supervisor.eventPage(try request.logCursor(defaultLimit: 200, maxLimit: 2_000))
     }
     router.on(SupervisorRoutes.logs) { request, context in
         let name = try context.pathParameter("name")

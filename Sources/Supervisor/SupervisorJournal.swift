@@ -45,10 +45,15 @@ public final class SupervisorJournal: Sendable {
         changed()
     }
 
-    public func eventPage(after seq: Int64, limit: Int) -> EventPage {
+    public func eventPage(_ cursor: LogCursor) -> EventPage {
         state.withLock { state in
-            let page = state.events.lazy.filter { $0.seq > seq }.prefix(limit)
-            return EventPage(events: Array(page), headSeq: state.nextEventSeq - 1)
+            let head = state.nextEventSeq - 1
+            switch cursor {
+            case .after(let seq, let limit):
+                return EventPage(events: Array(state.events.lazy.filter { $0.seq > seq }.prefix(limit)), headSeq: head)
+            case .tail(let count):
+                return EventPage(events: Array(state.events.suffix(count)), headSeq: head)
+            }
         }
     }
 

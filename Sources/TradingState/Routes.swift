@@ -60,6 +60,11 @@ public func addTradingStateRoutes(to router: AuthorizedRouter, ledger: TradingLe
     router.on(TradingStateRoutes.ledger) { request, _ in
         let symbol = request.queryString("symbol")
         if let symbol, !known.contains(symbol) { throw APIError.unknownSymbol(symbol) }
+        // The exchange's fill log and the ledger share the path; only the exchange serves
+        // `tail`, and ignoring it here would answer the oldest page as if it were the newest.
+        if request.queryString("tail") != nil {
+            throw APIError.invalidField("tail", "is served by the exchange's fill log only; page the ledger with 'after' and 'limit'")
+        }
         let after = try request.queryInt("after", default: 0, range: 0...Int64.max)
         let limit = try request.queryInt("limit", default: 1_000, range: 1...maxLedgerPageLimit)
         return try await ledger.repository.ledger(symbol: symbol, after: after, limit: Int(limit))

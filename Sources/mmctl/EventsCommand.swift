@@ -64,23 +64,32 @@ struct Events: AsyncParsableCommand {
                 }
             }
 
-            // The backlog: with no filter and no window only the tail is read; otherwise the
-            // whole log, a page at a time (seq numbers are contiguous from 1).
+            // The backlog: with no filter and no window only the tail is read (one request
+            // when it fits a page); otherwise the whole log, a page at a time (seq numbers
+            // are contiguous from 1).
             var after: Int64 = 0
             var backlog: [ClusterEvent] = []
             do throws(ClientError) {
-                if sinceMs == nil, symbols.isEmpty, nodes.isEmpty {
-                    let head = try await client.events(after: Int64.max, limit: 1, waitMs: 0).headSeq
-                    after = max(0, head - Int64(lines))
-                }
-                while true {
-                    let page = try await client.events(after: after, limit: 1_000, waitMs: 0)
-                    noteGap(after: after, page: page)
-                    backlog += page.events.filter(filter.matches)
-                    if sinceMs == nil, backlog.count > lines { backlog.removeFirst(backlog.count - lines) }
-                    guard let last = page.events.last else { break }
-                    after = last.seq
-                    if page.events.count < 1_000 { break }
+                let tailOnly = sinceMs == nil && symbols.isEmpty && nodes.isEmpty
+                if tailOnly, (1...1_000).contains(lines) {
+                    let page = try await client.events(tail: lines)
+                    noteGap(after: LogCursor.tailStart(count: lines, headSeq: page.headSeq), page: page)
+                    backlog = page.events
+                    after = page.events.last?.seq ?? page.headSeq
+                } else {
+                    if tailOnly {
+                        let head = try await client.events(after: Int64.max, limit: 1, waitMs: 0).headSeq
+                        after = LogCursor.tailStart(count: lines, headSeq: head)
+                    }
+                    while true {
+                        let page = try await client.events(after: after, limit: 1_000, waitMs: 0)
+                        noteGap(after: after, page: page)
+                        backlog += page.events.filter(filter.matches)
+                        if sinceMs == nil, backlog.count > lines { backlog.removeFirst(backlog.count - lines) }
+                        guard let last = page.events.last else { break }
+                        after = last.seq
+                        if page.events.count < 1_000 { break }
+                    }
                 }
             } catch {
                 throw failure(error)

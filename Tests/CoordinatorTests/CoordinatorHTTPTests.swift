@@ -162,6 +162,12 @@ import Testing
                 (.get, "/v1/assignments?after_version=0&wait_ms=999999", nil, 400, "invalid_field"),
                 (.get, "/v1/events?limit=0", nil, 400, "invalid_field"),
                 (.get, "/v1/events?after=-1", nil, 400, "invalid_field"),
+                (.get, "/v1/events?tail=0", nil, 400, "invalid_field"),
+                (.get, "/v1/events?tail=1001", nil, 400, "invalid_field"),
+                (.get, "/v1/events?tail=x", nil, 400, "invalid_field"),
+                (.get, "/v1/events?tail=5&after=1", nil, 400, "invalid_field"),
+                (.get, "/v1/events?tail=5&limit=5", nil, 400, "invalid_field"),
+                (.get, "/v1/events?tail=5&wait_ms=1000", nil, 400, "invalid_field"),
             ]
             for (method, uri, json, status, code) in cases {
                 let reply = try await client.send(method, uri, json: json)

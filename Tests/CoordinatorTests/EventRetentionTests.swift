@@ -260,6 +260,13 @@ import Testing
             #expect(decoded.events.first?.seq == through + 1 && decoded.events.count == 10)
             #expect(String(decoding: page.body, as: UTF8.self).contains("\"compacted_through_seq\":\(through)"))
 
+            // tail=N: the newest N in one request; asking past what is retained gives what is
+            // retained, and says so by the same `compacted_through_seq`.
+            let tail = try await client.send(.get, "/v1/events?tail=3", as: .observer).decode(EventPage.self)
+            #expect(tail.events == Array(decoded.events.suffix(3)) && tail.headSeq == before.headSeq)
+            let past = try await client.send(.get, "/v1/events?tail=1000", as: .observer).decode(EventPage.self)
+            #expect(past.events == decoded.events && past.compactedThroughSeq == through)
+
             let baseReply = try await client.send(.get, "/v1/events/base", as: .observer)
             #expect(baseReply.status == 200)
             let base = try baseReply.decode(EventLogBase.self)

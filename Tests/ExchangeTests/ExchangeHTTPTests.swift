@@ -83,6 +83,11 @@ struct ExchangeHTTPTests {
         Bad(name: "fills wait absurd", method: .get, uri: "/v1/fills?wait_ms=999999", role: .state, body: nil, status: 400, code: "invalid_field"),
         Bad(name: "fills after nonsense", method: .get, uri: "/v1/fills?after=abc", role: .state, body: nil, status: 400, code: "invalid_field"),
         Bad(name: "fills after negative", method: .get, uri: "/v1/fills?after=-1", role: .state, body: nil, status: 400, code: "invalid_field"),
+        Bad(name: "fills tail 0", method: .get, uri: "/v1/fills?tail=0", role: .observer, body: nil, status: 400, code: "invalid_field"),
+        Bad(name: "fills tail beyond a page", method: .get, uri: "/v1/fills?tail=1001", role: .observer, body: nil, status: 400, code: "invalid_field"),
+        Bad(name: "fills tail with after", method: .get, uri: "/v1/fills?tail=5&after=0", role: .observer, body: nil, status: 400, code: "invalid_field"),
+        Bad(name: "fills tail with limit", method: .get, uri: "/v1/fills?limit=5&tail=5", role: .observer, body: nil, status: 400, code: "invalid_field"),
+        Bad(name: "fills tail with a wait", method: .get, uri: "/v1/fills?tail=5&wait_ms=0", role: .observer, body: nil, status: 400, code: "invalid_field"),
         Bad(name: "unknown order", method: .delete, uri: "/v1/orders/O999", role: .node, body: String(decoding: try! MMJSON.encode(Fixture.fenced(token: 3)), as: UTF8.self), status: 404, code: ExchangeErrorCode.unknownOrder),
         Bad(name: "book of unknown symbol", method: .get, uri: "/v1/book/NOPE", role: .observer, body: nil, status: 404, code: "unknown_symbol"),
         Bad(name: "price of unknown symbol", method: .get, uri: "/v1/prices/NOPE", role: .observer, body: nil, status: 404, code: "unknown_symbol"),
@@ -161,6 +166,37 @@ struct ExchangeHTTPTests {
                 }
             }
             #expect(await core.deadmanDeadline("n2") != nil)
+        }
+    }
+
+    @Test("tail=N is the newest N fills in one request, the same fills a forward page gives")
+    func fillTail() async throws {
+        try await withApp { client, core, clock in
+            func page(_ query: String) async throws -> FillPage {
+                try await client.execute(uri: "/v1/fills?\(query)", method: .get, headers: Self.headers(.observer)) { response in
+                    #expect(response.status == .ok, "\(query): \(String(buffer: response.body))")
+                    return try MMJSON.decode(FillPage.self, from: Data(response.body.readableBytesView))
+                }
+            }
+            let empty = try await page("tail=3")
+            #expect(empty.fills.isEmpty && empty.headSeq == 0)
+            try await client.execute(uri: "/v1/quotes/ACME", method: .put, headers: Self.headers(.node), body: Self.json(Fixture.quote(qty: 50))) { response in
+                #expect(response.status == .ok)
+            }
+            for index in 1...7 {
+                clock.advance(byMs: 1)
+                #expect(await core.submitExternal(Fixture.intent(side: .buy, price: 10_010, qty: Lots(index), flowIndex: Int64(index))))
+            }
+            // Fills are published once durable, in seq order: waiting for the seventh waits for all.
+            #expect(try await page("after=6&wait_ms=10000").fills.map(\.seq) == [7])
+            let all = try await page("after=0&limit=100")
+            #expect(all.fills.count == 7 && all.headSeq == 7)
+            let tail = try await page("tail=3")
+            #expect(tail.headSeq == 7)
+            #expect(tail.fills == Array(all.fills.suffix(3)))
+            #expect(tail.fills.map(\.qty) == [5, 6, 7])
+            #expect(try await page("tail=1000").fills == all.fills)
+            #expect(try await page("tail=7").fills == all.fills)
         }
     }
 

@@ -117,22 +117,4 @@ import Testing
         let json = try JSONSerialization.jsonObject(with: MMJSON.encode(snapshot)) as? [String: Any]
         #expect(Set(json?.keys.map { $0 } ?? []) == ["schema_version", "taken_at_ms", "processes", "members", "symbols", "totals", "recent_fills", "recent_events", "errors", "hosts", "warnings"])
     }
-
-    @Test func tailReadsOnlyTheEndOfALongLog() async throws {
-        let calls = CallLog()
-        let entries = try await ClusterSnapshotBuilder.tail(limit: 5) { after, limit async throws(ClientError) in
-            await calls.append(after)
-            let head: Int64 = 100
-            return (Array((after + 1)...min(head, after + Int64(limit))), head)
-        }
-        #expect(entries == [96, 97, 98, 99, 100])
-        #expect(await calls.values == [0, 95])
-        let short = try await ClusterSnapshotBuilder.tail(limit: 5) { after, _ async throws(ClientError) in ([Int64(1), 2], 2) }
-        #expect(short == [1, 2])
-    }
-}
-
-actor CallLog {
-    var values: [Int64] = []
-    func append(_ value: Int64) { values.append(value) }
 }

@@ -122,20 +122,10 @@ public struct ClusterSnapshotBuilder: Sendable {
         async let members = attempt { () async throws(ClientError) in try await coordinator.members() }
         async let assignments = attempt { () async throws(ClientError) in try await coordinator.assignments() }
         async let authority = attempt { () async throws(ClientError) in try await coordinator.authority() }
-        async let coordinatorEvents = attempt { () async throws(ClientError) in
-            try await Self.tail(limit: eventLimit) { after, limit async throws(ClientError) in
-                let page = try await coordinator.events(after: after, limit: limit, waitMs: 0)
-                return (page.events, page.headSeq)
-            }
-        }
+        async let coordinatorEvents = attempt { () async throws(ClientError) in try await coordinator.events(tail: eventLimit).events }
         async let prices = attempt { () async throws(ClientError) in try await exchange.prices() }
         async let quotes = attempt { () async throws(ClientError) in try await exchange.quotes() }
-        async let fills = attempt { () async throws(ClientError) in
-            try await Self.tail(limit: fillLimit) { after, limit async throws(ClientError) in
-                let page = try await exchange.fills(after: after, limit: limit, waitMs: 0)
-                return (page.fills, page.headSeq)
-            }
-        }
+        async let fills = attempt { () async throws(ClientError) in try await exchange.fills(tail: fillLimit).fills }
         async let positions = attempt { () async throws(ClientError) in try await state.positions() }
 
         return Inputs(
@@ -163,12 +153,7 @@ public struct ClusterSnapshotBuilder: Sendable {
         let measureClock = config.isMultiHost
         let clock = self.clock
         async let processes = attempt { () async throws(ClientError) in try await supervisor.processes() }
-        async let events = attempt { () async throws(ClientError) in
-            try await Self.tail(limit: eventLimit) { after, limit async throws(ClientError) in
-                let page = try await supervisor.events(after: after, limit: limit)
-                return (page.events, page.headSeq)
-            }
-        }
+        async let events = attempt { () async throws(ClientError) in try await supervisor.events(tail: eventLimit).events }
         async let reading: ClockReading? = measureClock ? Self.readClock(supervisor, clock: clock) : nil
         return HostInputs(host: host, processes: await processes, events: await events, clock: await reading)
     }
@@ -185,19 +170,6 @@ public struct ClusterSnapshotBuilder: Sendable {
         } catch {
             return .failed(error)
         }
-    }
-
-    /// The last `limit` entries of a seq-cursored log (`after=SEQ&limit=N`, reporting
-    /// `head_seq`). The logs page forward from a cursor, so the head is learnt first with a
-    /// one-entry page; when the log is short that first page is already the answer.
-    public static func tail<Entry: Sendable>(
-        limit: Int,
-        page: @Sendable (_ after: Int64, _ limit: Int) async throws(ClientError) -> ([Entry], Int64)
-    ) async throws(ClientError) -> [Entry] {
-        let (first, head) = try await page(0, limit)
-        if head <= Int64(limit) { return first }
-        let (last, _) = try await page(head - Int64(limit), limit)
-        return last
     }
 
     private func attempt<T: Sendable>(_ operation: () async throws(ClientError) -> T) async -> Result<T, ClientError> {

@@ -557,6 +557,10 @@ public struct CoordinatorClient: PresenceRegistry, DeathNotifier, AuthorityProvi
             .GET, CoordinatorRoutes.events.path, query: [("after", "\(seq)"), ("limit", "\(limit)"), ("wait_ms", "\(waitMs)")],
             timeoutMs: endpoint.longPollTimeoutMs(waitMs: waitMs))
     }
+    /// The newest `count` events (1…1000), in one request.
+    public func events(tail count: Int) async throws(ClientError) -> EventPage {
+        try await endpoint.call(.GET, CoordinatorRoutes.events.path, query: LogCursor.tail(count).query)
+    }
     /// The compaction base of the event log (what the pruned events established).
     public func eventsBase() async throws(ClientError) -> EventLogBase {
         try await endpoint.call(.GET, CoordinatorRoutes.eventsBase.path)

@@ -442,6 +442,10 @@ public struct ExchangeClient: OrderEntry, ReferencePriceSource, FillLogSource {
             .GET, ExchangeRoutes.fills.path, query: [("after", "\(seq)"), ("limit", "\(limit)"), ("wait_ms", "\(waitMs)")],
             timeoutMs: endpoint.timeoutMs + waitMs)
     }
+    /// The newest `count` published fills (1…1000), in one request.
+    public func fills(tail count: Int) async throws(ClientError) -> FillPage {
+        try await endpoint.call(.GET, ExchangeRoutes.fills.path, query: LogCursor.tail(count).query)
+    }
     public func fillFold() async throws(ClientError) -> FillFold {
         try await endpoint.call(.GET, ExchangeRoutes.fillFold.path)
     }

@@ -130,7 +130,11 @@ public struct SupervisorClient: Sendable {
         try await endpoint.call(.POST, SupervisorRoutes.shutdown.path, body: ShutdownRequest(graceMs: graceMs))
     }
     public func events(after seq: Int64 = 0, limit: Int = 200) async throws(ClientError) -> EventPage {
-        try await endpoint.call(.GET, SupervisorRoutes.events.path, query: [("after", "\(seq)"), ("limit", "\(limit)")])
+        try await endpoint.call(.GET, SupervisorRoutes.events.path, query: LogCursor.after(seq, limit: limit).query)
+    }
+    /// The newest `count` events the supervisor holds (1…2000), in one request.
+    public func events(tail count: Int) async throws(ClientError) -> EventPage {
+        try await endpoint.call(.GET, SupervisorRoutes.events.path, query: LogCursor.tail(count).query)
     }
     /// `GET /v1/info`: who answers, and its clock (`now_ms`) for the clock-offset estimate.
     public func info() async throws(ClientError) -> ServiceInfo {
