@@ -65,6 +65,9 @@ public struct ClusterConnection: Sendable {
         if options.config == nil, overrides.isEmpty, let data = FileManager.default.contents(atPath: dataDirectory.effectiveConfigPath),
            let effective = try? MMJSON.decode(ClusterConfig.self, from: data) {
             config = effective
+        } else if let same = options.effectiveConfig(ifResolvedFrom: options.discoveredConfig().path) {
+            // Given the very inputs the running cluster was resolved from (ConfigInputs).
+            config = same
         } else {
             do {
                 config = try await ClusterConfig.load(path: options.discoveredConfig().path, overrides: overrides)

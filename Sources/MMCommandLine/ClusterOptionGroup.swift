@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MMCore
 
 /// `--config`, `--data-dir` and `--set`: which cluster a command is about. Every executable
@@ -6,7 +7,7 @@ import MMCore
 /// same names, meaning and validation.
 public struct ClusterOptionGroup: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp(
-        "Cluster config (YAML). mmctl: default $MMCTL_CONFIG, else ./etc/mmctl.yaml when present, else the built-in defaults; commands other than start and config use the one the running cluster was started with unless --config or --set is given. mmd: only this flag.",
+        "Cluster config (YAML). mmctl: default $MMCTL_CONFIG, else ./etc/mmctl.yaml when present, else the built-in defaults; commands other than start and config use the one the running cluster was started with unless --config or --set give other inputs than it was started from. mmd: only this flag.",
         valueName: "file"), completion: .file(extensions: ["yaml", "yml"]))
     public var config: String?
 
@@ -59,6 +60,28 @@ public struct ClusterOptionGroup: ParsableArguments, Sendable {
     /// `--set` items as key → value (a later item for the same key wins).
     public func parsedOverrides() throws(ConfigOverrideError) -> [String: String] {
         try ConfigOverrides.parse(overrides)
+    }
+
+    /// The digest of what `loadConfig` reads (`ConfigInputs`): `--config`'s bytes, `MM_*`, `--set`.
+    public func configInputsDigest(
+        path: String? = nil, extra: [String: String] = [:], environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ValidationError) -> String? {
+        let overrides: [String: String]
+        do { overrides = try parsedOverrides().merging(extra) { _, new in new } } catch { throw ValidationError(error.description) }
+        return ConfigInputs.digest(path: path ?? config, environment: environment, overrides: overrides)
+    }
+
+    /// The running cluster's effective config when it was resolved from exactly these inputs
+    /// (file bytes, `MM_*`, `--set`): the same config `loadConfig` would resolve, without
+    /// parsing the file again. nil when there is none, or anything differs.
+    public func effectiveConfig(ifResolvedFrom path: String?, extra: [String: String] = [:]) -> ClusterConfig? {
+        let directory = dataDirectory
+        guard let stored = FileManager.default.contents(atPath: directory.effectiveConfigInputsPath),
+              let digest = try? configInputsDigest(path: path, extra: extra),
+              String(decoding: stored, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == digest,
+              let data = FileManager.default.contents(atPath: directory.effectiveConfigPath)
+        else { return nil }
+        return try? MMJSON.decode(ClusterConfig.self, from: data)
     }
 
     /// The config from `--config`, `MM_*` and `--set` (plus `extra`, which wins) over the

@@ -56,6 +56,8 @@ public struct DataDirectory: Sendable, Hashable {
     public var lockPath: String { file("supervisor.lock") }
     public var supervisorStatePath: String { file("supervisor.json") }
     public var effectiveConfigPath: String { file("effective-config.json") }
+    /// The digest of what the effective config was resolved from (`ConfigInputs`).
+    public var effectiveConfigInputsPath: String { file("effective-config.inputs") }
     /// Where the members of a local etcd cluster keep their data, one directory each.
     public var etcdDirectory: String { file("etcd") }
     /// The data directory of local etcd member `member` (`etcd1`…).

@@ -15,8 +15,11 @@ public struct SupervisorOptions: Sendable {
     public var nodeCount: Int
     /// The host whose processes this supervisor runs: one of `config.hostNames`.
     public var host: String
+    /// What `config` was resolved from (`ConfigInputs`), stored beside it; nil stores none.
+    public var configInputsDigest: String?
 
-    public init(config: ClusterConfig, dataDirectory: DataDirectory, launch: ChildLaunchSettings, nodeCount: Int, host: String? = nil) {
+    public init(config: ClusterConfig, dataDirectory: DataDirectory, launch: ChildLaunchSettings, nodeCount: Int, host: String? = nil, configInputsDigest: String? = nil) {
+        self.configInputsDigest = configInputsDigest
         self.config = config
         self.dataDirectory = dataDirectory
         self.launch = launch
@@ -76,7 +79,14 @@ public enum SupervisorDaemon {
         let tokens: RoleTokens
         do {
             tokens = try ClusterSecrets.tokensForStart(config: config, host: host, dataDirectory: dataDirectory)
+            // The old digest goes first: a crash before the new one is written leaves none,
+            // never the last start's digest beside this start's config.
+            let inputsPath = dataDirectory.effectiveConfigInputsPath
+            if FileManager.default.fileExists(atPath: inputsPath) { try FileManager.default.removeItem(atPath: inputsPath) }
             try MMJSON.encode(config, pretty: true).write(to: URL(fileURLWithPath: dataDirectory.effectiveConfigPath), options: .atomic)
+            if let digest = options.configInputsDigest {
+                try Data((digest + "\n").utf8).write(to: URL(fileURLWithPath: inputsPath), options: .atomic)
+            }
         } catch {
             logger.error("cannot write role tokens or effective config in \(dataDirectory.path): \(error)")
             return 1

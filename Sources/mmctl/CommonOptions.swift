@@ -32,6 +32,12 @@ extension ClusterOptionGroup {
             CurlTransport.useClusterTrust(effective)
             return effective
         }
+        // Given a file or overrides: the running cluster's config still serves when it was
+        // resolved from the very same inputs (ConfigInputs).
+        if let same = effectiveConfig(ifResolvedFrom: discoveredConfig().path, extra: extra) {
+            CurlTransport.useClusterTrust(same)
+            return same
+        }
         let discovered = try await loadDiscoveredConfig(extra: extra)
         CurlTransport.useClusterTrust(discovered)
         return discovered

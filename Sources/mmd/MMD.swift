@@ -316,12 +316,17 @@ struct SuperviseCommand: AsyncParsableCommand {
     @OptionGroup var cluster: ClusterOptionGroup
 
     func run() async throws {
+        // Read before and after resolving: a file edited meanwhile stores no digest, so a
+        // later command cannot take this config for the file's new bytes.
+        let inputs = try cluster.configInputsDigest()
         let clusterConfig = try await cluster.loadConfig()
+        let inputsAfter = try cluster.configInputsDigest()
         let options = SupervisorOptions(
             config: clusterConfig, dataDirectory: cluster.dataDirectory,
             launch: ChildLaunchSettings(mmdPath: currentExecutablePath(), configPath: cluster.config.map { DataDirectory($0).path }, overrides: cluster.overrides),
             nodeCount: clusterConfig.nodeCount,
-            host: try cluster.resolveHost(config: clusterConfig, isLocalAddress: HostChecks.isLocalAddress))
+            host: try cluster.resolveHost(config: clusterConfig, isLocalAddress: HostChecks.isLocalAddress),
+            configInputsDigest: inputs == inputsAfter ? inputs : nil)
         let code = await SupervisorDaemon.run(options)
         if code != 0 { throw ExitCode(code) }
     }

@@ -148,6 +148,23 @@ import Testing
         let startDocument = try #require(try JSONSerialization.jsonObject(with: Data(started.stdout.utf8)) as? [String: Any])
         #expect(startDocument["schema_version"] as? Int == 1 && (startDocument["processes"] as? [Any])?.count == 6)
 
+        // The supervisor stored what it resolved its config from (the discovered file, MM_*,
+        // --set); status given those same inputs takes the stored config, other inputs resolve.
+        let environment = ProcessInfo.processInfo.environment
+        let conventional = FileManager.default.currentDirectoryPath + "/etc/mmctl.yaml"
+        let discovered = environment["MMCTL_CONFIG"].flatMap { $0.isEmpty ? nil : $0 } ?? (FileManager.default.fileExists(atPath: conventional) ? conventional : nil)
+        let storedInputs = try String(contentsOfFile: cluster.dataDirectory.effectiveConfigInputsPath, encoding: .utf8)
+        #expect(storedInputs.trimmingCharacters(in: .whitespacesAndNewlines)
+                == ConfigInputs.digest(path: discovered, environment: environment, overrides: cluster.settings.merging(["nodes.count": "2"]) { _, new in new }),
+                "start passes --nodes 2 on as --set nodes.count=2")
+        if let discovered {
+            for extra in [["--set", "nodes.count=2"], ["--set", "supervisor.stop_grace_ms=600"]] {
+                let viaFile = try await cluster.mmctl(["status", "--json", "--config", discovered] + cluster.setArguments + extra)
+                #expect([0, 3].contains(viaFile.code), "status --config \(extra): \(viaFile.stderr)")
+                #expect((try? MMJSON.decode(ClusterSnapshot.self, from: Data(viaFile.stdout.utf8)))?.processes.count == 6)
+            }
+        }
+
         let data = cluster.dataDirectory.path
         let mmctl = TestPaths.mmctl
         // Wait until every symbol is granted, so the log has grants.
