@@ -120,4 +120,67 @@ import Testing
     func declinesWhatItDoesNotFullyUnderstand(json: String) {
         #expect(QuoteRequest.decodeHotPath(Array(json.utf8)) == nil)
     }
+
+    // MARK: Reading quote batches
+
+    static func quoteBatch(_ node: String, _ symbols: [String], _ numbers: [Int64], _ bid: Int64?, _ ask: Int64?) -> QuoteBatchRequest {
+        QuoteBatchRequest(node: node, quotes: symbols.enumerated().map { index, symbol in
+            let grant = AuthorityGrant(symbol: symbol, node: node, fencingToken: numbers[0] &+ Int64(index), grantedAtMs: numbers[1], expiresAtMs: numbers[2], signature: "ab12")
+            return QuoteBatchRequest.Item(symbol: symbol, grant: grant, bidPrice: index % 2 == 0 ? bid : ask, bidQty: numbers[3], askPrice: ask, askQty: numbers[4])
+        })
+    }
+
+    static func generalBatchDecode(_ bytes: [UInt8]) -> QuoteBatchRequest? { try? MMJSON.makeDecoder().decode(QuoteBatchRequest.self, from: Data(bytes)) }
+
+    @Test func readsTheBatchesTheEncoderWrites() async {
+        await propertyCheck(count: 300, input: Self.asciiText, Self.asciiText.array(of: 0...4), Self.number.array(of: 5...5), Self.optionalPrice, Self.optionalPrice) { node, symbols, numbers, bid, ask in
+            let batch = Self.quoteBatch(node, symbols, numbers, bid, ask)
+            let bytes = [UInt8]((try? MMJSON.encode(batch)) ?? Data())
+            #expect(QuoteBatchRequest.decodeHotPath(bytes) == batch)
+        }
+    }
+
+    /// Byte damage to a real batch: the fast reader declines or reads exactly what
+    /// JSONDecoder reads, never accepts what it rejects.
+    @Test func neverReadsADamagedBatchOtherwiseThanJSONDecoder() async {
+        let damage: [UInt8] = Array(#"{}[]":,0-9.e \"nulltrue"#.utf8) + [0x00, 0x0a, 0x7f, 0xc3, 0xa9]
+        await propertyCheck(
+            count: 1_000, input: Self.asciiText, Self.number.array(of: 5...5), Self.optionalPrice,
+            Gen.int(in: 0...2).array(of: 1...3), Gen.int(in: 0...10_000).array(of: 3...3), Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
+        ) { node, numbers, bid, kinds, positions, replacements in
+            var bytes = [UInt8]((try? MMJSON.encode(Self.quoteBatch(node, ["ACME", "BOLT"], numbers, bid, nil))) ?? Data())
+            Self.damage(&bytes, kinds: kinds, positions: positions, with: replacements.map { damage[$0] })
+            if let fast = QuoteBatchRequest.decodeHotPath(bytes) {
+                #expect(Self.generalBatchDecode(bytes) == fast, "fast read \(String(decoding: bytes, as: UTF8.self)) differently")
+            }
+        }
+    }
+
+    static let batchGrant = #"{"symbol":"ACME","node":"n1","fencing_token":3,"granted_at_ms":1,"expires_at_ms":2,"signature":"ab"}"#
+
+    @Test(arguments: [
+        #"{"node":"n1","quotes":[]}"#,
+        #"{"quotes":[{"symbol":"ACME","grant":GRANT,"bid_price":null,"bid_qty":5,"ask_price":10010,"ask_qty":5}],"node":"n1"}"#,
+        #" {"node" : "n1", "quotes" : [ {"ask_qty":5,"bid_qty":5,"grant":GRANT,"symbol":"ACME"} , {"symbol":"BOLT","grant":GRANT,"bid_price":-1,"bid_qty":0,"ask_qty":7} ] } "#,
+    ])
+    func readsBatchesInAnyShapeFoundationReads(json: String) throws {
+        let bytes = Array(json.replacingOccurrences(of: "GRANT", with: Self.batchGrant).utf8)
+        let fast = try #require(QuoteBatchRequest.decodeHotPath(bytes))
+        #expect(fast == Self.generalBatchDecode(bytes))
+    }
+
+    @Test(arguments: [
+        #"{"node":"n1","quotes":[{"symbol":"ACME","grant":GRANT,"bid_qty":5.5,"ask_qty":5}]}"#,
+        #"{"node":"n1","quotes":[{"symbol":"ACME","grant":GRANT,"bid_qty":5,"ask_qty":5,"extra":1}]}"#,
+        #"{"node":"n1","quotes":[{"symbol":"ACME","grant":GRANT,"bid_qty":5,"ask_qty":5,"ask_qty":6}]}"#,
+        #"{"node":"n1","quotes":[{"symbol":"AC\u004dE","grant":GRANT,"bid_qty":5,"ask_qty":5}]}"#,
+        #"{"node":"n1","quotes":[{"symbol":"ACME","bid_qty":5,"ask_qty":5}]}"#,
+        #"{"node":"n1","quotes":[{"symbol":"ACME","grant":GRANT,"bid_qty":99999999999999999999,"ask_qty":5}]}"#,
+        #"{"node":"n1","quotes":[{"symbol":"ACME","grant":GRANT,"bid_qty":5,"ask_qty":5}],"node":"n2"}"#,
+        #"{"node":"n1","quotes":{}}"#,
+        #"{"node":"n1","quotes":[{"symbol":"ACME","grant":GRANT,"bid_qty":5,"ask_qty":5}]} x"#,
+    ])
+    func declinesBatchesItDoesNotFullyUnderstand(json: String) {
+        #expect(QuoteBatchRequest.decodeHotPath(Array(json.replacingOccurrences(of: "GRANT", with: Self.batchGrant).utf8)) == nil)
+    }
 }
