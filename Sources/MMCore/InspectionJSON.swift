@@ -539,3 +539,111 @@ public enum JSONSplice {
         return out
     }
 }
+
+// MARK: Fills
+
+/// Every fill is written once for the exchange's chain and journal, again for each page the
+/// ledger pulls, and once more by the ledger's own chain; every page is read by the ledger.
+/// At 1,000 symbols (about 1,500 fills/s) Foundation's coder of them was about a tenth of the
+/// exchange's and the trading state's CPU. The bytes are exactly `MMJSON.encode`'s, so the
+/// fill-log digest (which hashes them) is unchanged.
+extension Fill: HotPathJSONEncodable {
+    public func writeJSON(to writer: inout HotPathJSONWriter) -> Bool {
+        writer.beginObject()
+        writer.key("fencing_token")
+        writer.int(fencingToken)
+        writer.key("fill_id")
+        guard writer.string(fillId) else { return false }
+        writer.key("maker_order_id")
+        guard writer.string(makerOrderId) else { return false }
+        writer.key("node")
+        guard writer.string(node) else { return false }
+        writer.key("price")
+        writer.int(price)
+        writer.key("qty")
+        writer.int(qty)
+        writer.key("seq")
+        writer.int(seq)
+        writer.key("side")
+        guard writer.string(side.rawValue) else { return false }
+        writer.key("symbol")
+        guard writer.string(symbol) else { return false }
+        writer.key("taker_order_id")
+        guard writer.string(takerOrderId) else { return false }
+        writer.key("ts_ms")
+        writer.int(tsMs)
+        writer.endObject()
+        return true
+    }
+
+    static func readHotPath(_ reader: inout HotPathJSONReader) -> Fill? {
+        var fillId: String?, symbol: String?, side: Side?, makerOrderId: String?, takerOrderId: String?, node: String?
+        var seq: Int64?, price: Int64?, qty: Int64?, fencingToken: Int64?, tsMs: Int64?
+        let complete = reader.object { key, reader in
+            switch key {
+            case "fill_id": fillId = reader.string(); return fillId != nil
+            case "seq": seq = reader.int(); return seq != nil
+            case "symbol": symbol = reader.string(); return symbol != nil
+            case "side": side = reader.string().flatMap(Side.init(rawValue:)); return side != nil
+            case "price": price = reader.int(); return price != nil
+            case "qty": qty = reader.int(); return qty != nil
+            case "maker_order_id": makerOrderId = reader.string(); return makerOrderId != nil
+            case "taker_order_id": takerOrderId = reader.string(); return takerOrderId != nil
+            case "node": node = reader.string(); return node != nil
+            case "fencing_token": fencingToken = reader.int(); return fencingToken != nil
+            case "ts_ms": tsMs = reader.int(); return tsMs != nil
+            default: return false
+            }
+        }
+        guard complete, let fillId, let seq, let symbol, let side, let price, let qty, let makerOrderId, let takerOrderId, let node, let fencingToken, let tsMs else { return nil }
+        return Fill(fillId: fillId, seq: seq, symbol: symbol, side: side, price: price, qty: qty, makerOrderId: makerOrderId, takerOrderId: takerOrderId, node: node, fencingToken: fencingToken, tsMs: tsMs)
+    }
+}
+
+extension FillPage: HotPathJSONEncodable, HotPathJSONDecodable {
+    public func writeJSON(to writer: inout HotPathJSONWriter) -> Bool {
+        writer.beginObject()
+        writer.key("fills")
+        guard writer.array(fills) else { return false }
+        writer.key("head_seq")
+        writer.int(headSeq)
+        writer.endObject()
+        return true
+    }
+
+    public static func decodeHotPath(_ bytes: [UInt8]) -> FillPage? {
+        var reader = HotPathJSONReader(bytes)
+        var fills: [Fill]?, headSeq: Int64?
+        let complete = reader.object { key, reader in
+            switch key {
+            case "fills": fills = reader.elements(Fill.readHotPath); return fills != nil
+            case "head_seq": headSeq = reader.int(); return headSeq != nil
+            default: return false
+            }
+        }
+        guard complete, reader.atEnd, let fills, let headSeq else { return nil }
+        return FillPage(fills: fills, headSeq: headSeq)
+    }
+}
+
+extension RecordFillsRequest: HotPathJSONEncodable, HotPathJSONDecodable {
+    public func writeJSON(to writer: inout HotPathJSONWriter) -> Bool {
+        writer.beginObject()
+        writer.key("fills")
+        guard writer.array(fills) else { return false }
+        writer.endObject()
+        return true
+    }
+
+    public static func decodeHotPath(_ bytes: [UInt8]) -> RecordFillsRequest? {
+        var reader = HotPathJSONReader(bytes)
+        var fills: [Fill]?
+        let complete = reader.object { key, reader in
+            guard key == "fills" else { return false }
+            fills = reader.elements(Fill.readHotPath)
+            return fills != nil
+        }
+        guard complete, reader.atEnd, let fills else { return nil }
+        return RecordFillsRequest(fills: fills)
+    }
+}

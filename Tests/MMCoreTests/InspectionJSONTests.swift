@@ -128,6 +128,55 @@ import Testing
         }
     }
 
+    static func fills(_ ids: [String], _ names: [String], _ numbers: [Int64], sides: [Int]) -> [Fill] {
+        ids.indices.map { i in
+            Fill(fillId: ids[i], seq: numbers[i], symbol: names[i], side: sides[i] == 0 ? .buy : .sell, price: numbers[6 + i], qty: numbers[12 + i],
+                 makerOrderId: names[(i + 1) % names.count], takerOrderId: ids[(i + 2) % ids.count], node: names[(i + 3) % names.count],
+                 fencingToken: numbers[18 + i], tsMs: numbers[24 + i])
+        }
+    }
+
+    /// The fill-log digest hashes these bytes: the writer must be `MMJSON.encode` exactly.
+    @Test func fillsAndFillPagesRoundTrip() async {
+        await propertyCheck(
+            count: 300, input: Self.text.array(of: 6...6), Self.name.array(of: 6...6), Self.number.array(of: 31...31), Gen.int(in: 0...1).array(of: 6...6), Gen.int(in: 0...6)
+        ) { ids, names, numbers, sides, count in
+            let fills = Self.fills(ids, names, numbers, sides: sides)
+            for fill in fills {
+                let general = [UInt8]((try? MMJSON.encode(fill)) ?? Data())
+                #expect([UInt8](FillLogDigest.canonical(fill)) == general)
+                if let fast = fill.hotPathJSON() { #expect(fast == general) }
+            }
+            Self.roundTrip(FillPage(fills: Array(fills.prefix(count)), headSeq: numbers[30]))
+            Self.roundTrip(RecordFillsRequest(fills: Array(fills.prefix(count))))
+        }
+    }
+
+    @Test func aFillsCanonicalBytesAndDigestAreUnchanged() {
+        let fill = Fill(fillId: "F7", seq: 7, symbol: "ACME", side: .sell, price: 10_010, qty: 2, makerOrderId: "Q12", takerOrderId: "X15", node: "n1", fencingToken: 3, tsMs: 1_764_382_000_000)
+        #expect(String(decoding: FillLogDigest.canonical(fill), as: UTF8.self)
+            == #"{"fencing_token":3,"fill_id":"F7","maker_order_id":"Q12","node":"n1","price":10010,"qty":2,"seq":7,"side":"sell","symbol":"ACME","taker_order_id":"X15","ts_ms":1764382000000}"#)
+    }
+
+    @Test func damagedFillPagesAreDeclinedOrReadAsFoundationReadsThem() async {
+        let damage: [UInt8] = Array(#"{}[]":,0-9.e \"nulltruesellbuy"#.utf8) + [0x00, 0x0a, 0x7f, 0xc3, 0xa9]
+        let page = FillPage(fills: [
+            Fill(fillId: "F7", seq: 7, symbol: "ACME", side: .sell, price: 10_010, qty: 2, makerOrderId: "Q12", takerOrderId: "X15", node: "n1", fencingToken: 3, tsMs: 1_764_382_000_000),
+            Fill(fillId: "F8", seq: 8, symbol: "BOLT", side: .buy, price: 990, qty: 1, makerOrderId: "Q13", takerOrderId: "X16", node: "n2", fencingToken: 4, tsMs: 1_764_382_000_001),
+        ], headSeq: 8)
+        let sample = [UInt8]((try? MMJSON.encode(page)) ?? Data())
+        await propertyCheck(
+            count: 1_500, input: Gen.int(in: 0...2).array(of: 1...3), Gen.int(in: 0...10_000).array(of: 3...3), Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
+        ) { kinds, positionsAt, replacements in
+            var bytes = sample
+            HotPathJSONTests.damage(&bytes, kinds: kinds, positions: positionsAt, with: replacements.map { damage[$0] })
+            if let fast = FillPage.decodeHotPath(bytes) {
+                #expect(Self.foundation(FillPage.self, bytes) == fast, "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        #expect(FillPage.decodeHotPath(Array(#"{"fills":[{"fencing_token":3,"fill_id":"F7","maker_order_id":"Q12","node":"n1","price":10010,"qty":2,"seq":7,"side":"short","symbol":"ACME","taker_order_id":"X15","ts_ms":1}],"head_seq":7}"#.utf8)) == nil, "an unknown side is Foundation's to refuse")
+    }
+
     @Test(arguments: [
         #"{"authority":[{"symbol":"ACME","fencing_token":1,"extra":2}],"quiet_for_ms":0}"#,
         #"{"authority":[{"symbol":"ACME","fencing_token":1.5}],"quiet_for_ms":0}"#,

@@ -360,7 +360,11 @@ public struct FillLogDigest: Sendable, Hashable {
 
     /// The canonical bytes of `fill` (sorted keys, snake_case, no whitespace): what is hashed,
     /// and what the exchange stores as the fill's body.
-    public static func canonical(_ fill: Fill) -> Data { (try? MMJSON.encode(fill)) ?? Data() }
+    public static func canonical(_ fill: Fill) -> Data {
+        // The hand-written writer gives exactly these bytes (InspectionJSONTests), or declines.
+        if let bytes = fill.hotPathJSON() { return Data(bytes) }
+        return (try? MMJSON.encode(fill)) ?? Data()
+    }
 
     public mutating func append(_ fill: Fill) { append(canonical: Self.canonical(fill)) }
 
