@@ -137,6 +137,8 @@ import Testing
             let batch = Self.quoteBatch(node, symbols, numbers, bid, ask)
             let bytes = [UInt8]((try? MMJSON.encode(batch)) ?? Data())
             #expect(QuoteBatchRequest.decodeHotPath(bytes) == batch)
+            // The node writes it by hand: exactly these bytes.
+            #expect(batch.hotPathJSON() == bytes)
         }
     }
 
@@ -182,5 +184,48 @@ import Testing
     ])
     func declinesBatchesItDoesNotFullyUnderstand(json: String) {
         #expect(QuoteBatchRequest.decodeHotPath(Array(json.replacingOccurrences(of: "GRANT", with: Self.batchGrant).utf8)) == nil)
+    }
+
+    // MARK: Reading quote batch results (the node's side)
+
+    static func batchResult(_ symbols: [String], _ numbers: [Int64], _ kinds: [Int], _ message: String) -> QuoteBatchResult {
+        QuoteBatchResult(results: symbols.enumerated().map { index, symbol in
+            switch kinds[index % kinds.count] {
+            case 0:
+                return .init(symbol: symbol, quote: Quote(symbol: symbol, node: "n1", fencingToken: numbers[0], bidPrice: index % 2 == 0 ? nil : numbers[1],
+                                                          bidQty: numbers[2], askPrice: numbers[3], askQty: numbers[4], updatedAtMs: numbers[1]))
+            case 1: return .init(symbol: symbol, refusal: APIError(status: 409, code: "stale_fencing_token", message: message))
+            default: return .init(symbol: symbol, refusal: APIError(status: 403, code: "invalid_grant", message: message, details: ["symbol": symbol]))
+            }
+        })
+    }
+
+    @Test func readsTheBatchResultsTheExchangeWrites() async {
+        await propertyCheck(count: 300, input: Self.asciiText.array(of: 0...4), Self.number.array(of: 5...5), Gen.int(in: 0...2).array(of: 1...3), Self.asciiText) { symbols, numbers, kinds, message in
+            let result = Self.batchResult(symbols, numbers, kinds, message)
+            let bytes = [UInt8]((try? MMJSON.encode(result)) ?? Data())
+            let general = try? MMJSON.makeDecoder().decode(QuoteBatchResult.self, from: Data(bytes))
+            #expect(general == result)
+            if let fast = QuoteBatchResult.decodeHotPath(bytes) {
+                #expect(fast == result)
+            } else {
+                // Only an error's `details` (left to Foundation) may make it decline.
+                #expect(result.results.contains { $0.error?.details != nil }, "declined \(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+    }
+
+    @Test func neverReadsADamagedBatchResultOtherwiseThanJSONDecoder() async {
+        let damage: [UInt8] = Array(#"{}[]":,0-9.e \"nulltrue"#.utf8) + [0x00, 0x0a, 0x7f, 0xc3, 0xa9]
+        let sample = [UInt8]((try? MMJSON.encode(Self.batchResult(["ACME", "BOLT", "CRUX"], [3, 9_990, 5, 10_010, 5], [0, 1], "grant is stale"))) ?? Data())
+        await propertyCheck(
+            count: 1_500, input: Gen.int(in: 0...2).array(of: 1...3), Gen.int(in: 0...10_000).array(of: 3...3), Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
+        ) { kinds, positions, replacements in
+            var bytes = sample
+            Self.damage(&bytes, kinds: kinds, positions: positions, with: replacements.map { damage[$0] })
+            if let fast = QuoteBatchResult.decodeHotPath(bytes) {
+                #expect((try? MMJSON.makeDecoder().decode(QuoteBatchResult.self, from: Data(bytes))) == fast, "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
     }
 }

@@ -142,6 +142,14 @@ public struct QuoteBatchResult: Codable, Sendable, Hashable {
             self.error = ErrorEnvelope(code: refusal.code, message: refusal.message, details: refusal.details).error
         }
 
+        /// Field by field, as read off the wire.
+        init(symbol: String, status: Int, quote: Quote?, error: ErrorEnvelope.Body?) {
+            self.symbol = symbol
+            self.status = status
+            self.quote = quote
+            self.error = error
+        }
+
         /// The refusal as the single route's client would have thrown it.
         public var clientError: ClientError? {
             error.map { .api(status: status, ErrorEnvelope(code: $0.code, message: $0.message, details: $0.details)) }

@@ -172,8 +172,13 @@ public struct ServiceEndpoint: Sendable {
         var bodyData: Data?
         if let body {
             headers.append(("Content-Type", "application/json"))
-            do { bodyData = try MMJSON.encode(body) } catch {
-                throw .undecodable(url: baseURL + suffix, status: 0, reason: "request not encodable: \(error)")
+            // The hand-written writers give the same bytes without JSONEncoder (HotPathJSON).
+            if let hot = body as? any HotPathJSONEncodable, let bytes = hot.hotPathJSON() {
+                bodyData = Data(bytes)
+            } else {
+                do { bodyData = try MMJSON.encode(body) } catch {
+                    throw .undecodable(url: baseURL + suffix, status: 0, reason: "request not encodable: \(error)")
+                }
             }
         }
         let failingOver = baseURLs.count > 1
