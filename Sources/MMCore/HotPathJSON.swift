@@ -538,3 +538,92 @@ extension ErrorEnvelope.Body {
         return ErrorEnvelope.Body(code: code, message: message, details: nil)
     }
 }
+
+/// Every node renews all its grants in one request about twice a second: at 1,000 symbols
+/// Foundation's decoder of these was 30 % of the coordinator's CPU.
+extension BatchRenewRequest: HotPathJSONEncodable, HotPathJSONDecodable {
+    public func writeJSON(to writer: inout HotPathJSONWriter) -> Bool {
+        writer.beginObject()
+        writer.key("grants")
+        writer.beginArray()
+        for item in grants {
+            writer.element()
+            writer.beginObject()
+            writer.key("fencing_token")
+            writer.int(item.fencingToken)
+            if let grant = item.grant {
+                writer.key("grant")
+                guard grant.writeJSON(to: &writer) else { return false }
+            }
+            writer.key("symbol")
+            guard writer.string(item.symbol) else { return false }
+            writer.endObject()
+        }
+        writer.endArray()
+        writer.key("node")
+        guard writer.string(node) else { return false }
+        writer.endObject()
+        return true
+    }
+
+    public static func decodeHotPath(_ bytes: [UInt8]) -> BatchRenewRequest? {
+        var reader = HotPathJSONReader(bytes)
+        var node: String?, grants: [Item]?
+        let complete = reader.object { key, reader in
+            switch key {
+            case "node": node = reader.string(); return node != nil
+            case "grants":
+                grants = reader.elements { reader -> Item? in
+                    var symbol: String?, fencingToken: Int64?, grant: AuthorityGrant?
+                    let complete = reader.object { key, reader in
+                        switch key {
+                        case "symbol": symbol = reader.string(); return symbol != nil
+                        case "fencing_token": fencingToken = reader.int(); return fencingToken != nil
+                        case "grant":
+                            if reader.null() { return true }
+                            grant = AuthorityGrant.readHotPath(&reader)
+                            return grant != nil
+                        default: return false
+                        }
+                    }
+                    guard complete, let symbol, let fencingToken else { return nil }
+                    return Item(symbol: symbol, fencingToken: fencingToken, grant: grant)
+                }
+                return grants != nil
+            default: return false
+            }
+        }
+        guard complete, reader.atEnd, let node, let grants else { return nil }
+        return BatchRenewRequest(node: node, grants: grants)
+    }
+}
+
+extension BatchRenewResult: HotPathJSONDecodable {
+    public static func decodeHotPath(_ bytes: [UInt8]) -> BatchRenewResult? {
+        var reader = HotPathJSONReader(bytes)
+        var renewed: [AuthorityGrant]?, refused: [Refusal]?
+        let complete = reader.object { key, reader in
+            switch key {
+            case "renewed": renewed = reader.elements(AuthorityGrant.readHotPath); return renewed != nil
+            case "refused":
+                refused = reader.elements { reader -> Refusal? in
+                    var symbol: String?, code: String?, message: String?
+                    let complete = reader.object { key, reader in
+                        switch key {
+                        case "symbol": symbol = reader.string(); return symbol != nil
+                        case "code": code = reader.string(); return code != nil
+                        case "message": message = reader.string(); return message != nil
+                        default: return false
+                        }
+                    }
+                    guard complete, let symbol, let code, let message else { return nil }
+                    return Refusal(symbol: symbol, code: code, message: message)
+                }
+                return refused != nil
+            default: return false
+            }
+        }
+        guard complete, reader.atEnd, let renewed, let refused else { return nil }
+        return BatchRenewResult(renewed: renewed, refused: refused)
+    }
+}

@@ -228,4 +228,43 @@ import Testing
             }
         }
     }
+
+    // MARK: The renew batch (node → coordinator → node)
+
+    @Test func renewBatchesRoundTripExactlyAsFoundation() async {
+        await propertyCheck(count: 300, input: Self.asciiText, Self.asciiText.array(of: 0...4), Self.number.array(of: 3...3), Gen.int(in: 0...1).array(of: 4...4), Self.asciiText.array(of: 0...2)) { node, symbols, numbers, withGrant, messages in
+            let request = BatchRenewRequest(node: node, grants: symbols.enumerated().map { index, symbol in
+                BatchRenewRequest.Item(symbol: symbol, fencingToken: numbers[0] &+ Int64(index),
+                                       grant: withGrant[index % 4] == 0 ? nil : AuthorityGrant(symbol: symbol, node: node, fencingToken: numbers[0], grantedAtMs: numbers[1], expiresAtMs: numbers[2], signature: "ab"))
+            })
+            let requestBytes = [UInt8]((try? MMJSON.encode(request)) ?? Data())
+            #expect(request.hotPathJSON() == requestBytes)
+            #expect(BatchRenewRequest.decodeHotPath(requestBytes) == request)
+            let result = BatchRenewResult(
+                renewed: symbols.map { AuthorityGrant(symbol: $0, node: node, fencingToken: numbers[0], grantedAtMs: numbers[1], expiresAtMs: numbers[2], signature: "cd") },
+                refused: messages.map { BatchRenewResult.Refusal(symbol: "ACME", code: "grant_lapsed", message: $0) })
+            let resultBytes = [UInt8]((try? MMJSON.encode(result)) ?? Data())
+            #expect(BatchRenewResult.decodeHotPath(resultBytes) == result)
+        }
+    }
+
+    @Test func neverReadsADamagedRenewBatchOtherwiseThanJSONDecoder() async {
+        let damage: [UInt8] = Array(#"{}[]":,0-9.e \"nulltrue"#.utf8) + [0x00, 0x0a, 0x7f, 0xc3, 0xa9]
+        let grant = AuthorityGrant(symbol: "ACME", node: "n1", fencingToken: 3, grantedAtMs: 1, expiresAtMs: 2, signature: "ab")
+        let request = [UInt8]((try? MMJSON.encode(BatchRenewRequest(node: "n1", grants: [.init(symbol: "ACME", fencingToken: 3, grant: grant), .init(symbol: "BOLT", fencingToken: 4)]))) ?? Data())
+        let result = [UInt8]((try? MMJSON.encode(BatchRenewResult(renewed: [grant], refused: [.init(symbol: "BOLT", code: "grant_lapsed", message: "lapsed")]))) ?? Data())
+        await propertyCheck(
+            count: 1_500, input: Gen.int(in: 0...1), Gen.int(in: 0...2).array(of: 1...3), Gen.int(in: 0...10_000).array(of: 3...3), Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
+        ) { which, kinds, positions, replacements in
+            var bytes = which == 0 ? request : result
+            Self.damage(&bytes, kinds: kinds, positions: positions, with: replacements.map { damage[$0] })
+            let shown = String(decoding: bytes, as: UTF8.self)
+            if which == 0, let fast = BatchRenewRequest.decodeHotPath(bytes) {
+                #expect((try? MMJSON.makeDecoder().decode(BatchRenewRequest.self, from: Data(bytes))) == fast, "\(shown)")
+            }
+            if which == 1, let fast = BatchRenewResult.decodeHotPath(bytes) {
+                #expect((try? MMJSON.makeDecoder().decode(BatchRenewResult.self, from: Data(bytes))) == fast, "\(shown)")
+            }
+        }
+    }
 }
