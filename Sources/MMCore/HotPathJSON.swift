@@ -284,6 +284,45 @@ public struct HotPathJSONReader {
         }
     }
 
+    /// One value of any kind, skipped, as its bytes: for a caller that reads some members by
+    /// hand and leaves the others to Foundation (which then judges whether they are valid).
+    /// nil when the input ends inside the value or no value is there.
+    public mutating func rawValue() -> ArraySlice<UInt8>? {
+        skipWhitespace()
+        let start = index
+        var depth = 0
+        var inString = false
+        while index < bytes.count {
+            let byte = bytes[index]
+            if inString {
+                if byte == UInt8(ascii: "\\") { index += 2; continue }
+                index += 1
+                if byte == UInt8(ascii: "\"") {
+                    inString = false
+                    if depth == 0 { return bytes[start..<index] }
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                // At depth 0 this closes the enclosing container: a scalar ends here.
+                if depth == 0 { return index > start ? bytes[start..<index] : nil }
+                depth -= 1
+                if depth == 0 {
+                    index += 1
+                    return bytes[start..<index]
+                }
+            case UInt8(ascii: ","):
+                if depth == 0 { return index > start ? bytes[start..<index] : nil }
+            default: break
+            }
+            index += 1
+        }
+        return depth == 0 && !inString && index > start ? bytes[start..<index] : nil
+    }
+
     /// Consumes a `null` and says so; anything else is left unread.
     public mutating func null() -> Bool {
         skipWhitespace()

@@ -177,6 +177,45 @@ import Testing
         #expect(FillPage.decodeHotPath(Array(#"{"fills":[{"fencing_token":3,"fill_id":"F7","maker_order_id":"Q12","node":"n1","price":10010,"qty":2,"seq":7,"side":"short","symbol":"ACME","taker_order_id":"X15","ts_ms":1}],"head_seq":7}"#.utf8)) == nil, "an unknown side is Foundation's to refuse")
     }
 
+    /// The effective config as the supervisor writes it (pretty) and compact: the same value
+    /// as Foundation's, whatever the configuration holds.
+    @Test func theEffectiveConfigReadsAsFoundationReadsIt() async throws {
+        let names = (1...40).map { String(format: "S%04d", $0) }
+        let configs = [
+            try await ClusterConfig.load(path: nil, environment: [:]),
+            try await ClusterConfig.load(path: nil, environment: [:], overrides: [
+                "symbols.names": names.joined(separator: ","), "nodes.count": "7", "hosts.a": "10.0.0.1", "hosts.b": "10.0.0.2",
+                "placement.nodes": "b", "tls.cert": "/etc/mm/{host}.crt", "tls.key": "/etc/mm/{host}.key", "tls.ca": "/etc/mm/ca.crt",
+            ].merging(names.enumerated().map { ("symbols.\($1).base_price", "\(1_000 + $0 * 7)") }) { first, _ in first }),
+        ]
+        for config in configs {
+            for pretty in [true, false] {
+                let bytes = [UInt8](try MMJSON.encode(config, pretty: pretty))
+                let fast = try #require(ClusterConfig.decodeHotPath(bytes), "declined its own config")
+                #expect(fast == config)
+                #expect(fast == Self.foundation(ClusterConfig.self, bytes))
+            }
+        }
+        // A symbol the hand reader does not fully understand goes to Foundation whole.
+        let odd = Array(#"{"symbols":[{"symbol":"A\u0043ME","tick_size":"0.01","base_price":1,"lot_size":1}]}"#.utf8)
+        #expect(ClusterConfig.decodeHotPath(odd) == nil)
+    }
+
+    @Test func aDamagedEffectiveConfigIsDeclinedOrReadAsFoundationReadsIt() async throws {
+        let config = try await ClusterConfig.load(path: nil, environment: [:], overrides: ["hosts.a": "10.0.0.1", "hosts.b": "10.0.0.2", "placement.nodes": "b"])
+        let sample = [UInt8](try MMJSON.encode(config, pretty: true))
+        let damage: [UInt8] = Array(#"{}[]":,0-9.e \"nulltrue"#.utf8) + [0x00, 0x0a, 0x7f, 0xc3, 0xa9]
+        await propertyCheck(
+            count: 1_000, input: Gen.int(in: 0...2).array(of: 1...3), Gen.int(in: 0...100_000).array(of: 3...3), Gen.int(in: 0...(damage.count - 1)).array(of: 3...3)
+        ) { kinds, positionsAt, replacements in
+            var bytes = sample
+            HotPathJSONTests.damage(&bytes, kinds: kinds, positions: positionsAt, with: replacements.map { damage[$0] })
+            if let fast = ClusterConfig.decodeHotPath(bytes) {
+                #expect(Self.foundation(ClusterConfig.self, bytes) == fast, "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+    }
+
     @Test(arguments: [
         #"{"authority":[{"symbol":"ACME","fencing_token":1,"extra":2}],"quiet_for_ms":0}"#,
         #"{"authority":[{"symbol":"ACME","fencing_token":1.5}],"quiet_for_ms":0}"#,
