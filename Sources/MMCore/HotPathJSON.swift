@@ -611,24 +611,7 @@ extension BatchRenewRequest: HotPathJSONEncodable, HotPathJSONDecodable {
         let complete = reader.object { key, reader in
             switch key {
             case "node": node = reader.string(); return node != nil
-            case "grants":
-                grants = reader.elements { reader -> Item? in
-                    var symbol: String?, fencingToken: Int64?, grant: AuthorityGrant?
-                    let complete = reader.object { key, reader in
-                        switch key {
-                        case "symbol": symbol = reader.string(); return symbol != nil
-                        case "fencing_token": fencingToken = reader.int(); return fencingToken != nil
-                        case "grant":
-                            if reader.null() { return true }
-                            grant = AuthorityGrant.readHotPath(&reader)
-                            return grant != nil
-                        default: return false
-                        }
-                    }
-                    guard complete, let symbol, let fencingToken else { return nil }
-                    return Item(symbol: symbol, fencingToken: fencingToken, grant: grant)
-                }
-                return grants != nil
+            case "grants": grants = reader.elements(Item.readHotPath); return grants != nil
             default: return false
             }
         }
@@ -644,25 +627,46 @@ extension BatchRenewResult: HotPathJSONDecodable {
         let complete = reader.object { key, reader in
             switch key {
             case "renewed": renewed = reader.elements(AuthorityGrant.readHotPath); return renewed != nil
-            case "refused":
-                refused = reader.elements { reader -> Refusal? in
-                    var symbol: String?, code: String?, message: String?
-                    let complete = reader.object { key, reader in
-                        switch key {
-                        case "symbol": symbol = reader.string(); return symbol != nil
-                        case "code": code = reader.string(); return code != nil
-                        case "message": message = reader.string(); return message != nil
-                        default: return false
-                        }
-                    }
-                    guard complete, let symbol, let code, let message else { return nil }
-                    return Refusal(symbol: symbol, code: code, message: message)
-                }
-                return refused != nil
+            case "refused": refused = reader.elements(Refusal.readHotPath); return refused != nil
             default: return false
             }
         }
         guard complete, reader.atEnd, let renewed, let refused else { return nil }
         return BatchRenewResult(renewed: renewed, refused: refused)
+    }
+}
+
+extension BatchRenewRequest.Item {
+    static func readHotPath(_ reader: inout HotPathJSONReader) -> BatchRenewRequest.Item? {
+        var symbol: String?, fencingToken: Int64?, grant: AuthorityGrant?
+        let complete = reader.object { key, reader in
+            switch key {
+            case "symbol": symbol = reader.string(); return symbol != nil
+            case "fencing_token": fencingToken = reader.int(); return fencingToken != nil
+            case "grant":
+                if reader.null() { return true }
+                grant = AuthorityGrant.readHotPath(&reader)
+                return grant != nil
+            default: return false
+            }
+        }
+        guard complete, let symbol, let fencingToken else { return nil }
+        return BatchRenewRequest.Item(symbol: symbol, fencingToken: fencingToken, grant: grant)
+    }
+}
+
+extension BatchRenewResult.Refusal {
+    static func readHotPath(_ reader: inout HotPathJSONReader) -> BatchRenewResult.Refusal? {
+        var symbol: String?, code: String?, message: String?
+        let complete = reader.object { key, reader in
+            switch key {
+            case "symbol": symbol = reader.string(); return symbol != nil
+            case "code": code = reader.string(); return code != nil
+            case "message": message = reader.string(); return message != nil
+            default: return false
+            }
+        }
+        guard complete, let symbol, let code, let message else { return nil }
+        return BatchRenewResult.Refusal(symbol: symbol, code: code, message: message)
     }
 }
